@@ -1,0 +1,55 @@
+"""The matcher interface the ingest pipeline calls."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Literal, Protocol
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+Decision = Literal["link", "review", "new"]
+
+
+@dataclass
+class FieldComparison:
+    field: str
+    value_a: Any
+    value_b: Any
+    level: str
+    weight: float
+
+
+@dataclass
+class Candidate:
+    golden_id: uuid.UUID
+    score: float
+    reason: str
+    comparisons: list[FieldComparison] = field(default_factory=list)
+
+
+@dataclass
+class MatchOutcome:
+    decision: Decision
+    golden_id: uuid.UUID | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+    reason: str = ""
+
+
+class Matcher(Protocol):
+    def keys(self, *, domain: str, values: dict[str, Any]) -> list[tuple[str, str]]:
+        """Normalised (key_type, key_value) pairs stored in the MatchKey index for a source record."""
+
+    def match(self, *, domain: str, values: dict[str, Any], exclude_source_record: int | None = None) -> MatchOutcome:
+        """Decide which golden record these normalised values belong to."""
+
+
+@cache
+def _matcher_class(path: str):
+    return import_string(path)
+
+
+def get_matcher() -> Matcher:
+    return _matcher_class(settings.MDM_MATCHER)()

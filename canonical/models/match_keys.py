@@ -1,0 +1,25 @@
+from django.db import models
+
+from .domains import Domain
+
+
+class MatchKey(models.Model):
+    """The blocking / identifier index: normalised keys of every live source record, pointing at its golden.
+
+    Derived data (rebuilt from source records), so it carries no history of its own.
+    """
+
+    domain = models.CharField(max_length=32, choices=Domain.choices)
+    key_type = models.CharField(max_length=32)
+    key_value = models.CharField(max_length=255)
+    golden_id = models.UUIDField()
+    source_record = models.ForeignKey("canonical.SourceRecord", on_delete=models.CASCADE, related_name="match_keys")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["domain", "key_type", "key_value"], name="match_key_lookup"),
+            models.Index(fields=["golden_id"], name="match_key_golden"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain}:{self.key_type}={self.key_value}"

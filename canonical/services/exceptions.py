@@ -1,0 +1,56 @@
+"""The exception queues: raise (idempotently) and close data-quality, ownership and reference exceptions."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.utils import timezone
+
+from canonical.models import DataException, ExceptionStatus, SourceRecord
+
+
+def exception_raise(
+    *,
+    kind: str,
+    message: str,
+    source_record: SourceRecord | None = None,
+    golden_id: uuid.UUID | None = None,
+    detail: dict | None = None,
+    domain: str = "",
+    system: str | None = None,
+) -> DataException:
+    """Open an exception, or refresh the open one of the same kind for the same source record."""
+    detail = detail or {}
+    existing = None
+    if source_record is not None:
+        existing = DataException.objects.filter(
+            kind=kind, source_record=source_record, status=ExceptionStatus.OPEN
+        ).first()
+    if existing is not None:
+        if existing.message != message or existing.detail != detail or existing.golden_id != golden_id:
+            existing.message, existing.detail, existing.golden_id = message, detail, golden_id
+            existing.save()
+        return existing
+    return DataException.objects.create(
+        kind=kind,
+        message=message,
+        detail=detail,
+        source_record=source_record,
+        golden_id=golden_id,
+        domain=source_record.domain if source_record is not None else domain,
+        system_id=source_record.system_id if source_record is not None else system,
+    )
+
+
+def exception_close(*, kind: str, source_record: SourceRecord, note: str) -> int:
+    """Resolve the open exceptions of a kind for a source record (its cause went away)."""
+    closed = 0
+    if source_record.pk is None:
+        return 0
+    for exc in DataException.objects.filter(kind=kind, source_record=source_record, status=ExceptionStatus.OPEN):
+        exc.status = ExceptionStatus.RESOLVED
+        exc.resolution_note = note
+        exc.resolved_at = timezone.now()
+        exc.save()
+        closed += 1
+    return closed

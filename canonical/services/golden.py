@@ -1,0 +1,261 @@
+"""Golden records: follow merges to survivors, recompute from sources, publish each change.
+
+`golden_record_recompute` is the one place a golden record's values change because of source data;
+it writes the golden row, its history row and the outbox event in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+
+from canonical.audit import current_context
+from canonical.domains import get_domain
+from canonical.models import (
+    ChangeEvent,
+    ChangeEventType,
+    FieldOverride,
+    GoldenStatus,
+    SourceRecord,
+    SourceStatus,
+)
+from canonical.services import exceptions as exc_service
+from canonical.services.ownership import ownership_map, system_priorities
+from canonical.services.survivorship import Contribution, Survival, survive
+
+_MAX_MERGE_DEPTH = 50
+
+
+def golden_survivor_id(domain: str, golden_id: uuid.UUID | str | None) -> uuid.UUID | None:
+    """Follow `merged_into` from a golden id to the record that survives (None if there is no such id)."""
+    if golden_id is None:
+        return None
+    model = get_domain(domain).model
+    current = uuid.UUID(str(golden_id))
+    for _ in range(_MAX_MERGE_DEPTH):
+        row = model.objects.filter(pk=current).values_list("merged_into_id", flat=True).first()
+        if row is None:
+            exists = model.objects.filter(pk=current).exists()
+            return current if exists else None
+        current = row
+    raise RuntimeError(f"merge chain of {domain} {golden_id} is longer than {_MAX_MERGE_DEPTH}")
+
+
+def golden_survivor_ids(domain: str, golden_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+    """Distinct survivors of the given ids, oldest golden record first (a stable choice)."""
+    model = get_domain(domain).model
+    survivors = {s for g in golden_ids if (s := golden_survivor_id(domain, g)) is not None}
+    return list(model.objects.filter(pk__in=survivors).order_by("created_at", "id").values_list("pk", flat=True))
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def golden_values(record) -> dict[str, Any]:
+    """The canonical field values of a golden record (references as golden id strings), JSON-safe."""
+    spec = get_domain(record.DOMAIN)
+    out: dict[str, Any] = {}
+    for f in spec.fields:
+        if f.kind == "ref":
+            out[f.name] = to_json(getattr(record, f"{f.name}_id"))
+        else:
+            out[f.name] = to_json(getattr(record, f.name))
+    return out
+
+
+def _to_model_value(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "decimal":
+        return Decimal(value)
+    if kind == "date":
+        return dt.date.fromisoformat(value)
+    return value
+
+
+def contribution_of(sr: SourceRecord) -> Contribution:
+    spec = get_domain(sr.domain)
+    values: dict[str, Any] = {}
+    for name, value in sr.values.items():
+        f = spec.get(name)
+        if f is None:
+            continue
+        if f.kind == "ref":
+            if isinstance(value, dict) and value.get("golden_id"):
+                values[name] = str(golden_survivor_id(f.ref_domain, value["golden_id"]) or value["golden_id"])
+            elif value is None:
+                values[name] = None
+            # an unresolved reference contributes nothing yet
+        else:
+            values[name] = value
+    return Contribution(
+        source_record_id=sr.pk, system=sr.system_id, source_id=sr.source_id, updated_at=sr.updated_at, values=values
+    )
+
+
+def live_sources(domain: str, golden_id: uuid.UUID) -> list[SourceRecord]:
+    return list(
+        SourceRecord.objects.filter(
+            domain=domain, golden_id=golden_id, deleted=False, status=SourceStatus.APPLIED
+        ).order_by("pk")
+    )
+
+
+def overrides_for(domain: str, golden_id: uuid.UUID) -> dict[str, Any]:
+    return dict(
+        FieldOverride.objects.filter(domain=domain, golden_id=golden_id, is_active=True).values_list("field", "value")
+    )
+
+
+def golden_compute(domain: str, golden_id: uuid.UUID | None, sources: list[SourceRecord]) -> Survival:
+    spec = get_domain(domain)
+    overrides = overrides_for(domain, golden_id) if golden_id else {}
+    return survive(
+        spec=spec,
+        contributions=[contribution_of(sr) for sr in sources],
+        owners=ownership_map(domain),
+        overrides=overrides,
+        priorities=system_priorities(),
+    )
+
+
+def _apply_values(record, values: dict[str, Any]) -> list[str]:
+    spec = get_domain(record.DOMAIN)
+    changed = []
+    for f in spec.fields:
+        new = values.get(f.name)
+        if f.kind == "ref":
+            attr = f"{f.name}_id"
+            new_id = uuid.UUID(str(new)) if new else None
+            if getattr(record, attr) != new_id:
+                setattr(record, attr, new_id)
+                changed.append(f.name)
+            continue
+        if f.kind in ("list_str", "lines") and new is None:
+            new = []
+        model_value = _to_model_value(f.kind, new)
+        if getattr(record, f.name) != model_value:
+            setattr(record, f.name, model_value)
+            changed.append(f.name)
+    return changed
+
+
+def change_event_write(
+    *, record, event_type: str, changed_fields: list[str], origin_system: str | None, extra: dict | None = None
+) -> ChangeEvent:
+    ctx = current_context()
+    data = {"id": str(record.pk), "status": record.status, "version": record.version, **golden_values(record)}
+    if record.merged_into_id:
+        data["merged_into"] = str(record.merged_into_id)
+    if extra:
+        data.update(extra)
+    return ChangeEvent.objects.create(
+        type=event_type,
+        domain=record.DOMAIN,
+        golden_id=record.pk,
+        version=record.version,
+        changed_fields=changed_fields,
+        data=data,
+        origin_system_id=origin_system,
+        actor=ctx.actor,
+        request_id=ctx.request_id,
+    )
+
+
+def _sync_conflicts(domain: str, sources: list[SourceRecord], survival: Survival) -> None:
+    for sr in sources:
+        conflicts = survival.conflicts.get(sr.pk, {})
+        if sr.conflicts != conflicts:
+            SourceRecord.objects.filter(pk=sr.pk).update(conflicts=conflicts)
+            sr.conflicts = conflicts
+        if conflicts:
+            fields = ", ".join(sorted(conflicts))
+            owner = next(iter(conflicts.values()))["owner"]
+            exc_service.exception_raise(
+                kind="ownership_conflict",
+                source_record=sr,
+                golden_id=sr.golden_id,
+                message=f"{sr.system_id} disagrees with the owner ({owner}) on {fields}; its value is kept, not applied",
+                detail={"conflicts": conflicts},
+            )
+        else:
+            exc_service.exception_close(kind="ownership_conflict", source_record=sr, note="the conflict went away")
+
+
+def _reason(origin_system: str | None, changed: list[str], provenance_changed: bool) -> str:
+    ctx_reason = current_context().reason
+    if ctx_reason:
+        return ctx_reason
+    what = ", ".join(changed) if changed else "provenance"
+    return f"recomputed ({what})" + (f" after a change from {origin_system}" if origin_system else "")
+
+
+def golden_record_recompute(
+    *, domain: str, golden_id: uuid.UUID, origin_system: str | None = None
+) -> tuple[object, list[str]]:
+    """Recompute a golden record from its live sources and overrides; save, audit and publish if it changed.
+
+    Returns (record, changed field names). Status follows the sources: inactive when none is live.
+    """
+    spec = get_domain(domain)
+    model = spec.model
+    with transaction.atomic():
+        record = model.objects.select_for_update().get(pk=golden_id)
+        if record.status == GoldenStatus.MERGED:
+            return record, []
+        sources = live_sources(domain, golden_id)
+        changed: list[str] = []
+        event_type = ChangeEventType.UPDATED
+        if sources:
+            survival = golden_compute(domain, golden_id, sources)
+            changed = _apply_values(record, survival.values)
+            provenance_changed = record.provenance != survival.provenance
+            record.provenance = survival.provenance
+            if record.status == GoldenStatus.INACTIVE:
+                record.status = GoldenStatus.ACTIVE
+                event_type = ChangeEventType.REACTIVATED
+                changed.append("status")
+            _sync_conflicts(domain, sources, survival)
+        else:
+            provenance_changed = False
+            if record.status == GoldenStatus.ACTIVE:
+                record.status = GoldenStatus.INACTIVE
+                event_type = ChangeEventType.DEACTIVATED
+                changed.append("status")
+        if not changed and not provenance_changed:
+            return record, []
+        record.version += 1
+        record._change_reason = _reason(origin_system, changed, provenance_changed)
+        record.save()
+        if changed:
+            change_event_write(
+                record=record, event_type=event_type, changed_fields=changed, origin_system=origin_system
+            )
+        return record, changed
+
+
+def golden_record_create(*, domain: str, sources: list[SourceRecord], origin_system: str | None):
+    """Create a golden record from its first source record(s); writes history and a `golden.created` event."""
+    spec = get_domain(domain)
+    survival = golden_compute(domain, None, sources)
+    record = spec.model(status=GoldenStatus.ACTIVE, version=1, provenance=survival.provenance)
+    _apply_values(record, survival.values)
+    first = sources[0]
+    record._change_reason = current_context().reason or f"created from {first.system_id} {domain} {first.source_id}"
+    record.save(force_insert=True)
+    change_event_write(
+        record=record, event_type=ChangeEventType.CREATED, changed_fields=spec.field_names, origin_system=origin_system
+    )
+    return record, survival

@@ -1,0 +1,449 @@
+"""The ingest pipeline: receive → validate → resolve references → match → survive → publish.
+
+The same functions serve REST, the CLI and connectors. Each record is processed in its own transaction
+(a savepoint inside a batch), so one record's outcome never depends on another's failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from canonical.domains import DomainSpec, get_domain
+from canonical.matching.base import get_matcher
+from canonical.models import (
+    CrossReference,
+    GoldenStatus,
+    MatchKey,
+    PendingReference,
+    SourceRecord,
+    SourceStatus,
+    System,
+)
+from canonical.services import exceptions as exc_service
+from canonical.services.golden import (
+    golden_compute,
+    golden_record_create,
+    golden_record_recompute,
+    golden_survivor_id,
+    live_sources,
+)
+from canonical.services.survivorship import missing_required
+from canonical.validation import unknown_attributes, validate_attributes
+
+logger = logging.getLogger(__name__)
+
+
+class EnvelopeError(ValueError):
+    """A payload that is not a source record at all (HTTP 400 / CLI line error). Carries field messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Envelope:
+    source_id: str
+    updated_at: dt.datetime
+    deleted: bool
+    attributes: dict[str, Any]
+
+
+@dataclass
+class IngestResult:
+    source_id: str
+    outcome: str  # created | updated | linked | unchanged | stale | deleted | exception | held
+    golden_id: str | None = None
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        if not data["errors"]:
+            data.pop("errors")
+        if not data["message"]:
+            data.pop("message")
+        return data
+
+
+def _parse_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        text = str(value).strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        parsed = dt.datetime.fromisoformat(text)
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def envelope_parse(payload: Any, *, spec: DomainSpec, allow_unknown: bool = False) -> Envelope:
+    """Check the shape of one ingest object; raise EnvelopeError with field-level messages if it is wrong."""
+    if not isinstance(payload, dict):
+        raise EnvelopeError({"non_field_errors": ["expected an object with source_id, updated_at, attributes"]})
+    errors: dict[str, list[str]] = {}
+    unknown_keys = set(payload) - {"source_id", "updated_at", "deleted", "attributes"}
+    if unknown_keys:
+        errors["non_field_errors"] = [f"unknown key(s): {', '.join(sorted(unknown_keys))}"]
+    source_id = payload.get("source_id")
+    if isinstance(source_id, (int,)) and not isinstance(source_id, bool):
+        source_id = str(source_id)
+    if not isinstance(source_id, str) or not source_id.strip():
+        errors["source_id"] = ["this field is required (a non-empty string)"]
+    elif len(source_id.strip()) > 255:
+        errors["source_id"] = ["longer than 255 characters"]
+    updated_at = timezone.now()
+    if payload.get("updated_at") not in (None, ""):
+        try:
+            updated_at = _parse_datetime(payload["updated_at"])
+        except (ValueError, TypeError):
+            errors["updated_at"] = [f"'{payload['updated_at']}' is not an ISO 8601 date-time"]
+    deleted = payload.get("deleted", False)
+    if deleted in (None, ""):
+        deleted = False
+    if isinstance(deleted, str) and deleted.lower() in ("true", "false", "1", "0"):
+        deleted = deleted.lower() in ("true", "1")
+    if not isinstance(deleted, bool):
+        errors["deleted"] = ["must be true or false"]
+    attributes = payload.get("attributes", {})
+    if attributes is None:
+        attributes = {}
+    if not isinstance(attributes, dict):
+        errors["attributes"] = ["must be an object of canonical field names"]
+    elif not allow_unknown:
+        unknown = unknown_attributes(spec, attributes)
+        if unknown:
+            errors["attributes"] = [
+                f"unknown field(s) for {spec.name}: {', '.join(unknown)}; expected some of {', '.join(spec.field_names)}"
+            ]
+    if errors:
+        raise EnvelopeError(errors)
+    if allow_unknown:
+        attributes = {k: v for k, v in attributes.items() if spec.get(k) is not None}
+    return Envelope(source_id=source_id.strip(), updated_at=updated_at, deleted=deleted, attributes=attributes)
+
+
+def content_hash(attributes: dict, deleted: bool) -> str:
+    blob = json.dumps({"a": attributes, "d": deleted}, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# --- references -------------------------------------------------------------------------------------------
+
+
+class _UnknownGolden(ValueError):
+    pass
+
+
+def reference_resolve(ref: dict, target_domain: str) -> uuid.UUID | None:
+    """A parsed reference → the survivor's golden id, or None if the target has not arrived yet."""
+    if "golden_id" in ref:
+        survivor = golden_survivor_id(target_domain, ref["golden_id"])
+        if survivor is None:
+            raise _UnknownGolden(f"no {target_domain} with golden id {ref['golden_id']}")
+        return survivor
+    golden_id = (
+        CrossReference.objects.filter(system_id=ref["system"], domain=target_domain, source_id=ref["source_id"])
+        .values_list("golden_id", flat=True)
+        .first()
+    )
+    return golden_survivor_id(target_domain, golden_id) if golden_id else None
+
+
+def _resolve_references(sr: SourceRecord, spec: DomainSpec, values: dict, errors: dict) -> list[str]:
+    """Resolve reference values in place; return the fields still waiting for their target."""
+    pending_fields: list[str] = []
+    known_systems = set(System.objects.values_list("code", flat=True))
+    wanted: dict[str, dict] = {}
+    for f in spec.ref_fields:
+        ref = values.get(f.name)
+        if not isinstance(ref, dict):
+            continue
+        if "system" in ref and ref["system"] not in known_systems:
+            errors.setdefault(f.name, []).append(f"unknown system '{ref['system']}' in reference")
+            continue
+        try:
+            golden_id = reference_resolve(ref, f.ref_domain)
+        except _UnknownGolden as exc:
+            errors.setdefault(f.name, []).append(str(exc))
+            continue
+        if golden_id is None:
+            pending_fields.append(f.name)
+            wanted[f.name] = ref
+        else:
+            values[f.name] = {**ref, "golden_id": str(golden_id)}
+    if not errors:
+        _sync_pending(sr, spec, wanted)
+    return pending_fields
+
+
+def _sync_pending(sr: SourceRecord, spec: DomainSpec, wanted: dict[str, dict]) -> None:
+    existing = {p.field: p for p in sr.pending_references.all()} if sr.pk else {}
+    for name, pending in existing.items():
+        ref = wanted.get(name)
+        if ref is None or (pending.target_system_id, pending.target_source_id) != (ref["system"], ref["source_id"]):
+            pending.delete()
+    for name, ref in wanted.items():
+        PendingReference.objects.get_or_create(
+            source_record=sr,
+            field=name,
+            defaults={
+                "target_system_id": ref["system"],
+                "target_domain": spec.get(name).ref_domain,
+                "target_source_id": ref["source_id"],
+            },
+        )
+
+
+# --- the pipeline ----------------------------------------------------------------------------------------
+
+
+def _keys_sync(sr: SourceRecord, keys: list[tuple[str, str]]) -> None:
+    current = set(MatchKey.objects.filter(source_record=sr).values_list("key_type", "key_value", "golden_id"))
+    wanted = {(t, v, sr.golden_id) for t, v in keys} if sr.golden_id and sr.is_live else set()
+    if current == wanted:
+        return
+    MatchKey.objects.filter(source_record=sr).delete()
+    MatchKey.objects.bulk_create(
+        [MatchKey(domain=sr.domain, key_type=t, key_value=v, golden_id=g, source_record=sr) for t, v, g in wanted]
+    )
+
+
+def _xref_link(sr: SourceRecord, golden_id: uuid.UUID) -> None:
+    xref = CrossReference.objects.filter(system_id=sr.system_id, domain=sr.domain, source_id=sr.source_id).first()
+    if xref is None:
+        CrossReference.objects.create(
+            system_id=sr.system_id, domain=sr.domain, source_id=sr.source_id, golden_id=golden_id, source_record=sr
+        )
+    elif xref.golden_id != golden_id or xref.source_record_id != sr.pk:
+        xref.golden_id = golden_id
+        xref.source_record = sr
+        xref.save()
+
+
+def _matcher_values(spec: DomainSpec, values: dict) -> dict:
+    out = {}
+    for name, value in values.items():
+        f = spec.get(name)
+        if f is not None and f.kind == "ref":
+            out[name] = value.get("golden_id") if isinstance(value, dict) else None
+        else:
+            out[name] = value
+    return out
+
+
+def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult:
+    """Validate, resolve, match and survive one received source record (already saved with its attributes)."""
+    result = IngestResult(source_id=sr.source_id, outcome="unchanged")
+    previous_golden = sr.golden_id
+
+    if sr.deleted:
+        sr.status = SourceStatus.DELETED
+        sr.save()
+        _keys_sync(sr, [])
+        for kind in ("validation", "incomplete", "unresolved_reference", "ownership_conflict"):
+            exc_service.exception_close(kind=kind, source_record=sr, note="deleted in its system")
+        PendingReference.objects.filter(source_record=sr).delete()
+        if previous_golden:
+            golden_record_recompute(domain=sr.domain, golden_id=previous_golden, origin_system=sr.system_id)
+        result.outcome = "deleted"
+        result.golden_id = str(previous_golden) if previous_golden else None
+        return result
+
+    values, errors = validate_attributes(spec, sr.attributes, system=sr.system_id)
+    pending_fields = _resolve_references(sr, spec, values, errors) if not errors else []
+
+    if errors:
+        sr.errors = errors
+        if sr.golden_id is None:
+            sr.status = SourceStatus.INVALID
+        sr.save()
+        exc_service.exception_raise(
+            kind="validation",
+            source_record=sr,
+            golden_id=sr.golden_id,
+            message=f"{sr.system_id} {spec.name} {sr.source_id}: "
+            + "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()),
+            detail={"errors": errors},
+        )
+        result.outcome, result.errors = "exception", errors
+        result.golden_id = str(sr.golden_id) if sr.golden_id else None
+        result.message = "invalid values: kept as a data-quality exception, not applied"
+        return result
+    exc_service.exception_close(kind="validation", source_record=sr, note="a valid version arrived")
+    sr.errors = {}
+
+    required_pending = [name for name in pending_fields if spec.get(name).required]
+    if required_pending and sr.golden_id is None:
+        sr.values = values
+        sr.status = SourceStatus.PENDING_REFERENCE
+        sr.save()
+        targets = {name: values[name] for name in required_pending}
+        exc_service.exception_raise(
+            kind="unresolved_reference",
+            source_record=sr,
+            message=f"{sr.system_id} {spec.name} {sr.source_id} waits for "
+            + ", ".join(f"{name} → {t['system']}:{t['source_id']}" for name, t in targets.items()),
+            detail={"pending": targets},
+        )
+        result.outcome = "held"
+        result.message = "held until the referenced record arrives: " + ", ".join(required_pending)
+        return result
+    if not pending_fields:
+        exc_service.exception_close(kind="unresolved_reference", source_record=sr, note="references resolved")
+
+    matcher = get_matcher()
+    match_values = _matcher_values(spec, values)
+    golden_id = None
+    if sr.golden_id:
+        golden_id = golden_survivor_id(spec.name, sr.golden_id)
+    if golden_id is None:
+        xref_golden = (
+            CrossReference.objects.filter(system_id=sr.system_id, domain=spec.name, source_id=sr.source_id)
+            .values_list("golden_id", flat=True)
+            .first()
+        )
+        golden_id = golden_survivor_id(spec.name, xref_golden) if xref_golden else None
+    if golden_id is None:
+        outcome = matcher.match(domain=spec.name, values=match_values, exclude_source_record=sr.pk)
+        if outcome.decision == "link":
+            golden_id = outcome.golden_id
+
+    old_values = sr.values
+    old_status = sr.status
+    sr.values = values
+    sr.status = SourceStatus.APPLIED
+    if golden_id is None:
+        survival = golden_compute(spec.name, None, [sr])
+        missing = missing_required(spec, survival.values)
+        if missing:
+            sr.status = SourceStatus.INCOMPLETE
+            sr.save()
+            exc_service.exception_raise(
+                kind="incomplete",
+                source_record=sr,
+                message=f"{sr.system_id} {spec.name} {sr.source_id} lacks required field(s): {', '.join(missing)}",
+                detail={"missing": missing},
+            )
+            result.outcome = "exception"
+            result.errors = {name: ["this field is required"] for name in missing}
+            result.message = "incomplete: kept as a data-quality exception, not applied"
+            return result
+        sr.save()
+        record, _ = golden_record_create(domain=spec.name, sources=[sr], origin_system=sr.system_id)
+        sr.golden_id = record.pk
+        sr.save(update_fields=["golden_id", "processed_at"])
+        result.outcome = "created"
+    else:
+        candidate_sources = [s for s in live_sources(spec.name, golden_id) if s.pk != sr.pk] + [sr]
+        survival = golden_compute(spec.name, golden_id, candidate_sources)
+        missing = missing_required(spec, survival.values)
+        if missing:
+            # Keep the last applied version contributing; a record never applied is held as incomplete.
+            sr.values = old_values
+            sr.status = old_status if old_status == SourceStatus.APPLIED else SourceStatus.INCOMPLETE
+            sr.save()
+            exc_service.exception_raise(
+                kind="incomplete",
+                source_record=sr,
+                golden_id=golden_id,
+                message=f"{sr.system_id} {spec.name} {sr.source_id} would leave required field(s) empty: "
+                + ", ".join(missing),
+                detail={"missing": missing},
+            )
+            result.outcome = "exception"
+            result.errors = {name: ["this field is required"] for name in missing}
+            result.golden_id = str(golden_id)
+            return result
+        sr.golden_id = golden_id
+        sr.save()
+        _, changed = golden_record_recompute(domain=spec.name, golden_id=golden_id, origin_system=sr.system_id)
+        result.outcome = "linked" if previous_golden != golden_id else ("updated" if changed else "unchanged")
+    exc_service.exception_close(kind="incomplete", source_record=sr, note="now complete")
+    _xref_link(sr, sr.golden_id)
+    _keys_sync(sr, matcher.keys(domain=spec.name, values=match_values))
+    result.golden_id = str(sr.golden_id)
+    _resolve_waiting(sr)
+    return result
+
+
+def _resolve_waiting(target: SourceRecord) -> None:
+    """Re-process source records that were waiting for this one."""
+    waiting = PendingReference.objects.filter(
+        target_system_id=target.system_id, target_domain=target.domain, target_source_id=target.source_id
+    ).select_related("source_record")
+    seen = set()
+    for pending in waiting:
+        sr = pending.source_record
+        if sr.pk in seen:
+            continue
+        seen.add(sr.pk)
+        source_record_reprocess(sr)
+
+
+def source_record_reprocess(sr: SourceRecord) -> IngestResult:
+    """Run the pipeline again on a stored source record (a reference arrived, a rule changed, a retry)."""
+    with transaction.atomic():
+        locked = SourceRecord.objects.select_for_update().get(pk=sr.pk)
+        return source_record_process(locked, spec=get_domain(locked.domain))
+
+
+def _receive(system: System, spec: DomainSpec, env: Envelope) -> IngestResult:
+    digest = content_hash(env.attributes, env.deleted)
+    sr = (
+        SourceRecord.objects.select_for_update()
+        .filter(system=system, domain=spec.name, source_id=env.source_id)
+        .first()
+    )
+    if sr is not None:
+        if env.updated_at < sr.updated_at:
+            return IngestResult(
+                source_id=env.source_id,
+                outcome="stale",
+                golden_id=str(sr.golden_id) if sr.golden_id else None,
+                message=f"older than the version held ({sr.updated_at.isoformat()}); ignored",
+            )
+        if sr.content_hash == digest:
+            if env.updated_at > sr.updated_at:
+                SourceRecord.objects.filter(pk=sr.pk).update(updated_at=env.updated_at)
+            return IngestResult(
+                source_id=env.source_id, outcome="unchanged", golden_id=str(sr.golden_id) if sr.golden_id else None
+            )
+    else:
+        sr = SourceRecord(system=system, domain=spec.name, source_id=env.source_id, status=SourceStatus.INVALID)
+    sr.attributes = env.attributes
+    sr.updated_at = env.updated_at
+    sr.deleted = env.deleted
+    sr.content_hash = digest
+    if sr.pk is None:
+        sr.save()
+    return source_record_process(sr, spec=spec)
+
+
+def source_records_ingest(*, system: System | str, domain: str, envelopes: list[Envelope]) -> list[IngestResult]:
+    """Ingest a batch of parsed envelopes; one savepoint per record, one transaction per batch."""
+    spec = get_domain(domain)
+    if isinstance(system, str):
+        system = System.objects.get(code=system)
+    results: list[IngestResult] = []
+    with transaction.atomic():
+        for env in envelopes:
+            with transaction.atomic():
+                results.append(_receive(system, spec, env))
+    return results
+
+
+def golden_status_counts(domain: str) -> dict[str, int]:
+    model = get_domain(domain).model
+    return {s: model.objects.filter(status=s).count() for s in GoldenStatus.values}

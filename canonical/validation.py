@@ -1,0 +1,319 @@
+"""Canonical validation: turn a source record's attributes into normalised values, or field-level errors.
+
+Values are normalised to JSON-safe canonical forms: ISO codes upper-case, dates `YYYY-MM-DD`, decimals as
+strings (money is never a float), tax ids in python-stdnum's compact form, references as parsed dicts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+
+import pycountry
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
+from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.util import get_cc_module
+
+from canonical.domains import DomainSpec, FieldSpec
+
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_EU_VAT = {
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU",
+    "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+}  # fmt: skip
+
+
+class FieldError(ValueError):
+    pass
+
+
+@cache
+def _countries() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for c in pycountry.countries:
+        index[c.alpha_2] = c.alpha_2
+    return index
+
+
+@cache
+def _alpha3_to_alpha2() -> dict[str, str]:
+    return {c.alpha_3: c.alpha_2 for c in pycountry.countries}
+
+
+@cache
+def _currencies() -> frozenset[str]:
+    return frozenset(c.alpha_3 for c in pycountry.currencies)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise FieldError("expected a text value")
+    return str(value).strip()
+
+
+def clean_country(value: Any) -> str:
+    text = _as_text(value).upper()
+    if text in _countries():
+        return text
+    hint = _alpha3_to_alpha2().get(text)
+    if hint:
+        raise FieldError(f"'{value}' is not an ISO 3166-1 alpha-2 country code (did you mean '{hint}'?)")
+    raise FieldError(f"'{value}' is not an ISO 3166-1 alpha-2 country code")
+
+
+def clean_currency(value: Any) -> str:
+    text = _as_text(value).upper()
+    if text in _currencies():
+        return text
+    raise FieldError(f"'{value}' is not an ISO 4217 currency code")
+
+
+def clean_date(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = _as_text(value)
+    try:
+        return dt.date.fromisoformat(text[:10] if len(text) > 10 and text[10] in "T " else text).isoformat()
+    except ValueError:
+        raise FieldError(f"'{value}' is not an ISO 8601 date (YYYY-MM-DD)") from None
+
+
+def clean_decimal(value: Any, spec: FieldSpec) -> str:
+    if isinstance(value, bool):
+        raise FieldError("expected a decimal number")
+    try:
+        number = Decimal(str(value).strip().replace(",", "")) if not isinstance(value, Decimal) else value
+    except (InvalidOperation, ValueError):
+        raise FieldError(f"'{value}' is not a decimal number") from None
+    if not number.is_finite():
+        raise FieldError(f"'{value}' is not a finite number")
+    quantum = Decimal(1).scaleb(-spec.decimal_places)
+    try:
+        number = number.quantize(quantum)
+    except InvalidOperation:
+        raise FieldError(f"'{value}' is too large") from None
+    if len(number.as_tuple().digits) > spec.max_digits:
+        raise FieldError(f"'{value}' has more than {spec.max_digits - spec.decimal_places} digits before the point")
+    return str(number)
+
+
+def clean_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise FieldError(f"'{value}' is not a boolean (true/false)")
+
+
+def clean_email(value: Any) -> str:
+    text = _as_text(value).lower()
+    try:
+        validate_email(text)
+    except DjangoValidationError:
+        raise FieldError(f"'{value}' is not a valid email address") from None
+    return text
+
+
+def clean_domain_name(value: Any) -> str:
+    text = _as_text(value).lower().removeprefix("@")
+    if not _DOMAIN_RE.match(text):
+        raise FieldError(f"'{value}' is not a domain name")
+    return text
+
+
+def clean_url(value: Any) -> str:
+    text = _as_text(value)
+    bare = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text.lower()).split("/")[0].split(":")[0]
+    if not _DOMAIN_RE.match(bare):
+        raise FieldError(f"'{value}' is not a web address")
+    return text if "://" in text else f"https://{text}"
+
+
+def _tax_module(country: str):
+    for name in ("vat", "tin"):
+        try:
+            module = get_cc_module(country.lower(), name)
+        except (ImportError, AttributeError):
+            module = None
+        if module is not None:
+            return module
+    return None
+
+
+def clean_tax_id(value: Any, country: str | None) -> str:
+    """Validate with python-stdnum where the country has a VAT/TIN scheme; return the compact form."""
+    text = _as_text(value)
+    module = _tax_module(country) if country else None
+    if country in _EU_VAT and text[:2].upper() == ("EL" if country == "GR" else country):
+        from stdnum.eu import vat as eu_vat
+
+        module = eu_vat
+    if module is None:
+        return re.sub(r"[\s.\-/]", "", text).upper()
+    try:
+        return module.validate(text)
+    except StdnumError as exc:
+        raise FieldError(f"'{value}' is not a valid tax id for {country}: {exc}") from None
+
+
+def clean_list_str(value: Any) -> list[str]:
+    if isinstance(value, str):
+        items = [item.strip() for item in re.split(r"[;|]", value)]
+    elif isinstance(value, list):
+        items = []
+        for item in value:
+            if not isinstance(item, (str, int, float)) or isinstance(item, bool):
+                raise FieldError("expected a list of strings")
+            items.append(str(item).strip())
+    else:
+        raise FieldError("expected a list of strings")
+    seen: dict[str, None] = {}
+    for item in items:
+        if item:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+_LINE_UNITS = ("hour", "day")
+_RATE = FieldSpec("rate", "decimal", max_digits=12)
+
+
+def clean_lines(value: Any) -> list[dict]:
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise FieldError("expected a JSON list of {role, grade, unit, rate}") from None
+    if not isinstance(value, list):
+        raise FieldError("expected a list of {role, grade, unit, rate}")
+    lines = []
+    for i, line in enumerate(value):
+        if not isinstance(line, dict):
+            raise FieldError(f"line {i + 1}: expected an object")
+        unknown = set(line) - {"role", "grade", "unit", "rate"}
+        if unknown:
+            raise FieldError(f"line {i + 1}: unknown key(s) {', '.join(sorted(unknown))}")
+        role = str(line.get("role") or "").strip()
+        if not role:
+            raise FieldError(f"line {i + 1}: role is required")
+        if line.get("rate") in (None, ""):
+            raise FieldError(f"line {i + 1}: rate is required")
+        unit = str(line.get("unit") or "hour").strip().lower()
+        if unit not in _LINE_UNITS:
+            raise FieldError(f"line {i + 1}: unit must be hour or day")
+        try:
+            rate = clean_decimal(line["rate"], _RATE)
+        except FieldError as exc:
+            raise FieldError(f"line {i + 1}: rate {exc}") from None
+        grade = line.get("grade")
+        lines.append({"role": role, "grade": str(grade).strip() if grade not in (None, "") else None, "unit": unit,
+                      "rate": rate})
+    return sorted(lines, key=lambda item: (item["role"], item["grade"] or "", item["unit"]))
+
+
+def parse_reference(value: Any, *, system: str) -> dict:
+    """A reference attribute → {"golden_id": ..} or {"system": .., "source_id": ..}."""
+    if isinstance(value, dict):
+        if "golden_id" in value:
+            import uuid
+
+            try:
+                return {"golden_id": str(uuid.UUID(str(value["golden_id"])))}
+            except ValueError:
+                raise FieldError(f"'{value['golden_id']}' is not a golden id (UUID)") from None
+        if "source_id" in value:
+            target_system = str(value.get("system") or system).strip()
+            source_id = str(value["source_id"]).strip()
+            if not source_id:
+                raise FieldError("reference source_id is empty")
+            return {"system": target_system, "source_id": source_id}
+        raise FieldError('a reference is a source_id, {"system", "source_id"} or {"golden_id"}')
+    if isinstance(value, (bool, list, float)):
+        raise FieldError('a reference is a source_id, {"system", "source_id"} or {"golden_id"}')
+    text = str(value).strip()
+    if not text:
+        raise FieldError("reference is empty")
+    return {"system": system, "source_id": text}
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def clean_value(spec: FieldSpec, value: Any, *, system: str, country: str | None) -> Any:
+    if _is_blank(value):
+        return [] if spec.kind in ("list_str", "lines") else None
+    kind = spec.kind
+    if kind == "str":
+        text = _as_text(value)
+        if len(text) > spec.max_length:
+            raise FieldError(f"longer than {spec.max_length} characters")
+        return text
+    if kind == "country":
+        return clean_country(value)
+    if kind == "currency":
+        return clean_currency(value)
+    if kind == "date":
+        return clean_date(value)
+    if kind == "decimal":
+        return clean_decimal(value, spec)
+    if kind == "bool":
+        return clean_bool(value)
+    if kind == "enum":
+        text = _as_text(value).lower()
+        if text not in spec.choices:
+            raise FieldError(f"'{value}' is not one of {', '.join(spec.choices)}")
+        return text
+    if kind == "email":
+        return clean_email(value)
+    if kind == "domain":
+        return clean_domain_name(value)
+    if kind == "url":
+        return clean_url(value)
+    if kind == "tax_id":
+        return clean_tax_id(value, country)
+    if kind == "ref":
+        return parse_reference(value, system=system)
+    if kind == "list_str":
+        return clean_list_str(value)
+    if kind == "lines":
+        return clean_lines(value)
+    raise AssertionError(f"unknown field kind {kind}")
+
+
+def validate_attributes(spec: DomainSpec, attributes: dict, *, system: str) -> tuple[dict, dict[str, list[str]]]:
+    """Return (values, errors). `values` has only the attributes that were sent (absent stays absent)."""
+    values: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    country = None
+    if "country" in attributes and not _is_blank(attributes["country"]):
+        try:
+            country = clean_country(attributes["country"])
+        except FieldError:
+            country = None
+    for name, raw in attributes.items():
+        field_spec = spec.get(name)
+        if field_spec is None:
+            continue
+        try:
+            values[name] = clean_value(field_spec, raw, system=system, country=country)
+        except FieldError as exc:
+            errors.setdefault(name, []).append(str(exc))
+    return values, errors
+
+
+def unknown_attributes(spec: DomainSpec, attributes: dict) -> list[str]:
+    return sorted(name for name in attributes if spec.get(name) is None)
