@@ -1,6 +1,15 @@
+"""Top-level URLs. The API is versioned under /api/v1/; each app contributes its own routes."""
+
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("api/v1/", include("canonical.api.urls")),
+    path("api/v1/", include("stewardship.api.urls")),
+    path("api/v1/", include("connectors.api.urls")),
 ]

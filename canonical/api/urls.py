@@ -1,0 +1,3 @@
+"""URLs under /api/v1/ for this app."""
+
+urlpatterns: list = []
