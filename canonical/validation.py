@@ -219,8 +219,9 @@ def clean_lines(value: Any) -> list[dict]:
         except FieldError as exc:
             raise FieldError(f"line {i + 1}: rate {exc}") from None
         grade = line.get("grade")
-        lines.append({"role": role, "grade": str(grade).strip() if grade not in (None, "") else None, "unit": unit,
-                      "rate": rate})
+        lines.append(
+            {"role": role, "grade": str(grade).strip() if grade not in (None, "") else None, "unit": unit, "rate": rate}
+        )
     return sorted(lines, key=lambda item: (item["role"], item["grade"] or "", item["unit"]))
 
 

@@ -45,6 +45,9 @@ class Matcher(Protocol):
     def match(self, *, domain: str, values: dict[str, Any], exclude_source_record: int | None = None) -> MatchOutcome:
         """Decide which golden record these normalised values belong to."""
 
+    def explain(self, *, domain: str, values_a: dict[str, Any], values_b: dict[str, Any]) -> Candidate:
+        """Score two records against each other, field by field (for the explain endpoint and review tasks)."""
+
 
 @cache
 def _matcher_class(path: str):

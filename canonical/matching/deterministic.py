@@ -38,14 +38,20 @@ def identifier_keys(domain: str, values: dict[str, Any]) -> list[tuple[str, str]
         reg = _upper(values.get("registration_number"))
         keys += [("tax_id", f"{country}:{tax}" if tax else None), ("registration", f"{country}:{reg}" if reg else None)]
     elif domain == "customer":
-        keys += [("website_domain", website_domain(values.get("website"))), ("legal_entity", _ref(values.get("legal_entity")))]
+        keys += [
+            ("website_domain", website_domain(values.get("website"))),
+            ("legal_entity", _ref(values.get("legal_entity"))),
+        ]
     elif domain == "contract":
         keys += [("contract_number", _upper(values.get("contract_number")))]
     elif domain == "project":
         keys += [("project_code", _upper(values.get("project_code")))]
     elif domain == "resource":
         email = values.get("email")
-        keys += [("employee_number", _upper(values.get("employee_number"))), ("email", email.lower() if email else None)]
+        keys += [
+            ("employee_number", _upper(values.get("employee_number"))),
+            ("email", email.lower() if email else None),
+        ]
     elif domain == "rate_card":
         keys += [("code", _upper(values.get("code")))]
     return [(t, v[:255]) for t, v in keys if v]
@@ -81,3 +87,17 @@ class DeterministicMatcher:
             )
             return MatchOutcome(decision="link", golden_id=chosen, candidates=[candidate], reason=reason)
         return MatchOutcome(decision="new", reason="no golden record shares an identifier")
+
+    def explain(self, *, domain: str, values_a: dict[str, Any], values_b: dict[str, Any]) -> Candidate:
+        keys_a = dict(self.keys(domain=domain, values=values_a))
+        keys_b = dict(self.keys(domain=domain, values=values_b))
+        comparisons = []
+        shared = None
+        for key_type in dict.fromkeys([*keys_a, *keys_b]):
+            a, b = keys_a.get(key_type), keys_b.get(key_type)
+            level = "exact" if a is not None and a == b else ("missing" if a is None or b is None else "different")
+            comparisons.append(FieldComparison(key_type, a, b, level, 1.0 if level == "exact" else 0.0))
+            if level == "exact" and shared is None:
+                shared = key_type
+        reason = f"same {shared.replace('_', ' ')}" if shared else "no shared identifier"
+        return Candidate(golden_id=None, score=1.0 if shared else 0.0, reason=reason, comparisons=comparisons)

@@ -28,4 +28,6 @@ class PendingReference(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.source_record} .{self.field} → {self.target_system_id}:{self.target_domain}:{self.target_source_id}"
+        return (
+            f"{self.source_record} .{self.field} → {self.target_system_id}:{self.target_domain}:{self.target_source_id}"
+        )

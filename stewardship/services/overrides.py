@@ -47,7 +47,9 @@ def field_override_set(*, domain: str, golden_id: uuid.UUID, field: str, value: 
     actor = user.get_username() if user is not None else current_context().actor
     with audit_context(actor=actor, channel=Channel.STEWARD, reason=reason.strip(), user=user):
         with transaction.atomic():
-            for previous in FieldOverride.objects.filter(domain=domain, golden_id=golden_id, field=field, is_active=True):
+            for previous in FieldOverride.objects.filter(
+                domain=domain, golden_id=golden_id, field=field, is_active=True
+            ):
                 previous.is_active = False
                 previous.save()  # saved one by one: QuerySet.update() would write no history
             FieldOverride.objects.create(
@@ -64,7 +66,9 @@ def field_override_clear(*, domain: str, golden_id: uuid.UUID, field: str, reaso
     actor = user.get_username() if user is not None else current_context().actor
     with audit_context(actor=actor, channel=Channel.STEWARD, reason=reason.strip(), user=user):
         with transaction.atomic():
-            for override in FieldOverride.objects.filter(domain=domain, golden_id=golden_id, field=field, is_active=True):
+            for override in FieldOverride.objects.filter(
+                domain=domain, golden_id=golden_id, field=field, is_active=True
+            ):
                 override.is_active = False
                 override.save()
             record, _ = golden_record_recompute(domain=domain, golden_id=golden_id)
