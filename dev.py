@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Quick start for the hub, with nothing but Python 3.11+.
+
+    python3 dev.py demo     set up .venv, migrate, load the demo data and run the hub (SQLite, eager Celery)
+    python3 dev.py test     run the test suite (on PostgreSQL and Redis when they are reachable)
+    python3 dev.py check    lint (ruff) and check that migrations are in sync
+
+Only the standard library is used here: this script makes the virtual environment the rest runs in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PY = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+STAMP = VENV / ".mdm-installed"
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/mdm"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def say(message: str) -> None:
+    print(f"[dev] {message}", flush=True)
+
+
+def run(cmd: list[str], env: dict | None = None, check: bool = True) -> int:
+    proc = subprocess.run(cmd, cwd=ROOT, env=env)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"[dev] command failed ({proc.returncode}): {' '.join(map(str, cmd))}")
+    return proc.returncode
+
+
+def ensure_venv(extras: str = "dev") -> None:
+    if sys.version_info < (3, 11):
+        raise SystemExit(f"[dev] Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
+    if not PY.exists():
+        say(f"creating virtual environment in {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    say("installing the hub and its dependencies (pyproject.toml) — first run takes a minute")
+    run([str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip"])
+    run([str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f".[{extras}]"])
+    STAMP.write_text(wanted)
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def postgres_ready(url: str) -> tuple[bool, str]:
+    code = (
+        "import sys, psycopg\n"
+        "url = sys.argv[1]\n"
+        "base, _, name = url.rpartition('/')\n"
+        "with psycopg.connect(base + '/postgres', autocommit=True, connect_timeout=3) as c:\n"
+        "    if not c.execute('select 1 from pg_database where datname=%s', (name,)).fetchone():\n"
+        "        c.execute(f'create database \"{name}\"')\n"
+    )
+    proc = subprocess.run([str(PY), "-c", code, url], cwd=ROOT, capture_output=True, text=True)
+    return proc.returncode == 0, (proc.stderr.strip().splitlines() or [""])[-1]
+
+
+def service_env() -> dict:
+    """Point the tests at PostgreSQL and Redis when they answer; say plainly when they don't."""
+    env = dict(os.environ)
+    if not env.get("DATABASE_URL"):
+        if port_open("127.0.0.1", 5432):
+            ok, why = postgres_ready(DEFAULT_PG)
+            if ok:
+                env["DATABASE_URL"] = DEFAULT_PG
+            else:
+                say(f"PostgreSQL answers on 127.0.0.1:5432 but cannot be used ({why}); testing on SQLite")
+        else:
+            say("PostgreSQL is not reachable on 127.0.0.1:5432: testing on SQLite; PostgreSQL-only tests will NOT run")
+    if not env.get("REDIS_URL"):
+        if port_open("127.0.0.1", 6379):
+            env["REDIS_URL"] = DEFAULT_REDIS
+        else:
+            say("Redis is not reachable on 127.0.0.1:6379: Redis-backed tests will NOT run")
+    # Tests run Celery tasks in-process unless a test starts a real worker itself.
+    env.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+    return env
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    ensure_venv()
+    env = dict(os.environ)
+    manage = [str(PY), "manage.py"]
+    say("preparing the database (SQLite in var/ unless DATABASE_URL is set)")
+    run([*manage, "migrate", "--no-input", "-v", "0"], env=env)
+    run([*manage, "load_demo", "--admin", "--api-client"], env=env)
+    if args.no_run:
+        return
+    url = f"http://{args.host}:{args.port}"
+    print(
+        "\n"
+        f"  The hub is up at {url}/\n"
+        f"  Admin (stewards):  {url}/admin/   login admin / admin\n"
+        f"  API docs:          {url}/api/docs/\n"
+        f"  API:               {url}/api/v1/customers/   (Authorization: Bearer <the demo key printed above>)\n"
+        "  Stop with Ctrl-C.\n",
+        flush=True,
+    )
+    os.execve(str(PY), [str(PY), "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"], env)
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    ensure_venv()
+    env = service_env()
+    say(
+        "database: " + (env.get("DATABASE_URL") or "SQLite (embedded)")
+        + " | redis: " + (env.get("REDIS_URL") or "none")
+    )
+    code = run([str(PY), "-m", "pytest", *args.pytest_args], env=env, check=False)
+    raise SystemExit(code)
+
+
+def cmd_check(args: argparse.Namespace) -> None:
+    ensure_venv()
+    run([str(PY), "-m", "ruff", "check", "."])
+    run([str(PY), "-m", "ruff", "format", "--check", "."])
+    run([str(PY), "manage.py", "makemigrations", "--check", "--dry-run", "-v", "1"])
+    say("lint and migrations are in order")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="set up, load the demo and run the hub")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", default="8000")
+    demo.add_argument("--no-run", action="store_true", help="set up and load the demo, but do not start the server")
+    test = sub.add_parser("test", help="run the tests (extra arguments go to pytest)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    sub.add_parser("check", help="ruff and migrations-in-sync")
+    args = parser.parse_args()
+    {"demo": cmd_demo, "test": cmd_test, "check": cmd_check}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
