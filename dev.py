@@ -144,10 +144,12 @@ def main() -> None:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", default="8000")
     demo.add_argument("--no-run", action="store_true", help="set up and load the demo, but do not start the server")
-    test = sub.add_parser("test", help="run the tests (extra arguments go to pytest)")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    sub.add_parser("test", help="run the tests (extra arguments go to pytest)")
     sub.add_parser("check", help="ruff and migrations-in-sync")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pytest_args = extra
     {"demo": cmd_demo, "test": cmd_test, "check": cmd_check}[args.command](args)
 
 
