@@ -48,8 +48,19 @@ def ensure_venv(extras: str = "dev") -> None:
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
     say("installing the hub and its dependencies (pyproject.toml) — first run takes a minute")
-    run([str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip"])
-    run([str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f".[{extras}]"])
+    for args in (["--upgrade", "pip"], ["-e", f".[{extras}]"]):
+        proc = subprocess.run(
+            [str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+            raise SystemExit(
+                "[dev] installing dependencies failed (output above). Check the network access to PyPI, "
+                "then run the same command again."
+            )
     STAMP.write_text(wanted)
 
 
