@@ -26,6 +26,11 @@ def exception_raise(
         existing = DataException.objects.filter(
             kind=kind, source_record=source_record, status=ExceptionStatus.OPEN
         ).first()
+    elif golden_id is not None:
+        # An exception about a golden record itself (no source record): one open per kind and record.
+        existing = DataException.objects.filter(
+            kind=kind, source_record=None, golden_id=golden_id, status=ExceptionStatus.OPEN
+        ).first()
     if existing is not None:
         if existing.message != message or existing.detail != detail or existing.golden_id != golden_id:
             existing.message, existing.detail, existing.golden_id = message, detail, golden_id
@@ -42,12 +47,25 @@ def exception_raise(
     )
 
 
-def exception_close(*, kind: str, source_record: SourceRecord, note: str) -> int:
-    """Resolve the open exceptions of a kind for a source record (its cause went away)."""
+def exception_close(
+    *, kind: str, note: str, source_record: SourceRecord | None = None, golden_id: uuid.UUID | None = None
+) -> int:
+    """Resolve the open exceptions of a kind for a source record, or for a golden record itself (its cause went away).
+
+    With `golden_id` and no `source_record`, only the golden record's own exceptions (no source record) close.
+    """
     closed = 0
-    if source_record.pk is None:
-        return 0
-    for exc in DataException.objects.filter(kind=kind, source_record=source_record, status=ExceptionStatus.OPEN):
+    if source_record is not None:
+        if source_record.pk is None:
+            return 0
+        rows = DataException.objects.filter(kind=kind, source_record=source_record, status=ExceptionStatus.OPEN)
+    elif golden_id is not None:
+        rows = DataException.objects.filter(
+            kind=kind, source_record=None, golden_id=golden_id, status=ExceptionStatus.OPEN
+        )
+    else:
+        raise ValueError("exception_close needs a source_record or a golden_id")
+    for exc in rows:
         exc.status = ExceptionStatus.RESOLVED
         exc.resolution_note = note
         exc.resolved_at = timezone.now()

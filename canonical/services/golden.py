@@ -26,7 +26,7 @@ from canonical.models import (
 )
 from canonical.services import exceptions as exc_service
 from canonical.services.ownership import ownership_map, system_priorities
-from canonical.services.survivorship import Contribution, Survival, survive
+from canonical.services.survivorship import Contribution, Survival, missing_required, survive
 
 _MAX_MERGE_DEPTH = 50
 
@@ -146,6 +146,8 @@ def _apply_values(record, values: dict[str, Any]) -> list[str]:
         if f.kind in ("list_str", "lines") and new is None:
             new = []
         model_value = _to_model_value(f.kind, new)
+        if model_value is None and f.kind == "bool":
+            model_value = False  # boolean flags are not nullable: unset means false
         if getattr(record, f.name) != model_value:
             setattr(record, f.name, model_value)
             changed.append(f.name)
@@ -194,6 +196,32 @@ def _sync_conflicts(domain: str, sources: list[SourceRecord], survival: Survival
             exc_service.exception_close(kind="ownership_conflict", source_record=sr, note="the conflict went away")
 
 
+def _retain_required(record, spec, survival: Survival) -> None:
+    """Keep the last value of a required field that no live source has any more, and flag the record.
+
+    This happens when the only source that had the value is deleted or moves away: the golden record keeps
+    its last known value (provenance rule `retained`) and an `incomplete` exception on the golden record
+    tells a steward. The exception closes when a source supplies the field again.
+    """
+    missing = missing_required(spec, survival.values)
+    had_retained = any(p.get("rule") == "retained" for p in (record.provenance or {}).values())
+    if not missing:
+        if had_retained:
+            exc_service.exception_close(kind="incomplete", golden_id=record.pk, note="a source supplies it again")
+        return
+    current = golden_values(record)
+    for name in missing:
+        survival.values[name] = current[name]
+        survival.provenance[name] = {**(record.provenance or {}).get(name, {}), "rule": "retained"}
+    exc_service.exception_raise(
+        kind="incomplete",
+        golden_id=record.pk,
+        domain=spec.name,
+        message=f"{spec.name} {record.pk}: no live source has {', '.join(missing)}; the last value is kept",
+        detail={"missing": missing},
+    )
+
+
 def _reason(origin_system: str | None, changed: list[str], provenance_changed: bool) -> str:
     ctx_reason = current_context().reason
     if ctx_reason:
@@ -220,6 +248,7 @@ def golden_record_recompute(
         event_type = ChangeEventType.UPDATED
         if sources:
             survival = golden_compute(domain, golden_id, sources)
+            _retain_required(record, spec, survival)
             changed = _apply_values(record, survival.values)
             provenance_changed = record.provenance != survival.provenance
             record.provenance = survival.provenance

@@ -350,6 +350,11 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
         survival = golden_compute(spec.name, golden_id, candidate_sources)
         missing = missing_required(spec, survival.values)
         if missing:
+            # A field the golden record already keeps without a live source (rule `retained`) is not this
+            # record's doing: it must not block the record's other values.
+            provenance = spec.model.objects.filter(pk=golden_id).values_list("provenance", flat=True).first() or {}
+            missing = [name for name in missing if provenance.get(name, {}).get("rule") != "retained"]
+        if missing:
             # Keep the last applied version contributing; a record never applied is held as incomplete.
             sr.values = old_values
             sr.status = old_status if old_status == SourceStatus.APPLIED else SourceStatus.INCOMPLETE
