@@ -285,19 +285,24 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
     sr.errors = {}
 
     required_pending = [name for name in pending_fields if spec.get(name).required]
-    if required_pending and sr.golden_id is None:
-        sr.values = values
-        sr.status = SourceStatus.PENDING_REFERENCE
+    if required_pending:
+        # A required reference waits for its target. A record already applied keeps its last applied version
+        # contributing to the golden record until then; a new one is held.
+        if sr.status != SourceStatus.APPLIED or sr.golden_id is None:
+            sr.values = values
+            sr.status = SourceStatus.PENDING_REFERENCE
         sr.save()
         targets = {name: values[name] for name in required_pending}
         exc_service.exception_raise(
             kind="unresolved_reference",
             source_record=sr,
+            golden_id=sr.golden_id if sr.status == SourceStatus.APPLIED else None,
             message=f"{sr.system_id} {spec.name} {sr.source_id} waits for "
             + ", ".join(f"{name} → {t['system']}:{t['source_id']}" for name, t in targets.items()),
             detail={"pending": targets},
         )
         result.outcome = "held"
+        result.golden_id = str(sr.golden_id) if sr.status == SourceStatus.APPLIED else None
         result.message = "held until the referenced record arrives: " + ", ".join(required_pending)
         return result
     if not pending_fields:
