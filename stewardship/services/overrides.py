@@ -9,8 +9,8 @@ from django.db import transaction
 
 from canonical.audit import Channel, audit_context, current_context
 from canonical.domains import get_domain
-from canonical.models import FieldOverride
-from canonical.services.golden import golden_record_recompute
+from canonical.models import FieldOverride, GoldenStatus
+from canonical.services.golden import golden_record_recompute, golden_survivor_id
 from canonical.validation import FieldError, clean_value
 
 
@@ -18,6 +18,24 @@ class OverrideError(ValueError):
     def __init__(self, errors: dict[str, list[str]]):
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
         self.errors = errors
+
+
+def _override_value(field_spec, value: Any, record) -> Any:
+    """Validate an override value like source data; references must name an existing record (its survivor)."""
+    country = getattr(record, "country", None) if record is not None else None
+    clean = clean_value(field_spec, value, system="", country=country)
+    if field_spec.kind == "ref":
+        if clean is None and not field_spec.required:
+            return None  # pin an optional reference empty
+        if not isinstance(clean, dict) or "golden_id" not in clean:
+            raise FieldError('an override of a reference takes {"golden_id": UUID}')
+        survivor = golden_survivor_id(field_spec.ref_domain, clean["golden_id"])
+        if survivor is None:
+            raise FieldError(f"no {field_spec.ref_domain} with golden id {clean['golden_id']}")
+        return str(survivor)
+    if field_spec.required and clean in (None, "", []):
+        raise FieldError(f"{field_spec.name} is required: it cannot be pinned empty")
+    return clean
 
 
 def field_override_set(*, domain: str, golden_id: uuid.UUID, field: str, value: Any, reason: str, user=None):
@@ -29,19 +47,17 @@ def field_override_set(*, domain: str, golden_id: uuid.UUID, field: str, value: 
         errors["field"] = [f"unknown field '{field}' for {domain}"]
     if not (reason or "").strip():
         errors["reason"] = ["a reason is required for an override"]
+    record = spec.model.objects.filter(pk=golden_id).first()
+    if record is None:
+        errors["golden_id"] = [f"no {domain} with id {golden_id}"]
+    elif record.status == GoldenStatus.MERGED:
+        errors["golden_id"] = [f"{domain} {golden_id} was merged into {record.merged_into_id}: override that one"]
     clean = None
     if field_spec is not None:
         try:
-            country = None
-            clean = clean_value(field_spec, value, system="", country=country)
-            if field_spec.kind == "ref":
-                if not isinstance(clean, dict) or "golden_id" not in clean:
-                    raise FieldError('an override of a reference takes {"golden_id": UUID}')
-                clean = clean["golden_id"]
+            clean = _override_value(field_spec, value, record)
         except FieldError as exc:
             errors["value"] = [str(exc)]
-    if not spec.model.objects.filter(pk=golden_id).exists():
-        errors["golden_id"] = [f"no {domain} with id {golden_id}"]
     if errors:
         raise OverrideError(errors)
     actor = user.get_username() if user is not None else current_context().actor
