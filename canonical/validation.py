@@ -23,10 +23,6 @@ from canonical.domains import DomainSpec, FieldSpec
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_EU_VAT = {
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU",
-    "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
-}  # fmt: skip
 
 
 class FieldError(ValueError):
@@ -86,20 +82,40 @@ def clean_date(value: Any) -> str:
         raise FieldError(f"'{value}' is not an ISO 8601 date (YYYY-MM-DD)") from None
 
 
+_THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
 def clean_decimal(value: Any, spec: FieldSpec) -> str:
-    if isinstance(value, bool):
+    """An exact decimal string with the field's places. Money is never a float and never silently rounded.
+
+    A JSON float is read from its shortest repr (0.1 → "0.10", not its binary expansion) and binary noise
+    beyond the field's places (0.1 + 0.2) is rounded; a string or integer with more places is refused.
+    Commas are accepted only as thousands separators ("1,234.50"); a decimal comma ("1,5") is refused.
+    """
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise FieldError("expected a decimal number")
-    try:
-        number = Decimal(str(value).strip().replace(",", "")) if not isinstance(value, Decimal) else value
-    except (InvalidOperation, ValueError):
-        raise FieldError(f"'{value}' is not a decimal number") from None
+    if isinstance(value, Decimal):
+        number = value
+    else:
+        text = str(value).strip()
+        if "," in text:
+            if not _THOUSANDS_RE.match(text):
+                raise FieldError(f"'{value}' is not a decimal number (use a point for decimals)")
+            text = text.replace(",", "")
+        try:
+            number = Decimal(text)
+        except (InvalidOperation, ValueError):
+            raise FieldError(f"'{value}' is not a decimal number") from None
     if not number.is_finite():
         raise FieldError(f"'{value}' is not a finite number")
     quantum = Decimal(1).scaleb(-spec.decimal_places)
     try:
-        number = number.quantize(quantum)
+        rounded = number.quantize(quantum)
     except InvalidOperation:
         raise FieldError(f"'{value}' is too large") from None
+    if rounded != number and not isinstance(value, float):
+        raise FieldError(f"'{value}' has more than {spec.decimal_places} decimal places")
+    number = rounded
     if len(number.as_tuple().digits) > spec.max_digits:
         raise FieldError(f"'{value}' has more than {spec.max_digits - spec.decimal_places} digits before the point")
     return str(number)
@@ -154,11 +170,9 @@ def _tax_module(country: str):
 def clean_tax_id(value: Any, country: str | None) -> str:
     """Validate with python-stdnum where the country has a VAT/TIN scheme; return the compact form."""
     text = _as_text(value)
+    # The national module strips its own country prefix (DE…, EL… for Greece), so "DE136695976" and
+    # "136695976" give the same compact form and match each other.
     module = _tax_module(country) if country else None
-    if country in _EU_VAT and text[:2].upper() == ("EL" if country == "GR" else country):
-        from stdnum.eu import vat as eu_vat
-
-        module = eu_vat
     if module is None:
         return re.sub(r"[\s.\-/]", "", text).upper()
     try:
