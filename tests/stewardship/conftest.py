@@ -1,0 +1,22 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from canonical.matching.base import get_matcher
+
+
+@pytest.fixture
+def review_matcher(settings):
+    """Use the name-review test matcher for the test (a real matcher over the MatchKey index)."""
+    settings.MDM_MATCHER = "tests.stewardship.matchers.NameReviewMatcher"
+    assert type(get_matcher()).__name__ == "NameReviewMatcher"
+    return get_matcher()
+
+
+@pytest.fixture
+def steward(db):
+    return get_user_model().objects.create_user("stella", password="pw", is_staff=True)
+
+
+@pytest.fixture
+def other_steward(db):
+    return get_user_model().objects.create_user("sam", password="pw", is_staff=True)
