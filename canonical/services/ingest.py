@@ -311,6 +311,7 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
     matcher = get_matcher()
     match_values = _matcher_values(spec, values)
     golden_id = None
+    review_outcome = None  # stewardship review hook: set when the matcher is unsure (decision "review")
     if sr.golden_id:
         golden_id = golden_survivor_id(spec.name, sr.golden_id)
     if golden_id is None:
@@ -324,6 +325,8 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
         outcome = matcher.match(domain=spec.name, values=match_values, exclude_source_record=sr.pk)
         if outcome.decision == "link":
             golden_id = outcome.golden_id
+        elif outcome.decision == "review":
+            review_outcome = outcome
 
     old_values = sr.values
     old_status = sr.status
@@ -350,6 +353,12 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
         sr.golden_id = record.pk
         sr.save(update_fields=["golden_id", "processed_at"])
         result.outcome = "created"
+        if review_outcome is not None:
+            # Stewardship review hook: the record gets its own golden record (as for "new") and a review task
+            # with the candidates and their explanation (one pending task per golden record: idempotent).
+            from stewardship.services.reviews import review_task_open_for_match
+
+            review_task_open_for_match(source_record=sr, outcome=review_outcome)
     else:
         candidate_sources = [s for s in live_sources(spec.name, golden_id) if s.pk != sr.pk] + [sr]
         survival = golden_compute(spec.name, golden_id, candidate_sources)
