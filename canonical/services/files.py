@@ -1,0 +1,388 @@
+"""Source files: CSV and JSON Lines exports of a system, read as ingest envelopes and fed to the pipeline.
+
+Shared by `manage.py ingest`, `manage.py load_demo` and the connectors' file drop.
+
+A file is read twice, streaming both times (never loaded whole):
+
+1. `source_file_check` validates its structure — the header, every line's JSON, `source_id`, `updated_at`,
+   `deleted` — and returns every problem as `FILE:LINE: message`. A file with any structural problem is
+   not ingested at all.
+2. `source_file_ingest` parses it again and hands the envelopes to `source_records_ingest` in batches of
+   `settings.MDM_INGEST_BATCH_SIZE` (one transaction per batch).
+
+Record-level data problems (an invalid country, a missing required field) are not structural: the
+pipeline keeps those records as data-quality exceptions, and the summary counts them.
+
+CSV: columns `source_id`, optional `updated_at` and `deleted`, then canonical field names of the domain.
+Other columns are ignored (reported once in `FileCheck.ignored`). An empty cell is sent as blank (the
+system has no value). A list field (`skills`) is written `a;b;c`, rate-card `lines` as a JSON cell, and a
+reference column holds the same system's source_id of the target.
+
+JSON Lines: one REST ingest object per line, `{"source_id", "updated_at", "deleted", "attributes": {…}}`.
+Attribute names that are not fields of the domain are ignored (and reported) like unknown CSV columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+
+from canonical.domains import DOMAINS, DomainSpec, get_domain
+from canonical.models import System
+from canonical.services.ingest import Envelope, EnvelopeError, IngestResult, envelope_parse, source_records_ingest
+
+FORMATS = ("csv", "jsonl")
+OUTCOMES = ("created", "linked", "updated", "unchanged", "stale", "deleted", "exception", "held")
+ENVELOPE_COLUMNS = ("source_id", "updated_at", "deleted")
+MAX_PROBLEMS = 20
+_EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+class SourceFileError(Exception):
+    """The file cannot be ingested as it is; nothing was written. `problems` are ready to print."""
+
+    def __init__(self, problems: list[str], total: int | None = None):
+        self.problems = problems
+        self.total = total if total is not None else len(problems)
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        out = list(self.problems)
+        if self.total > len(self.problems):
+            out.append(f"… and {self.total - len(self.problems)} more problem(s)")
+        return out
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    line: int
+    envelope: Envelope
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
+
+
+@dataclass
+class FileCheck:
+    path: str
+    format: str
+    domain: str
+    records: int = 0
+    ignored: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+
+@dataclass
+class FileIngestSummary:
+    path: str
+    system: str
+    domain: str
+    format: str
+    records: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    ignored: list[str] = field(default_factory=list)
+    exceptions: list[IngestResult] = field(default_factory=list)  # the first few exception/held results
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> int:
+        return sum(n for outcome, n in self.counts.items() if outcome not in ("unchanged", "stale"))
+
+    def counts_line(self) -> str:
+        return ", ".join(f"{outcome} {self.counts[outcome]}" for outcome in OUTCOMES)
+
+    def exceptions_url(self) -> str:
+        return (
+            f"/admin/canonical/dataexception/?status__exact=open"
+            f"&system__code__exact={self.system}&domain__exact={self.domain}"
+        )
+
+
+# --- format and opening ------------------------------------------------------------------------------------
+
+
+def source_file_format(path: str | Path, fmt: str | None = None) -> str:
+    """csv or jsonl: `fmt` if given, else from the extension (.csv, .jsonl, .ndjson, each optionally .gz)."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise SourceFileError([f"{path}: unknown format '{fmt}'; use one of {', '.join(FORMATS)}"])
+        return fmt
+    p = Path(path)
+    suffix = Path(p.stem).suffix.lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
+    found = _EXTENSIONS.get(suffix)
+    if found is None:
+        raise SourceFileError(
+            [
+                f"{path}: cannot tell the format from the extension '{suffix or '(none)'}'; "
+                "name it .csv, .jsonl or .ndjson, or pass --format csv|jsonl"
+            ]
+        )
+    return found
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rb")
+    return open(path, "rb")  # noqa: SIM115 (closed by the caller's with)
+
+
+class _Undecodable(Exception):
+    def __init__(self, line: int, reason: str):
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+def _text_lines(fh: IO[bytes]) -> Iterator[str]:
+    """Decode line by line, so that a bad byte is reported on its own line (UTF-8; a leading BOM is dropped)."""
+    for line, raw in enumerate(fh, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Undecodable(line, exc.reason) from None
+        yield text.removeprefix("\ufeff") if line == 1 else text
+
+
+# --- readers: yield FileRecord or FileProblem, one per record ------------------------------------------------
+
+
+class _Reader:
+    """Streams one file; `ignored` lists the column / attribute names that are not fields of the domain."""
+
+    def __init__(self, path: Path, spec: DomainSpec, fmt: str):
+        self.path = path
+        self.spec = spec
+        self.fmt = fmt
+        self.ignored: dict[str, None] = {}
+
+    def problem(self, line: int | None, message: str) -> FileProblem:
+        return FileProblem(str(self.path), line, message)
+
+    def __iter__(self) -> Iterator[FileRecord | FileProblem]:
+        try:
+            fh = _open_binary(self.path)
+        except OSError as exc:
+            yield self.problem(None, f"cannot read the file: {exc.strerror or exc}")
+            return
+        with fh:
+            lines = _text_lines(fh)
+            rows = self._csv(lines) if self.fmt == "csv" else self._jsonl(lines)
+            try:
+                yield from rows
+            except _Undecodable as exc:
+                yield self.problem(exc.line, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:  # truncated or bad gzip, I/O error
+                yield self.problem(None, f"cannot read the file: {exc}")
+
+    def _envelope(self, line: int, payload: dict) -> FileRecord | FileProblem:
+        try:
+            return FileRecord(line, envelope_parse(payload, spec=self.spec))
+        except EnvelopeError as exc:
+            text = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in exc.errors.items())
+            return self.problem(line, text)
+
+    def _csv(self, fh: Iterator[str]) -> Iterator[FileRecord | FileProblem]:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            yield self.problem(1, f"unreadable header row: {exc}")
+            return
+        if header is None:
+            yield self.problem(1, "the file is empty: expected a header row (source_id, then field names)")
+            return
+        header = [name.strip() for name in header]
+        expected = f"expected source_id, optional updated_at and deleted, then {self.spec.name} fields: " + ", ".join(
+            self.spec.field_names
+        )
+        duplicates = sorted({name for name in header if name and header.count(name) > 1})
+        if duplicates:
+            yield self.problem(1, f"column(s) named more than once: {', '.join(duplicates)}")
+            return
+        if "source_id" not in header:
+            yield self.problem(1, f"no source_id column; {expected}")
+            return
+        fields = [name for name in header if self.spec.get(name) is not None]
+        if not fields:
+            yield self.problem(
+                1, f"none of the columns ({', '.join(header)}) is a field of {self.spec.name}; {expected}"
+            )
+            return
+        for i, name in enumerate(header):
+            if name not in ENVELOPE_COLUMNS and self.spec.get(name) is None:
+                self.ignored.setdefault(name or f"(unnamed column {i + 1})", None)
+        columns = [(i, name) for i, name in enumerate(header) if name in ENVELOPE_COLUMNS or name in fields]
+        width = len(header)
+        end = 1
+        while True:
+            start = end + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                end = reader.line_num
+                yield self.problem(start, f"unreadable CSV row: {exc}")
+                continue
+            end = reader.line_num
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            if len(row) != width:
+                yield self.problem(
+                    start, f"{len(row)} cells but the header has {width} columns (a stray comma or quote?)"
+                )
+                continue
+            payload: dict[str, Any] = {"attributes": {}}
+            for i, name in columns:
+                cell = row[i]
+                value = cell if cell.strip() else None
+                if name in ENVELOPE_COLUMNS:
+                    payload[name] = value
+                else:
+                    payload["attributes"][name] = value
+            yield self._envelope(start, payload)
+
+    def _jsonl(self, fh: Iterator[str]) -> Iterator[FileRecord | FileProblem]:
+        for line, raw in enumerate(fh, start=1):
+            text = raw.strip()
+            if not text:
+                continue
+            try:
+                payload = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield self.problem(line, f"invalid JSON: {exc.msg} at column {exc.colno}")
+                continue
+            except RecursionError:
+                yield self.problem(line, "invalid JSON: nested too deeply")
+                continue
+            if not isinstance(payload, dict):
+                yield self.problem(
+                    line, 'expected a JSON object {"source_id", "updated_at", "deleted", "attributes": {...}}'
+                )
+                continue
+            attributes = payload.get("attributes")
+            if isinstance(attributes, dict):
+                unknown = [name for name in attributes if self.spec.get(name) is None]
+                if unknown:
+                    for name in unknown:
+                        self.ignored.setdefault(str(name), None)
+                    payload = {**payload, "attributes": {k: v for k, v in attributes.items() if k not in unknown}}
+            yield self._envelope(line, payload)
+
+
+def _spec(domain: str) -> DomainSpec:
+    try:
+        return get_domain(domain)
+    except KeyError:
+        raise SourceFileError([f"unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}"]) from None
+
+
+def source_file_records(*, path: str | Path, domain: str, fmt: str | None = None) -> Iterator[FileRecord]:
+    """Stream a file's envelopes; raise SourceFileError at the first structural problem."""
+    reader = _Reader(Path(path), _spec(domain), source_file_format(path, fmt))
+    for item in reader:
+        if isinstance(item, FileProblem):
+            raise SourceFileError([str(item)])
+        yield item
+
+
+# --- check, then ingest --------------------------------------------------------------------------------------
+
+
+def source_file_check(
+    *,
+    path: str | Path,
+    domain: str,
+    fmt: str | None = None,
+    max_problems: int = MAX_PROBLEMS,
+    progress: Callable[[int], None] | None = None,
+) -> FileCheck:
+    """Validate a file's structure without writing anything: count its records, list its problems."""
+    spec = _spec(domain)
+    fmt = source_file_format(path, fmt)
+    reader = _Reader(Path(path), spec, fmt)
+    check = FileCheck(path=str(path), format=fmt, domain=spec.name)
+    for item in reader:
+        if isinstance(item, FileProblem):
+            check.problem_count += 1
+            if len(check.problems) < max_problems:
+                check.problems.append(str(item))
+        else:
+            check.records += 1
+            if progress is not None:
+                progress(1)
+    check.ignored = list(reader.ignored)
+    return check
+
+
+def source_file_ingest(
+    *,
+    path: str | Path,
+    system: str,
+    domain: str,
+    fmt: str | None = None,
+    batch_size: int | None = None,
+    check: FileCheck | None = None,
+    progress: Callable[[int], None] | None = None,
+    keep_exceptions: int = 20,
+) -> FileIngestSummary:
+    """Ingest a whole file through the pipeline, in batches. Runs inside the caller's audit context.
+
+    Checks the file first (unless `check`, a passing result of `source_file_check`, is given): a file with
+    any structural problem raises SourceFileError and nothing is written.
+    """
+    if not System.objects.filter(code=system).exists():
+        codes = ", ".join(System.objects.values_list("code", flat=True)) or "none"
+        raise SourceFileError(
+            [f"unknown system '{system}'; known systems: {codes} (add one in the admin under Systems)"]
+        )
+    spec = _spec(domain)
+    fmt = source_file_format(path, fmt)
+    if check is None:
+        check = source_file_check(path=path, domain=spec.name, fmt=fmt)
+    if not check.ok:
+        raise SourceFileError(check.problems, check.problem_count)
+    size = batch_size or settings.MDM_INGEST_BATCH_SIZE
+    summary = FileIngestSummary(path=str(path), system=system, domain=spec.name, format=fmt, ignored=check.ignored)
+    started = time.perf_counter()
+    batch: list[Envelope] = []
+
+    def flush() -> None:
+        results = source_records_ingest(system=system, domain=spec.name, envelopes=batch)
+        for result in results:
+            summary.counts[result.outcome] = summary.counts.get(result.outcome, 0) + 1
+            if result.outcome in ("exception", "held") and len(summary.exceptions) < keep_exceptions:
+                summary.exceptions.append(result)
+        summary.records += len(results)
+        if progress is not None:
+            progress(len(results))
+        batch.clear()
+
+    for record in source_file_records(path=path, domain=spec.name, fmt=fmt):
+        batch.append(record.envelope)
+        if len(batch) >= size:
+            flush()
+    if batch:
+        flush()
+    summary.seconds = time.perf_counter() - started
+    return summary
