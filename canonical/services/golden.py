@@ -222,6 +222,10 @@ def _retain_required(record, spec, survival: Survival) -> None:
     )
 
 
+def _without_times(provenance: dict | None) -> dict:
+    return {name: {k: v for k, v in entry.items() if k != "at"} for name, entry in (provenance or {}).items()}
+
+
 def _reason(origin_system: str | None, changed: list[str], provenance_changed: bool) -> str:
     ctx_reason = current_context().reason
     if ctx_reason:
@@ -250,21 +254,24 @@ def golden_record_recompute(
             survival = golden_compute(domain, golden_id, sources)
             _retain_required(record, spec, survival)
             changed = _apply_values(record, survival.values)
-            provenance_changed = record.provenance != survival.provenance
-            record.provenance = survival.provenance
+            # Where each value comes from changed (another source, another rule)? A later `at` of the same
+            # source alone is not a change worth a version: it is written with the next real change.
+            provenance_changed = _without_times(record.provenance) != _without_times(survival.provenance)
+            provenance = survival.provenance
             if record.status == GoldenStatus.INACTIVE:
                 record.status = GoldenStatus.ACTIVE
                 event_type = ChangeEventType.REACTIVATED
                 changed.append("status")
             _sync_conflicts(domain, sources, survival)
         else:
-            provenance_changed = False
+            provenance_changed, provenance = False, record.provenance
             if record.status == GoldenStatus.ACTIVE:
                 record.status = GoldenStatus.INACTIVE
                 event_type = ChangeEventType.DEACTIVATED
                 changed.append("status")
         if not changed and not provenance_changed:
             return record, []
+        record.provenance = provenance
         record.version += 1
         record._change_reason = _reason(origin_system, changed, provenance_changed)
         record.save()

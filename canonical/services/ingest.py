@@ -433,11 +433,29 @@ def _receive(system: System, spec: DomainSpec, env: Envelope) -> IngestResult:
                 golden_id=str(sr.golden_id) if sr.golden_id else None,
                 message=f"older than the version held ({sr.updated_at.isoformat()}); ignored",
             )
-        if sr.content_hash == digest:
-            if env.updated_at > sr.updated_at:
-                SourceRecord.objects.filter(pk=sr.pk).update(updated_at=env.updated_at)
+        if env.updated_at == sr.updated_at and (env.deleted, digest) < (sr.deleted, sr.content_hash):
+            # Two different versions with the same updated_at: keep one by a fixed rule (a delete first, then
+            # the greater content hash) so that the outcome does not depend on arrival order and a replay of
+            # the same versions changes nothing.
             return IngestResult(
-                source_id=env.source_id, outcome="unchanged", golden_id=str(sr.golden_id) if sr.golden_id else None
+                source_id=env.source_id,
+                outcome="stale",
+                golden_id=str(sr.golden_id) if sr.golden_id else None,
+                message=f"another version with the same updated_at ({sr.updated_at.isoformat()}) is held; ignored",
+            )
+        if sr.content_hash == digest:
+            outcome = "unchanged"
+            if env.updated_at > sr.updated_at:
+                # The same content, confirmed at a later time: it is now the most recent for recency.
+                sr.updated_at = env.updated_at
+                SourceRecord.objects.filter(pk=sr.pk).update(updated_at=env.updated_at)
+                if sr.is_live and sr.golden_id:
+                    _, changed = golden_record_recompute(
+                        domain=spec.name, golden_id=sr.golden_id, origin_system=sr.system_id
+                    )
+                    outcome = "updated" if changed else "unchanged"
+            return IngestResult(
+                source_id=env.source_id, outcome=outcome, golden_id=str(sr.golden_id) if sr.golden_id else None
             )
     else:
         sr = SourceRecord(system=system, domain=spec.name, source_id=env.source_id, status=SourceStatus.INVALID)

@@ -23,8 +23,12 @@ pytestmark = pytest.mark.django_db
 
 
 def history_counts() -> dict[str, int]:
-    """Rows in every history table (golden records, xrefs, rules, systems, exceptions, overrides)."""
-    return {name: model.history.model.objects.count() for name, model in registered_models.items()}
+    """Rows in every canonical history table (golden records, xrefs, rules, systems, exceptions, overrides)."""
+    return {
+        name: model.history.model.objects.count()
+        for name, model in registered_models.items()
+        if model._meta.app_label == "canonical"
+    }
 
 
 def acme(source_id="C1", hours=0, **extra):
@@ -250,3 +254,38 @@ def test_a_retained_required_value_does_not_block_other_updates():
     assert moved.outcome == "updated"
     assert (customer.name, customer.city) == ("Acme", "Hamburg")
     assert DataException.objects.filter(status="open").count() == 1  # only the golden record's own
+
+
+def test_two_versions_with_the_same_updated_at_converge_whatever_the_arrival_order():
+    from django.db import transaction
+
+    a, b = acme(industry="Fintech"), acme(industry="Mining")
+    with transaction.atomic():
+        ingest("crm", "customer", b, a)
+        reversed_order = Customer.objects.get().industry
+        transaction.set_rollback(True)
+    ingest("crm", "customer", a, b)
+    assert Customer.objects.get().industry == reversed_order
+    history, events = history_counts(), ChangeEvent.objects.count()
+    outcomes = [r.outcome for r in ingest("crm", "customer", a, b)]
+    assert sorted(outcomes) == ["stale", "unchanged"]
+    assert history_counts() == history and ChangeEvent.objects.count() == events
+
+
+def test_a_delete_with_the_same_updated_at_as_the_held_version_wins():
+    ingest("crm", "customer", acme(hours=3))
+    (result,) = ingest("crm", "customer", acme(hours=3, deleted=True))
+    assert result.outcome == "deleted"
+    (again,) = ingest("crm", "customer", acme(hours=3))
+    assert again.outcome == "stale"
+    assert Customer.objects.get().status == GoldenStatus.INACTIVE
+
+
+def test_same_content_confirmed_later_becomes_the_most_recent_value():
+    ingest("erp", "customer", record("E1", 0, name="A", website="a.example.com", industry="IT"))
+    ingest("erp", "customer", record("E2", 1, name="A", website="a.example.com", industry="Software"))
+    assert Customer.objects.get().industry == "Software"  # crm owns industry and never sent it: recency decides
+    (touched,) = ingest("erp", "customer", record("E1", 2, name="A", website="a.example.com", industry="IT"))
+    customer = Customer.objects.get()
+    assert touched.outcome == "updated" and customer.industry == "IT"
+    assert customer.provenance["industry"]["at"] == "2024-01-01T02:00:00+00:00"
