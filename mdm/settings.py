@@ -102,6 +102,28 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE: dict = {}
+# A broker outage must not lose work in flight: cancel running tasks on connection loss (acks_late redelivers).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Connectors (outbox relay, pulls, webhooks). Seconds unless named otherwise.
+MDM_RELAY_INTERVAL = float(env_str("MDM_RELAY_INTERVAL", "2"))
+MDM_PULL_INTERVAL = float(env_str("MDM_PULL_INTERVAL", "60"))
+MDM_DELIVERY_LEASE_SECONDS = float(env_str("MDM_DELIVERY_LEASE_SECONDS", "60"))
+MDM_DELIVERY_MAX_ATTEMPTS = env_int("MDM_DELIVERY_MAX_ATTEMPTS", 10)
+MDM_RETRY_BASE_SECONDS = float(env_str("MDM_RETRY_BASE_SECONDS", "1"))
+MDM_RETRY_CAP_SECONDS = float(env_str("MDM_RETRY_CAP_SECONDS", "300"))
+MDM_PULL_OVERLAP_SECONDS = float(env_str("MDM_PULL_OVERLAP_SECONDS", "120"))
+MDM_HTTP_TIMEOUT = float(env_str("MDM_HTTP_TIMEOUT", "10"))
+MDM_RELAY_BATCH_SIZE = env_int("MDM_RELAY_BATCH_SIZE", 50)
+MDM_RELAY_MAX_SECONDS = float(env_str("MDM_RELAY_MAX_SECONDS", "30"))
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "connectors-relay": {"task": "connectors.relay_run", "schedule": MDM_RELAY_INTERVAL},
+        "connectors-pulls": {"task": "connectors.pulls_due", "schedule": MDM_PULL_INTERVAL},
+        "connectors-webhooks-sweep": {"task": "connectors.webhooks_sweep", "schedule": 60.0},
+    }
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
