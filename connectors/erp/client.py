@@ -1,0 +1,41 @@
+"""A client for the NetSuite REST subset the hub uses: SuiteQL queries with offset paging, and record
+upsert by external id (PUT …/record/v1/{type}/eid:{externalId}, 204 with the record in Location)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import quote
+
+from connectors.base import TransportError
+from connectors.http import HttpClient
+
+REST = "/services/rest"
+
+
+class ErpClient:
+    def __init__(self, base_url: str, *, page_size: int = 1000):
+        self.http = HttpClient(base_url, headers={"Prefer": "transient"})
+        self.page_size = page_size
+
+    def suiteql(self, q: str) -> Iterator[list[dict]]:
+        offset = 0
+        while True:
+            body = self.http.json(
+                "POST", f"{REST}/query/v1/suiteql", params={"limit": self.page_size, "offset": offset}, json={"q": q}
+            )
+            yield body.get("items", [])
+            if not body.get("hasMore"):
+                return
+            offset += body.get("count", 0) or self.page_size
+
+    def upsert(self, record_type: str, external_id: str, body: dict) -> str:
+        """The record's internal id."""
+        path = f"{REST}/record/v1/{record_type}/eid:{quote(external_id, safe='')}"
+        resp = self.http.request("PUT", path, json=body, ok=(200, 204))
+        location = resp.headers.get("Location", "")
+        if not location:
+            raise TransportError(f"upsert of {record_type} {external_id} returned no Location", permanent=False)
+        return location.rstrip("/").rsplit("/", 1)[-1]
+
+    def close(self) -> None:
+        self.http.close()

@@ -1,0 +1,23 @@
+from .connections import Connection
+from .cursors import SyncCursor
+from .deals import DealCycle
+from .deliveries import DeadLetter, Delivery, DeliveryStatus
+from .feed import FeedEntry
+from .files import ProcessedFile
+from .runs import SyncRun, SyncRunStatus
+from .webhooks import InboundWebhook, InboundWebhookStatus
+
+__all__ = [
+    "Connection",
+    "DeadLetter",
+    "DealCycle",
+    "Delivery",
+    "DeliveryStatus",
+    "FeedEntry",
+    "InboundWebhook",
+    "InboundWebhookStatus",
+    "ProcessedFile",
+    "SyncCursor",
+    "SyncRun",
+    "SyncRunStatus",
+]

@@ -1,0 +1,122 @@
+"""Inbound pulls: changes since the cursor, ingested page by page through the governed pipeline.
+
+Each page's ingest and the cursor that covers it commit in one transaction, so a crash never moves the
+cursor past records that were not ingested. The next pull starts at the cursor's time minus the overlap
+window (inclusive), so rows that share the cursor's timestamp or were committed late in the source are
+read again; ingest ignores what it already holds. A lease on the cursor row keeps two pulls of the same
+(system, domain) from running together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections import Counter
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from canonical.audit import Channel, audit_context
+from canonical.services import exceptions as exc_service
+from canonical.services.ingest import source_records_ingest
+from connectors.base import Cursor, TransportError
+from connectors.models import Connection, SyncCursor, SyncRun, SyncRunStatus
+from connectors.registry import connector_for
+
+from . import settings as knobs
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseLost(RuntimeError):
+    pass
+
+
+def _lease(cursor: SyncCursor, token: str) -> bool:
+    now = timezone.now()
+    until = now + dt.timedelta(seconds=max(knobs.lease_seconds(), 60))
+    return bool(
+        SyncCursor.objects.filter(pk=cursor.pk)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_token=token))
+        .update(lease_until=until, lease_token=token)
+    )
+
+
+def pull_domains(connection: Connection) -> list[str]:
+    from canonical.domains import DOMAIN_ORDER
+    from connectors.registry import connector_class
+
+    wanted = connection.pull_domains or list(connector_class(connection.kind).pull_domains)
+    return [d for d in DOMAIN_ORDER if d in wanted]
+
+
+def pull_run(*, system: str, domain: str, trigger: str = "beat", progress=None) -> SyncRun | None:
+    """Pull one domain of one system now. Returns the recorded run, or None if another pull holds the lease."""
+    conn = Connection.objects.select_related("system").get(system_id=system)
+    if not conn.enabled:
+        raise ValueError(f"the connection of {system} is disabled; enable it in the admin first")
+    cursor, _ = SyncCursor.objects.get_or_create(system_id=system, domain=domain)
+    token = uuid.uuid4().hex
+    if not _lease(cursor, token):
+        return None
+    run = SyncRun.objects.create(system_id=system, domain=domain, direction="pull", trigger=trigger,
+                                 cursor_before=cursor.position)  # fmt: skip
+    t0 = time.monotonic()
+    counts: Counter[str] = Counter()
+    errors: list[str] = []
+    position = Cursor.from_json(cursor.position)
+    connector = connector_for(conn)
+    status = SyncRunStatus.SUCCEEDED
+    try:
+        with audit_context(actor=f"connector:{system}", channel=Channel.CONNECTOR, reason=f"pull {system} {domain}"):
+            for page in connector.pull(domain=domain, cursor=position, overlap=knobs.pull_overlap()):
+                with transaction.atomic():
+                    results = source_records_ingest(system=conn.system, domain=domain, envelopes=page.envelopes)
+                    if page.in_transaction is not None:
+                        page.in_transaction()
+                    newer = page.cursor if page.cursor.after(position) else position
+                    moved = SyncCursor.objects.filter(pk=cursor.pk, lease_token=token).update(
+                        position=newer.as_json(),
+                        lease_until=timezone.now() + dt.timedelta(seconds=max(knobs.lease_seconds(), 60)),
+                    )
+                    if not moved:
+                        raise LeaseLost(f"another pull of {system} {domain} took over; this one stops")
+                position = newer
+                if page.after_commit is not None:
+                    page.after_commit()
+                run.pages += 1
+                counts.update(r.outcome for r in results)
+                errors.extend(page.errors)
+                if progress is not None:
+                    progress(len(page.envelopes))
+    except TransportError as exc:
+        status = SyncRunStatus.FAILED
+        errors.append(str(exc)[:1000])
+        if exc.permanent:
+            exc_service.exception_raise(
+                kind="dead_letter",
+                message=f"pull of {domain} from {system} failed permanently: {str(exc)[:300]}. "
+                "Check the connection's URL and credentials, then run `manage.py sync --pull`.",
+                domain=domain,
+                system=system,
+                detail={"sync_run": run.pk, "status": exc.status},
+            )
+    except LeaseLost as exc:
+        status = SyncRunStatus.FAILED
+        errors.append(str(exc))
+    finally:
+        connector.close()
+        SyncCursor.objects.filter(pk=cursor.pk, lease_token=token).update(lease_until=None, lease_token="")
+    if errors and status == SyncRunStatus.SUCCEEDED and counts.total() == 0:
+        status = SyncRunStatus.FAILED
+    run.status = status
+    run.counts = dict(counts)
+    run.errors = errors[:100]
+    run.finished_at = timezone.now()
+    run.duration_ms = int((time.monotonic() - t0) * 1000)
+    run.cursor_after = position.as_json()
+    run.save()
+    return run

@@ -1,0 +1,323 @@
+"""The outbox relay: claim deliveries, push golden records, settle each delivery.
+
+Claiming is `SELECT … FOR UPDATE SKIP LOCKED` plus a lease (a worker that dies loses its claim when the
+lease runs out). Only the oldest open delivery of a (system, golden record) is claimable, which keeps each
+record's changes in order per system. A push sends the record's current state (fields the target's
+mapping covers, minus those whose value came from the target itself), so it also settles that record's
+later pending deliveries up to the version sent. Success stores the system's id as a CrossReference in the
+same transaction that marks the delivery done. Transient errors retry with exponential backoff and jitter
+(429 honours Retry-After, pauses the system and does not count as an attempt); permanent errors and
+exhausted retries become dead letters in the stewards' exception queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from canonical.audit import Channel, audit_context
+from canonical.domains import get_domain
+from canonical.models import CrossReference, GoldenStatus
+from canonical.services import exceptions as exc_service
+from canonical.services.golden import golden_values
+from connectors.base import PushItem, PushResult, TransportError, backoff_delay
+from connectors.models import Connection, DeadLetter, Delivery, DeliveryStatus, SyncRun, SyncRunStatus
+from connectors.registry import connector_for
+from connectors.webhooks.mapping import cloudevent
+
+from . import settings as knobs
+
+logger = logging.getLogger(__name__)
+OPEN = (DeliveryStatus.PENDING, DeliveryStatus.LEASED)
+
+
+@dataclass
+class RelayStats:
+    claimed: int = 0
+    delivered: int = 0
+    coalesced: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: RelayStats) -> None:
+        for name in ("claimed", "delivered", "coalesced", "retried", "dead", "lost"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors[: max(0, 50 - len(self.errors))])
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("claimed", "delivered", "coalesced", "retried", "dead", "lost")}
+
+
+def _pause_key(system: str) -> str:
+    return f"connectors:pause:{system}"
+
+
+def system_paused_until(system: str) -> float:
+    return float(cache.get(_pause_key(system)) or 0)
+
+
+def system_pause(system: str, seconds: float) -> None:
+    until = time.time() + seconds
+    if until > system_paused_until(system):
+        cache.set(_pause_key(system), until, timeout=max(1, int(seconds) + 1))
+
+
+def deliveries_claim(*, limit: int, token: str, system: str | None = None, domain: str | None = None) -> list[int]:
+    """Lease up to `limit` claimable deliveries to `token`; returns their ids (oldest first)."""
+    now = timezone.now()
+    earlier_open = Delivery.objects.filter(
+        system_id=OuterRef("system_id"), golden_id=OuterRef("golden_id"), id__lt=OuterRef("id"), status__in=OPEN
+    )
+    qs = Delivery.objects.filter(
+        Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+        | Q(status=DeliveryStatus.LEASED, lease_until__lt=now)
+    ).filter(~Exists(earlier_open))
+    paused = [
+        code
+        for code in Connection.objects.values_list("system_id", flat=True)
+        if system_paused_until(code) > time.time()
+    ]
+    if paused:
+        qs = qs.exclude(system_id__in=paused)
+    if system:
+        qs = qs.filter(system_id=system)
+    if domain:
+        qs = qs.filter(domain=domain)
+    with transaction.atomic():
+        ids = list(
+            qs.select_for_update(skip_locked=True, of=("self",)).order_by("id").values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            Delivery.objects.filter(id__in=ids).update(
+                status=DeliveryStatus.LEASED,
+                lease_until=now + dt.timedelta(seconds=knobs.lease_seconds()),
+                lease_token=token,
+                attempts=F("attempts") + 1,
+            )
+    return ids
+
+
+def push_item(delivery: Delivery, *, covers: set[str], personal: bool = False) -> PushItem:
+    """The golden record's current state for one target: covered fields, none that came from the target."""
+    spec = get_domain(delivery.domain)
+    record = spec.model.objects.get(pk=delivery.golden_id)
+    values = golden_values(record)
+    provenance = record.provenance or {}
+    sendable = {
+        name: value
+        for name, value in values.items()
+        if name in covers and (provenance.get(name) or {}).get("system") != delivery.system_id
+    }
+    refs: dict[str, str | None] = {}
+    for f in spec.ref_fields:
+        golden = sendable.get(f.name)
+        if golden:
+            refs[f.name] = (
+                CrossReference.objects.filter(system_id=delivery.system_id, domain=f.ref_domain, golden_id=golden)
+                .order_by("-source_record_id", "pk")
+                .values_list("source_id", flat=True)
+                .first()
+            )
+    status = record.status if record.status != GoldenStatus.MERGED else "merged"
+    return PushItem(
+        delivery_id=delivery.pk,
+        domain=delivery.domain,
+        golden_id=str(record.pk),
+        version=record.version,
+        status=status,
+        values=sendable,
+        refs=refs,
+        event=cloudevent(delivery.event, personal=personal),
+    )
+
+
+def xref_store(*, system: str, domain: str, remote_id: str, golden_id: uuid.UUID) -> CrossReference:
+    """Record that `system` knows the golden record as `remote_id` (history row via save())."""
+    xref = CrossReference.objects.filter(system_id=system, domain=domain, source_id=remote_id).first()
+    if xref is None:
+        try:
+            with transaction.atomic():
+                xref = CrossReference(system_id=system, domain=domain, source_id=remote_id, golden_id=golden_id)
+                xref.save()
+                return xref
+        except IntegrityError:
+            xref = CrossReference.objects.get(system_id=system, domain=domain, source_id=remote_id)
+    if xref.golden_id != golden_id and xref.source_record_id is None:
+        xref.golden_id = golden_id
+        xref.save()
+    return xref
+
+
+def _settle_ok(d: Delivery, item: PushItem, result: PushResult, token: str, coalesce: bool, stats: RelayStats) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        done = Delivery.objects.filter(pk=d.pk, status=DeliveryStatus.LEASED, lease_token=token).update(
+            status=DeliveryStatus.DONE, delivered_at=now, remote_id=result.remote_id or "", last_error=""
+        )
+        if not done:
+            stats.lost += 1  # the lease ran out and another worker took it: its push is the one recorded
+            return
+        stats.delivered += 1
+        if coalesce:
+            stats.coalesced += Delivery.objects.filter(
+                system_id=d.system_id,
+                golden_id=d.golden_id,
+                status=DeliveryStatus.PENDING,
+                id__gt=d.pk,
+                version__lte=item.version,
+            ).update(status=DeliveryStatus.DONE, coalesced=True, delivered_at=now, remote_id=result.remote_id or "")
+        if result.remote_id:
+            xref_store(system=d.system_id, domain=d.domain, remote_id=result.remote_id, golden_id=d.golden_id)
+            from .deals import deal_on_push
+
+            deal_on_push(system=d.system_id, domain=d.domain, golden_id=d.golden_id, remote_id=result.remote_id)
+
+
+def _dead(d: Delivery, error: TransportError, token: str, stats: RelayStats) -> None:
+    with transaction.atomic():
+        moved = Delivery.objects.filter(pk=d.pk, status=DeliveryStatus.LEASED, lease_token=token).update(
+            status=DeliveryStatus.DEAD, last_error=str(error)[:2000], lease_token=""
+        )
+        if not moved:
+            stats.lost += 1
+            return
+        stats.dead += 1
+        why = "permanent error" if error.permanent else f"gave up after {d.attempts} attempts"
+        letter = DeadLetter.objects.create(delivery=d, system_id=d.system_id, domain=d.domain, golden_id=d.golden_id,
+                                           error=str(error)[:2000], permanent=error.permanent,
+                                           attempts=d.attempts)  # fmt: skip
+        letter.exception = exc_service.exception_raise(
+            kind="dead_letter",
+            message=f"push of {d.domain} {d.golden_id} to {d.system_id} failed ({why}): {str(error)[:300]}. "
+            "Fix the cause in the target system, then replay the dead letter.",
+            golden_id=d.golden_id,
+            domain=d.domain,
+            system=d.system_id,
+            detail={
+                "dead_letter": letter.pk,
+                "delivery": d.pk,
+                "event": d.event_id,
+                "status": error.status,
+                "permanent": error.permanent,
+                "attempts": d.attempts,
+            },  # fmt: skip
+        )
+        letter.save(update_fields=["exception"])
+
+
+def _retry(d: Delivery, error: TransportError, token: str, stats: RelayStats) -> None:
+    rate_limited = error.status == 429
+    if rate_limited:
+        system_pause(d.system_id, error.retry_after or knobs.retry_base())
+    delay = backoff_delay(max(1, d.attempts), base=knobs.retry_base(), cap=knobs.retry_cap(),
+                          retry_after=error.retry_after)  # fmt: skip
+    updates = {
+        "status": DeliveryStatus.PENDING,
+        "next_attempt_at": timezone.now() + dt.timedelta(seconds=delay),
+        "last_error": str(error)[:2000],
+        "lease_token": "",
+    }
+    if rate_limited:  # the system said "later", not "failed": it does not use up an attempt
+        updates["attempts"] = F("attempts") - 1
+    moved = Delivery.objects.filter(pk=d.pk, status=DeliveryStatus.LEASED, lease_token=token).update(**updates)
+    if moved:
+        stats.retried += 1
+    else:
+        stats.lost += 1
+
+
+def relay_batch(*, ids: list[int], token: str) -> dict[str, RelayStats]:
+    """Push the claimed deliveries, grouped by system; settle each one. Returns stats per system."""
+    deliveries = list(Delivery.objects.filter(id__in=ids, lease_token=token).select_related("event").order_by("id"))
+    by_system: dict[str, list[Delivery]] = {}
+    for d in deliveries:
+        by_system.setdefault(d.system_id, []).append(d)
+    out: dict[str, RelayStats] = {}
+    for system, group in by_system.items():
+        stats = out.setdefault(system, RelayStats(claimed=len(group)))
+        conn = Connection.objects.filter(system_id=system).first()
+        if conn is None or not conn.enabled:
+            for d in group:
+                _retry(d, TransportError(f"{system} has no enabled connection", permanent=False), token, stats)
+            continue
+        connector = connector_for(conn)
+        try:
+            items: dict[int, PushItem] = {}
+            for d in group:
+                try:
+                    items[d.pk] = push_item(d, covers=connector.covers(d.domain),
+                                            personal=bool(conn.options.get("personal")))  # fmt: skip
+                except Exception as exc:  # noqa: BLE001  (a record that cannot be read is a dead letter, not a crash)
+                    _dead(d, TransportError(f"cannot build the push: {exc}", permanent=True), token, stats)
+            results = connector.push(list(items.values())) if items else []
+        except TransportError as exc:
+            results = [PushResult(delivery_id=pk, error=exc) for pk in items]
+        finally:
+            connector.close()
+        with audit_context(actor=f"connector:{system}", channel=Channel.CONNECTOR, reason=f"push to {system}"):
+            seen = set()
+            for result in results:
+                d = next(x for x in group if x.pk == result.delivery_id)
+                seen.add(d.pk)
+                if result.ok:
+                    _settle_ok(d, items[d.pk], result, token, connector.coalesce, stats)
+                    continue
+                err = result.error
+                stats.errors.append(f"{d.domain} {d.golden_id}: {err}"[:500])
+                if err.permanent or (err.status != 429 and d.attempts >= knobs.max_attempts()):
+                    _dead(d, err, token, stats)
+                else:
+                    _retry(d, err, token, stats)
+            for pk in set(items) - seen:
+                d = next(x for x in group if x.pk == pk)
+                _retry(d, TransportError("the connector gave no result for this record", permanent=False), token, stats)
+    return out
+
+
+def relay_run(
+    *, system: str | None = None, domain: str | None = None, max_seconds: float | None = None,
+    batch_size: int | None = None, trigger: str = "beat", progress=None,
+) -> dict[str, RelayStats]:  # fmt: skip
+    """Claim and push until nothing is claimable or the time budget is spent; record a SyncRun per system."""
+    token = uuid.uuid4().hex
+    max_seconds = knobs.relay_max_seconds() if max_seconds is None else max_seconds
+    batch_size = batch_size or knobs.relay_batch_size()
+    deadline = time.monotonic() + max_seconds
+    t0 = time.monotonic()
+    totals: dict[str, RelayStats] = {}
+    while time.monotonic() < deadline:
+        ids = deliveries_claim(limit=batch_size, token=token, system=system, domain=domain)
+        if not ids:
+            break
+        for code, stats in relay_batch(ids=ids, token=token).items():
+            totals.setdefault(code, RelayStats()).add(stats)
+        if progress is not None:
+            progress(len(ids))
+    finished = timezone.now()
+    for code, stats in totals.items():
+        SyncRun.objects.create(
+            system_id=code, domain=domain or "", direction="push", trigger=trigger,
+            status=SyncRunStatus.FAILED if stats.dead else SyncRunStatus.SUCCEEDED,
+            finished_at=finished, duration_ms=int((time.monotonic() - t0) * 1000), counts=stats.as_dict(),
+            errors=stats.errors[:50],
+        )  # fmt: skip
+    return totals
+
+
+def deliveries_pending(*, system: str | None = None, domain: str | None = None) -> int:
+    qs = Delivery.objects.filter(status__in=OPEN)
+    if system:
+        qs = qs.filter(system_id=system)
+    if domain:
+        qs = qs.filter(domain=domain)
+    return qs.count()

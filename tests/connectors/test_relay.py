@@ -1,0 +1,139 @@
+"""The outbox relay, run in-process against the sandbox over HTTP: claim order, upsert by golden id,
+cross-references in the same transaction, retries with backoff, dead letters with replay."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from canonical.models import CrossReference, Customer, DataException
+from connectors.models import DeadLetter, Delivery, DeliveryStatus, SyncRun
+from connectors.services.dead_letters import dead_letter_replay_for_exception
+from connectors.services.relay import deliveries_claim, relay_run
+
+from .conftest import assert_delivered_once, ingest, rec
+
+
+@pytest.fixture
+def erp(sandbox, connect, settings):
+    settings.MDM_RETRY_BASE_SECONDS = 0.01
+    settings.MDM_RETRY_CAP_SECONDS = 0.05
+    connect(sandbox, "erp")
+    return sandbox
+
+
+def customers(n: int, seconds: float = 0, **extra) -> list:
+    results = ingest("crm", "customer", *[rec(f"001{i:03d}", seconds, name=f"Customer {i}", **extra) for i in range(n)])
+    return [r.golden_id for r in results]
+
+
+def due_now() -> None:
+    for d in Delivery.objects.filter(status=DeliveryStatus.PENDING):
+        d.next_attempt_at = timezone.now() - dt.timedelta(seconds=1)
+        d.save(update_fields=["next_attempt_at"])
+
+
+def test_push_upserts_by_golden_id_and_keeps_the_remote_id_as_a_cross_reference(erp, audit):
+    golden = customers(3)
+    totals = relay_run(max_seconds=30)
+    assert totals["erp"].delivered == 3
+    assert_delivered_once(erp, system="erp", obj="customer", domain="customer", golden_ids=golden)
+    remote = {r["ext_id"]: r["id"] for r in erp.records("erp", "customer")}
+    for xref in CrossReference.objects.filter(system_id="erp"):
+        assert remote[str(xref.golden_id)] == xref.source_id
+        assert xref.history.get().history_channel == "connector"
+    run = SyncRun.objects.get(direction="push")
+    assert run.counts["delivered"] == 3 and run.system_id == "erp"
+
+
+def test_only_the_oldest_open_change_of_a_record_is_claimable_and_a_push_settles_the_later_ones(erp, audit):
+    ingest("crm", "customer", rec("001A", 0, name="Acme", website="https://acme.example"))
+    ingest("crm", "customer", rec("001A", 10, name="Acme Corp", website="https://acme.example"))
+    ingest("crm", "customer", rec("001A", 20, name="Acme Corporation", website="https://acme.example"))
+    first, *later = Delivery.objects.order_by("id")
+    assert len(later) == 2
+    assert deliveries_claim(limit=10, token="t1") == [first.pk]
+    assert deliveries_claim(limit=10, token="t2") == []
+    Delivery.objects.filter(pk=first.pk).update(status=DeliveryStatus.PENDING, lease_token="")
+    relay_run(max_seconds=30)
+    assert set(Delivery.objects.values_list("status", "coalesced")) == {("done", False), ("done", True)}
+    assert [r["data"]["companyName"] for r in erp.records("erp", "customer")] == ["Acme Corporation"]
+    assert len(erp.writes("erp", "customer")) == 1
+
+
+def test_values_that_came_from_the_target_are_not_sent_back_to_it(erp, audit):
+    ingest("crm", "customer", rec("001A", 0, name="Acme", website="https://acme.example", city="Munich"))
+    ingest("erp", "customer", rec("C-1", 5, name="Acme", website="https://acme.example", city="Berlin"))
+    golden = Customer.objects.get()
+    assert golden.city == "Berlin" and golden.provenance["city"]["system"] == "erp"
+    relay_run(max_seconds=30)
+    (record,) = erp.records("erp", "customer")
+    assert record["data"]["companyName"] == "Acme"
+    assert "city" not in record["data"]
+
+
+def test_a_server_error_is_retried_with_backoff_then_delivered(erp, audit):
+    golden = customers(1)
+    erp.faults("erp", fail_next=1, fail_status=500)
+    relay_run(max_seconds=30, batch_size=1)
+    d = Delivery.objects.get()
+    assert (d.status, d.attempts) == ("pending", 1) and "500" in d.last_error
+    due_now()
+    relay_run(max_seconds=30, batch_size=1)
+    d.refresh_from_db()
+    assert (d.status, d.attempts) == ("done", 2)
+    assert_delivered_once(erp, system="erp", obj="customer", domain="customer", golden_ids=golden)
+
+
+def test_a_rate_limit_pauses_the_system_and_does_not_use_up_attempts(erp, audit, settings):
+    customers(2)
+    erp.faults("erp", rate_limit_next=1, retry_after=30)
+    relay_run(max_seconds=5)
+    pending = list(Delivery.objects.values_list("status", "attempts", "last_error"))
+    assert [(s, a) for s, a, _ in pending] == [("pending", 0), ("pending", 0)]
+    assert "429" in pending[0][2]
+    assert all(d.next_attempt_at > timezone.now() + dt.timedelta(seconds=25) for d in Delivery.objects.all())
+    due_now()
+    assert relay_run(max_seconds=5) == {}  # the system is paused, so nothing is claimed
+    assert erp.calls()["erp"] == 1
+
+
+def test_a_permanent_error_is_a_dead_letter_in_the_exception_queue_and_replay_delivers_it(erp, audit):
+    golden = customers(1)
+    erp.faults("erp", fail_next=1, fail_status=400)
+    relay_run(max_seconds=30)
+    letter = DeadLetter.objects.get()
+    assert letter.permanent and letter.attempts == 1
+    exc = DataException.objects.get(kind="dead_letter")
+    assert exc.status == "open" and exc.system_id == "erp" and str(exc.golden_id) == golden[0]
+    assert "replay" in exc.message
+    dead_letter_replay_for_exception(exception_id=exc.pk)
+    relay_run(max_seconds=30)
+    exc.refresh_from_db()
+    assert exc.status == "resolved"
+    assert_delivered_once(erp, system="erp", obj="customer", domain="customer", golden_ids=golden)
+
+
+def test_retries_that_run_out_become_a_dead_letter(erp, audit, settings):
+    settings.MDM_DELIVERY_MAX_ATTEMPTS = 2
+    customers(1)
+    erp.faults("erp", fail_next=5, fail_status=503)
+    relay_run(max_seconds=30)
+    due_now()
+    relay_run(max_seconds=30)
+    d = Delivery.objects.get()
+    assert d.status == DeliveryStatus.DEAD and d.attempts == 2
+    assert not DeadLetter.objects.get().permanent
+
+
+def test_a_lease_that_ran_out_is_claimed_again_and_the_late_worker_cannot_settle_it(erp, audit):
+    customers(1)
+    (pk,) = deliveries_claim(limit=5, token="dead-worker")
+    Delivery.objects.filter(pk=pk).update(lease_until=timezone.now() - dt.timedelta(seconds=1))
+    assert deliveries_claim(limit=5, token="live-worker") == [pk]
+    d = Delivery.objects.get()
+    assert d.lease_token == "live-worker" and d.attempts == 2
+    from connectors.services.relay import relay_batch
+
+    assert relay_batch(ids=[pk], token="dead-worker") == {}
+    assert relay_batch(ids=[pk], token="live-worker")["erp"].delivered == 1
