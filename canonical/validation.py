@@ -254,6 +254,8 @@ def parse_reference(value: Any, *, system: str) -> dict:
             source_id = str(value["source_id"]).strip()
             if not source_id:
                 raise FieldError("reference source_id is empty")
+            if len(source_id) > 255 or len(target_system) > 32:
+                raise FieldError("reference source_id is longer than 255 characters (or system longer than 32)")
             return {"system": target_system, "source_id": source_id}
         raise FieldError('a reference is a source_id, {"system", "source_id"} or {"golden_id"}')
     if isinstance(value, (bool, list, float)):
@@ -261,6 +263,8 @@ def parse_reference(value: Any, *, system: str) -> dict:
     text = str(value).strip()
     if not text:
         raise FieldError("reference is empty")
+    if len(text) > 255:
+        raise FieldError("reference source_id is longer than 255 characters")
     return {"system": system, "source_id": text}
 
 

@@ -155,6 +155,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
 }
+# PAGE_SIZE is the default for per-view pagination classes; there is deliberately no global one.
+SILENCED_SYSTEM_CHECKS = ["rest_framework.W001"]
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Master data hub API",
@@ -163,6 +165,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"GoldenStatusEnum": "canonical.models.base.GoldenStatus"},
 }
 
 LOGGING = {

@@ -44,7 +44,9 @@ def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def api_client_create(*, name: str, system: str | None = None, scopes: list[str] | None = None) -> tuple[ApiClient, str]:
+def api_client_create(
+    *, name: str, system: str | None = None, scopes: list[str] | None = None
+) -> tuple[ApiClient, str]:
     """Create a client and return it with its key (the only time the key is available)."""
     scopes = list(dict.fromkeys(scopes or []))
     if not _NAME_RE.match(name or ""):
@@ -92,9 +94,7 @@ def api_client_authenticate(*, key: str) -> ApiClient | None:
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     digest = key_hash(key)
-    for client in ApiClient.objects.filter(key_prefix=key[:KEY_PREFIX_LENGTH], is_active=True).select_related(
-        "system"
-    ):
+    for client in ApiClient.objects.filter(key_prefix=key[:KEY_PREFIX_LENGTH], is_active=True).select_related("system"):
         if hmac.compare_digest(client.key_hash, digest):
             _touch(client)
             return client

@@ -11,6 +11,7 @@ from rest_framework import permissions
 
 from canonical.models import ApiClient
 
+from .auth import django_user_detach
 from .clients import known_scopes
 
 
@@ -52,6 +53,7 @@ class HasScope(permissions.BasePermission):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return False
+        django_user_detach(request)
         getter = getattr(view, "get_required_scopes", None)
         needed = set(getter(request)) if getter else set(getattr(view, "required_scopes", ()))
         missing = needed - request_scopes(request)
