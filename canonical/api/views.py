@@ -213,12 +213,15 @@ class GoldenRecordViewSet(AuditedApiMixin, viewsets.ReadOnlyModelViewSet):
         as_of = request.query_params.get("as_of")
         if as_of is not None:
             return self._retrieve_as_of(pk, parse_as_of(as_of))
-        survivor_id = golden_survivor_id(self.spec.name, pk)
-        if survivor_id is None:
-            raise _not_found(self.spec, pk)
-        record = self.get_queryset().filter(pk=survivor_id).first()
+        record = self.get_queryset().filter(pk=pk).first()
         if record is None:
             raise _not_found(self.spec, pk)
+        survivor_id = record.pk
+        if record.status == GoldenStatus.MERGED and record.merged_into_id:
+            survivor_id = golden_survivor_id(self.spec.name, record.merged_into_id)
+            record = self.get_queryset().filter(pk=survivor_id).first() if survivor_id else None
+            if record is None:
+                raise _not_found(self.spec, pk)
         data = self._serialize(record, xrefs=xrefs_by_golden(self.spec.name, [record.pk]))
         etag = _etag(data)
         headers = {"ETag": etag}
