@@ -228,7 +228,8 @@ def workers(transactional_db, settings, fast_knobs, tmp_path):
         return worker.start()
 
     yield start
-    for worker in started:
+    for worker in started:  # the test is over: no need to wait for a warm shutdown
+        worker.kill9()
         worker.stop()
 
 
