@@ -13,3 +13,6 @@ urlpatterns = [
     path("api/v1/", include("stewardship.api.urls")),
     path("api/v1/", include("connectors.api.urls")),
 ]
+
+handler404 = "mdm.views.not_found"
+handler500 = "mdm.views.server_error"
