@@ -1,6 +1,7 @@
 """Test-session wiring: which backing services are here, and which tests need them.
 
-Tests marked `postgres` need DATABASE_URL to point at PostgreSQL; tests marked `redis` need REDIS_URL.
+Tests marked `postgres` need DATABASE_URL to point at PostgreSQL; tests marked `redis` need REDIS_URL;
+tests marked `browser` need Debian's chromium at /usr/bin/chromium (driven by Playwright).
 Where a service is missing they are deselected (not skipped) and the run says so plainly at the end.
 In CI (CI=true) a missing service is an error instead: every test must run there.
 """
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 _NOT_RUN: dict[str, list[str]] = {}
+BROWSER_PATH = "/usr/bin/chromium"
 
 
 def _redis_up() -> bool:
@@ -32,14 +34,18 @@ def _postgres_configured() -> bool:
     return os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
 
 
+def _browser_installed() -> bool:
+    return os.path.exists(BROWSER_PATH)
+
+
 def pytest_collection_modifyitems(config, items):
-    available = {"postgres": _postgres_configured(), "redis": _redis_up()}
+    available = {"postgres": _postgres_configured(), "redis": _redis_up(), "browser": _browser_installed()}
     in_ci = os.environ.get("CI", "").lower() == "true"
     missing = [name for name, ok in available.items() if not ok]
     if in_ci and missing:
         raise pytest.UsageError(
             f"CI must run every test, but these services are not configured or not reachable: {', '.join(missing)}. "
-            "Set DATABASE_URL (PostgreSQL) and REDIS_URL; .ci/run does this."
+            "Set DATABASE_URL (PostgreSQL) and REDIS_URL, and install chromium (.ci/setup-browser); .ci/run does this."
         )
     keep, drop = [], []
     for item in items:
@@ -63,6 +69,7 @@ def pytest_terminal_summary(terminalreporter):
     hints = {
         "postgres": "PostgreSQL is not configured (DATABASE_URL) or not reachable",
         "redis": "Redis is not configured (REDIS_URL) or not reachable",
+        "browser": f"chromium is not installed at {BROWSER_PATH} (run .ci/setup-browser)",
     }
     for name, ids in _NOT_RUN.items():
         terminalreporter.write_line(f"{len(ids)} test(s) need {name}: {hints[name]}. They were NOT run:")
