@@ -322,7 +322,9 @@ def golden_record_merge(
             )
         for name, value in choices.items():
             try:
-                field_override_set(domain=domain, golden_id=survivor, field=name, value=value, reason=reason, user=user)
+                field_override_set(
+                    domain=domain, golden_id=survivor, field=name, value=value, reason=reason, user=real_user(user)
+                )
             except OverrideError as exc:  # validated above; kept so a surprise is still a 400, never a 500
                 raise MergeError({"field_choices": [f"{name}: {m}" for msgs in exc.errors.values() for m in msgs]})
         _, changed = golden_record_recompute(domain=domain, golden_id=survivor)

@@ -20,3 +20,14 @@ def steward(db):
 @pytest.fixture
 def other_steward(db):
     return get_user_model().objects.create_user("sam", password="pw", is_staff=True)
+
+
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks in-process for the test, even when REDIS_URL configures a broker."""
+    from mdm.celery import app
+
+    old = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = old

@@ -47,3 +47,22 @@ class NameReviewMatcher(DeterministicMatcher):
             for g in survivors
         ]
         return MatchOutcome(decision="review", candidates=candidates, reason=candidates[0].reason)
+
+
+class NameCountryLinkMatcher(NameReviewMatcher):
+    """A stricter rule set for re-match tests: same name and same country links; same name only is review."""
+
+    def match(self, *, domain: str, values: dict[str, Any], exclude_source_record: int | None = None) -> MatchOutcome:
+        from canonical.domains import get_domain
+
+        outcome = super().match(domain=domain, values=values, exclude_source_record=exclude_source_record)
+        if outcome.decision != "review":
+            return outcome
+        model = get_domain(domain).model
+        for cand in outcome.candidates:
+            country = model.objects.filter(pk=cand.golden_id).values_list("country", flat=True).first()
+            if country and country == values.get("country"):
+                reason = f"same name and country {country}"
+                linked = Candidate(golden_id=cand.golden_id, score=0.97, reason=reason, comparisons=cand.comparisons)
+                return MatchOutcome(decision="link", golden_id=cand.golden_id, candidates=[linked], reason=reason)
+        return outcome

@@ -1,0 +1,121 @@
+"""`python manage.py match --domain D [--partitions M | --partition N/M] [--resume]`: batch re-match.
+
+Run after a change to the match rules. First the match keys of every source record are rebuilt with the
+configured matcher, then golden records are re-matched partition by partition (by blocking key) as Celery
+tasks: more workers finish sooner. Above the auto-merge threshold records are merged (actor job:match);
+in the review zone a review task is opened; a steward's not-a-match is never proposed again.
+
+`--partition N/M` runs only partition N (1-based) of M in this process, for spreading a run by hand;
+`--resume` continues the last unfinished run of the domain, skipping its finished partitions.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from canonical.domains import DOMAINS
+from stewardship.models import KeysState, MatchRun
+from stewardship.services.rematch import (
+    KEY_BATCH,
+    match_key_source_ids,
+    match_keys_claim,
+    match_keys_done,
+    match_keys_rebuild,
+    match_run_resumable,
+    match_run_start,
+)
+from stewardship.tasks import match_partition_task
+
+_PARTITION = re.compile(r"^(\d+)/(\d+)$")
+POLL_SECONDS = 1.0
+
+
+class Command(BaseCommand):
+    help = "Re-match a domain after a rule change: rebuild match keys, auto-merge or open review tasks."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--domain", required=True, help=f"one of {', '.join(DOMAINS)}")
+        parser.add_argument("--partitions", type=int, default=None, help="number of partitions (default 8)")
+        parser.add_argument("--partition", default=None, help="run only partition N of M here, e.g. 2/8")
+        parser.add_argument("--resume", action="store_true", help="continue the last unfinished run of the domain")
+
+    def handle(self, *args, domain: str, partitions: int | None, partition: str | None, resume: bool, **options):
+        if domain not in DOMAINS:
+            raise CommandError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
+        only = None
+        if partition is not None:
+            m = _PARTITION.match(partition.strip())
+            if not m or not (1 <= int(m.group(1)) <= int(m.group(2))):
+                raise CommandError(f"--partition {partition!r}: write N/M with 1 <= N <= M, e.g. --partition 2/8")
+            only, count = int(m.group(1)) - 1, int(m.group(2))
+            if partitions is not None and partitions != count:
+                raise CommandError(f"--partitions {partitions} disagrees with --partition {partition}; drop one")
+            partitions = count
+        if partitions is not None and not (1 <= partitions <= 10000):
+            raise CommandError("--partitions must be between 1 and 10000")
+
+        run = self._run(domain, partitions, resume=resume or only is not None)
+        self.stdout.write(f"match run #{run.pk} for {domain}: {run.partitions} partition(s)")
+        self._keys(run)
+        if only is not None:
+            todo = [only] if only in run.remaining_partitions else []
+        else:
+            todo = run.remaining_partitions
+        if not todo:
+            self.stdout.write("nothing left to do in this run")
+        self._partitions(run, todo)
+        run.refresh_from_db()
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items())) or "nothing examined"
+        state = "finished" if run.status == "finished" else f"{len(run.finished_partitions)}/{run.partitions} done"
+        self.stdout.write(self.style.SUCCESS(f"match run #{run.pk} {state}: {counts}"))
+
+    def _run(self, domain: str, partitions: int | None, *, resume: bool) -> MatchRun:
+        if resume:
+            run = match_run_resumable(domain=domain)
+            if run is not None:
+                if partitions is not None and run.partitions != partitions:
+                    raise CommandError(
+                        f"run #{run.pk} of {domain} has {run.partitions} partitions, not {partitions}: "
+                        f"resume it with --partitions {run.partitions} (or omit --resume to start a new run)"
+                    )
+                return run
+        return match_run_start(domain=domain, partitions=partitions or 8)
+
+    def _keys(self, run: MatchRun) -> None:
+        if not match_keys_claim(run_id=run.pk):
+            while MatchRun.objects.get(pk=run.pk).keys_state != KeysState.DONE:
+                self.stdout.write("waiting for another process to finish rebuilding the match keys…")
+                time.sleep(POLL_SECONDS)
+            return
+        ids = match_key_source_ids(domain=run.domain)
+        with tqdm(total=len(ids), desc="match keys", unit="rec", file=self.stderr) as bar:
+            for i in range(0, len(ids), KEY_BATCH):
+                batch = ids[i : i + KEY_BATCH]
+                match_keys_rebuild(domain=run.domain, source_record_ids=batch)
+                bar.update(len(batch))
+        match_keys_done(run_id=run.pk)
+
+    def _partitions(self, run: MatchRun, todo: list[int]) -> None:
+        if not todo:
+            return
+        eager = bool(match_partition_task.app.conf.task_always_eager)  # no broker: tasks run here, in order
+        with tqdm(total=len(todo), desc=f"match {run.domain}", unit="partition", file=self.stderr) as bar:
+            for p in todo:
+                match_partition_task.delay(run.pk, p)
+                if eager:
+                    bar.update(1)
+            if eager:
+                return
+            self.stdout.write("partitions queued; waiting for the workers (Ctrl-C is safe: --resume continues)")
+            done = 0
+            while done < len(todo):
+                finished = set(MatchRun.objects.get(pk=run.pk).finished_partitions)
+                now = len([p for p in todo if p in finished])
+                bar.update(now - done)
+                done = now
+                if done < len(todo):
+                    time.sleep(POLL_SECONDS)
