@@ -4,7 +4,7 @@ To add routes from another module, append one line to `urlpatterns`:
     path("", include("canonical.api.<module>")),
 """
 
-from django.urls import path
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from canonical.domains import DOMAINS
@@ -18,5 +18,6 @@ for name, spec in DOMAINS.items():
 urlpatterns = [
     path("xrefs/resolve/", XrefResolveView.as_view(), name="xref-resolve"),
     path("ingest/<str:system>/<str:domain>/", IngestView.as_view(), name="ingest"),
+    path("", include("canonical.api.matching")),  # before the router: <domain>/match/ is not a record id
     *router.urls,
 ]

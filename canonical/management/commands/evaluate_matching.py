@@ -1,0 +1,241 @@
+"""python manage.py evaluate_matching --domain DOMAIN FILE.csv
+
+Ingests a labelled CSV (source_id, cluster, optional system, canonical field names) through the hub's real
+pipeline and prints, as its last line, one JSON object with pairwise precision / recall / F1 over the records
+the hub put in the same golden record without a steward, the pairs it sent to stewards (review_tasks), and
+B-cubed precision / recall / F1 as a cluster metric.
+
+The evaluation runs in one transaction on the configured database: the domain is cleared first (so earlier
+data cannot join the clusters), the file is ingested, the result measured, and everything is rolled back, so
+the database is left exactly as it was. Progress goes to standard error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from tqdm import tqdm
+
+from canonical.audit import Channel, audit_context
+from canonical.domains import DOMAINS, get_domain
+
+
+class _Rollback(Exception):
+    pass
+
+
+def pair_count(sizes) -> int:
+    return sum(n * (n - 1) // 2 for n in sizes)
+
+
+def evaluate_clusters(truth: dict[str, str], predicted: dict[str, str]) -> dict[str, float | int]:
+    """Pairwise and B-cubed precision / recall / F1 of `predicted` (record → cluster) against `truth`."""
+    records = list(truth)
+    by_truth: dict[str, set[str]] = defaultdict(set)
+    by_pred: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        by_truth[truth[r]].add(r)
+        by_pred[predicted[r]].add(r)
+    joint: dict[tuple[str, str], int] = defaultdict(int)
+    for r in records:
+        joint[(truth[r], predicted[r])] += 1
+    true_pairs = pair_count(len(s) for s in by_truth.values())
+    predicted_pairs = pair_count(len(s) for s in by_pred.values())
+    correct = pair_count(joint.values())
+    precision = correct / predicted_pairs if predicted_pairs else 1.0
+    recall = correct / true_pairs if true_pairs else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    b_p = b_r = 0.0
+    for r in records:
+        overlap = joint[(truth[r], predicted[r])]
+        b_p += overlap / len(by_pred[predicted[r]])
+        b_r += overlap / len(by_truth[truth[r]])
+    n = len(records) or 1
+    b_p, b_r = b_p / n, b_r / n
+    b_f1 = 2 * b_p * b_r / (b_p + b_r) if b_p + b_r else 0.0
+    return {
+        "true_pairs": true_pairs,
+        "predicted_pairs": predicted_pairs,
+        "correct_pairs": correct,
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f1, 4),
+        "bcubed_precision": round(b_p, 4),
+        "bcubed_recall": round(b_r, 4),
+        "bcubed_f1": round(b_f1, 4),
+    }
+
+
+def read_labelled(path: Path, domain: str) -> list[dict]:
+    """Rows as {"source_id", "cluster", "system", "attributes"}; a CommandError naming the line on bad input."""
+    spec = get_domain(domain)
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}. Give the path of a labelled CSV file.") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        missing = [c for c in ("source_id", "cluster") if c not in header]
+        if missing:
+            raise CommandError(
+                f"{path}: line 1: missing column(s) {', '.join(missing)}; a labelled CSV has source_id, cluster, "
+                f"optional system, then {domain} fields ({', '.join(spec.field_names)})"
+            )
+        ignored = [c for c in header if c not in ("source_id", "cluster", "system") and spec.get(c) is None]
+        if ignored:
+            print(f"warning: ignoring column(s) that are not {domain} fields: {', '.join(ignored)}", file=sys.stderr)
+        rows, seen = [], set()
+        try:
+            for line, raw in enumerate(reader, start=2):
+                source_id = (raw.get("source_id") or "").strip()
+                cluster = (raw.get("cluster") or "").strip()
+                system = (raw.get("system") or "").strip() or "eval"
+                if not source_id or not cluster:
+                    raise CommandError(f"{path}: line {line}: source_id and cluster must not be empty")
+                if (system, source_id) in seen:
+                    raise CommandError(f"{path}: line {line}: duplicate source_id {source_id!r} for system {system!r}")
+                seen.add((system, source_id))
+                attributes = {k: v for k, v in raw.items() if k and spec.get(k) is not None and v not in (None, "")}
+                rows.append({"source_id": source_id, "cluster": cluster, "system": system, "attributes": attributes})
+        except csv.Error as exc:
+            raise CommandError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"{path}: not UTF-8 text; save the file as UTF-8 CSV") from None
+    if not rows:
+        raise CommandError(f"{path}: no records")
+    return rows
+
+
+def domain_clear(domain: str) -> int:
+    """Remove a domain's records (inside the evaluation's transaction, which is rolled back). Returns goldens removed."""
+    from canonical.models import ChangeEvent, CrossReference, DataException, MatchKey, PendingReference, SourceRecord
+
+    model = get_domain(domain).model
+    MatchKey.objects.filter(domain=domain)._raw_delete(MatchKey.objects.db)
+    PendingReference.objects.filter(source_record__domain=domain).delete()
+    DataException.objects.filter(domain=domain)._raw_delete(DataException.objects.db)
+    CrossReference.objects.filter(domain=domain)._raw_delete(CrossReference.objects.db)
+    ChangeEvent.objects.filter(domain=domain)._raw_delete(ChangeEvent.objects.db)
+    try:
+        from stewardship.models import ReviewTask  # the stewardship app's queue, where it exists
+
+        ReviewTask.objects.filter(domain=domain)._raw_delete(ReviewTask.objects.db)
+    except (ImportError, LookupError, Exception):  # noqa: BLE001 - optional app, optional field
+        pass
+    SourceRecord.objects.filter(domain=domain)._raw_delete(SourceRecord.objects.db)
+    count = model.objects.count()
+    model.objects.all()._raw_delete(model.objects.db)
+    return count
+
+
+def evaluate(domain: str, rows: list[dict], *, batch_size: int = 200, progress: bool = True) -> dict:
+    """Ingest labelled rows through the pipeline (in a rolled-back transaction) and measure the clusters."""
+    from canonical.matching.definitions import get_definition
+    from canonical.matching.signals import match_decided
+    from canonical.models import SourceRecord, System
+    from canonical.services.ingest import envelope_parse, source_records_ingest
+
+    spec = get_domain(domain)
+    review_threshold = get_definition(domain).review_probability
+    review_pairs = 0
+
+    def count_reviews(sender, domain: str, values, outcome, **kwargs) -> None:
+        nonlocal review_pairs
+        if domain == spec.name and outcome.decision == "review":
+            review_pairs += max(1, sum(1 for c in outcome.candidates if c.score >= review_threshold))
+
+    result: dict = {}
+    started = time.perf_counter()
+    match_decided.connect(count_reviews, dispatch_uid="evaluate_matching")
+    try:
+        with audit_context(
+            actor="evaluate_matching", channel=Channel.JOB, reason=f"match-quality evaluation of {domain}"
+        ):
+            with transaction.atomic():
+                cleared = domain_clear(domain)
+                if cleared:
+                    print(f"cleared {cleared} {domain} golden records for the run (rolled back after)", file=sys.stderr)
+                for code in sorted({r["system"] for r in rows}):
+                    System.objects.get_or_create(code=code, defaults={"name": code, "kind": "evaluation"})
+                by_system: dict[str, list[dict]] = defaultdict(list)
+                bar = tqdm(total=len(rows), desc=f"ingest {domain}", unit="rec", file=sys.stderr, disable=not progress)
+                # in file order, one batch per run of the same system
+                batch: list[dict] = []
+                for row in rows:
+                    if batch and (row["system"] != batch[0]["system"] or len(batch) >= batch_size):
+                        _ingest(batch, domain, spec, envelope_parse, source_records_ingest)
+                        bar.update(len(batch))
+                        batch = []
+                    batch.append(row)
+                    by_system[row["system"]].append(row)
+                if batch:
+                    _ingest(batch, domain, spec, envelope_parse, source_records_ingest)
+                    bar.update(len(batch))
+                bar.close()
+                golden_of = {
+                    (s, sid): str(g) if g else None
+                    for s, sid, g in SourceRecord.objects.filter(domain=domain).values_list(
+                        "system_id", "source_id", "golden_id"
+                    )
+                }
+                truth, predicted = {}, {}
+                for row in rows:
+                    key = f"{row['system']}:{row['source_id']}"
+                    truth[key] = row["cluster"]
+                    predicted[key] = golden_of.get((row["system"], row["source_id"])) or f"unmatched:{key}"
+                result = evaluate_clusters(truth, predicted)
+                result["not_in_a_golden_record"] = sum(1 for v in predicted.values() if v.startswith("unmatched:"))
+                raise _Rollback
+    except _Rollback:
+        pass
+    finally:
+        match_decided.disconnect(dispatch_uid="evaluate_matching")
+    seconds = round(time.perf_counter() - started, 2)
+    return {
+        "domain": domain,
+        "records": len(rows),
+        "true_pairs": result["true_pairs"],
+        "predicted_pairs": result["predicted_pairs"],
+        "precision": result["precision"],
+        "recall": result["recall"],
+        "f1": result["f1"],
+        "review_tasks": review_pairs,
+        "seconds": seconds,
+        "bcubed_precision": result["bcubed_precision"],
+        "bcubed_recall": result["bcubed_recall"],
+        "bcubed_f1": result["bcubed_f1"],
+        "not_in_a_golden_record": result["not_in_a_golden_record"],
+    }
+
+
+def _ingest(batch, domain, spec, envelope_parse, source_records_ingest) -> None:
+    envelopes = [
+        envelope_parse({"source_id": r["source_id"], "attributes": r["attributes"]}, spec=spec, allow_unknown=True)
+        for r in batch
+    ]
+    source_records_ingest(system=batch[0]["system"], domain=domain, envelopes=envelopes)
+
+
+class Command(BaseCommand):
+    help = "Measure match quality on a labelled CSV: pairwise precision/recall/F1, B-cubed, review pairs."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--domain", required=True, help=f"one of {', '.join(DOMAINS)}")
+        parser.add_argument("file", help="labelled CSV: source_id, cluster, optional system, canonical fields")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar on standard error")
+
+    def handle(self, *args, **options):
+        domain = options["domain"]
+        if domain not in DOMAINS:
+            raise CommandError(f"unknown domain {domain!r}; expected one of {', '.join(DOMAINS)}")
+        rows = read_labelled(Path(options["file"]), domain)
+        data = evaluate(domain, rows, progress=not options["no_progress"])
+        self.stdout.write(json.dumps(data))

@@ -1,0 +1,245 @@
+"""Explainable fuzzy matching: blocking from the MatchKey index, Fellegi–Sunter scoring, coherent decisions.
+
+match() for one record:
+1. its blocking keys (definitions/<domain>.py) are looked up in the MatchKey index, at most KEY_CAP rows per
+   key; a key shared by more records than that is too common to block on (it still informs term frequencies);
+2. the candidate golden records sharing the most keys (at most MAX_CANDIDATES) are scored against each of
+   their live source records; a golden record's score is its best-matching source record's;
+3. decision: one golden record at or above the link threshold whose members all look plausible → link;
+   several above it (golden records that were not merged, so do not match each other), or a member that
+   clearly is someone else (a chain A~B~C with A≁C), or a best score in the review zone → review;
+   otherwise new.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+from django.db import connection
+
+from .base import Candidate, MatchOutcome
+from .definitions import MatchDefinition, get_definition
+from .scoring import Scored, score_pair
+
+KEY_CAP = 200
+MAX_CANDIDATES = 25
+_POPULATION_CACHE_FROM = 10_000  # below this, count live records every time (cheap, and exact)
+
+
+@dataclass
+class _GoldenScore:
+    golden_id: uuid.UUID
+    best: Scored
+    worst: Scored
+    vetoed: Scored | None
+    members: int
+
+
+def _population(domain: str) -> int:
+    from canonical.models import SourceRecord, SourceStatus
+
+    cache_key = f"mdm:matching:population:{domain}"
+    cached = cache.get(cache_key)
+    if cached is not None:
+        return cached
+    count = SourceRecord.objects.filter(domain=domain, status=SourceStatus.APPLIED, deleted=False).count()
+    if count >= _POPULATION_CACHE_FROM:
+        cache.set(cache_key, count, 300)
+    return count
+
+
+def _key_rows(domain: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[str, int]]]:
+    """(key_type, key_value) → [(golden_id, source_record_id)], at most KEY_CAP + 1 rows per key, from the index."""
+    if not keys:
+        return {}
+    from canonical.models import MatchKey
+
+    table = connection.ops.quote_name(MatchKey._meta.db_table)
+    parts, params = [], []
+    for i, (key_type, key_value) in enumerate(keys):
+        parts.append(
+            f"SELECT * FROM (SELECT {i} AS k, golden_id, source_record_id FROM {table} "
+            f"WHERE domain = %s AND key_type = %s AND key_value = %s LIMIT {KEY_CAP + 1}) AS q{i}"
+        )
+        params += [domain, key_type, key_value]
+    out: dict[tuple[str, str], list[tuple[str, int]]] = {key: [] for key in keys}
+    with connection.cursor() as cur:
+        cur.execute(" UNION ALL ".join(parts), params)
+        for k, golden_id, source_record_id in cur.fetchall():
+            out[keys[k]].append((str(golden_id), source_record_id))
+    return out
+
+
+class FuzzyMatcher:
+    """The default matcher: see the module docstring."""
+
+    def keys(self, *, domain: str, values: dict[str, Any]) -> list[tuple[str, str]]:
+        defn = get_definition(domain)
+        return defn.keys(defn.prepare(values))
+
+    # --- scoring ------------------------------------------------------------------------------------------
+
+    def _tf(self, domain: str, counts: dict[tuple[str, str], int]):
+        population = _population(domain)
+        from .scoring import MIN_TF_POPULATION
+
+        if population < MIN_TF_POPULATION:
+            return None
+
+        def tf(key_type: str, value: str) -> float | None:
+            count = counts.get((key_type, value))
+            if count is None:
+                from canonical.models import MatchKey
+
+                count = MatchKey.objects.filter(domain=domain, key_type=key_type, key_value=value[:255])[
+                    : KEY_CAP + 1
+                ].count()
+                counts[(key_type, value)] = count
+            return max(count, 1) / population
+
+        return tf
+
+    def _score(self, defn: MatchDefinition, a: dict, b: dict, tf) -> Scored:
+        return score_pair(
+            comparisons=defn.comparisons, hard_rules=defn.hard_rules, prior=defn.prior, a=a, b=b, tf=tf, noun=defn.noun
+        )
+
+    def candidates(
+        self, *, domain: str, values: dict[str, Any], exclude_source_record: int | None = None, exclude_golden=None
+    ) -> tuple[MatchDefinition, list[_GoldenScore]]:
+        """Score the golden records that share blocking keys with `values`, best first."""
+        from canonical.models import SourceRecord, SourceStatus
+
+        defn = get_definition(domain)
+        features = defn.prepare(values)
+        keys = defn.keys(features)
+        rows = _key_rows(domain, keys)
+        counts = {key: len(found) for key, found in rows.items()}
+        shared: dict[str, set[str]] = defaultdict(set)
+        for (key_type, _), found in rows.items():
+            if len(found) > KEY_CAP:
+                continue  # too common to block on
+            for golden_id, source_record_id in found:
+                if source_record_id != exclude_source_record:
+                    shared[golden_id].add(key_type)
+        if exclude_golden is not None:
+            shared.pop(str(exclude_golden), None)
+        ranked = sorted(shared, key=lambda g: (-len(shared[g]), g))[:MAX_CANDIDATES]
+        if not ranked:
+            return defn, []
+        golden_ids = self._survivors(domain, ranked)
+        sources = (
+            SourceRecord.objects.filter(
+                domain=domain, golden_id__in=set(golden_ids.values()), status=SourceStatus.APPLIED, deleted=False
+            )
+            .exclude(pk=exclude_source_record)
+            .order_by("pk")
+            .values_list("golden_id", "values")
+        )
+        tf = self._tf(domain, counts)
+        per_golden: dict[uuid.UUID, list[Scored]] = defaultdict(list)
+        for golden_id, stored in sources:
+            per_golden[golden_id].append(self._score(defn, features, defn.prepare(stored), tf))
+        scored = []
+        for golden_id, results in per_golden.items():
+            if exclude_golden is not None and str(golden_id) == str(exclude_golden):
+                continue
+            vetoed = next((r for r in results if r.veto), None)
+            ordered = sorted(results, key=lambda r: -r.weight)
+            scored.append(_GoldenScore(golden_id, ordered[0], ordered[-1], vetoed, len(results)))
+        scored.sort(key=lambda g: (-(g.best.weight if g.vetoed is None else float("-inf")), str(g.golden_id)))
+        return defn, scored
+
+    @staticmethod
+    def _survivors(domain: str, golden_ids: list[str]) -> dict[str, uuid.UUID]:
+        from canonical.domains import get_domain
+        from canonical.models import GoldenStatus
+        from canonical.services.golden import golden_survivor_id
+
+        model = get_domain(domain).model
+        out = {}
+        for pk, status in model.objects.filter(pk__in=golden_ids).values_list("pk", "status"):
+            out[str(pk)] = golden_survivor_id(domain, pk) if status == GoldenStatus.MERGED else pk
+        return {k: v for k, v in out.items() if v is not None}
+
+    @staticmethod
+    def _candidate(g: _GoldenScore) -> Candidate:
+        scored = g.vetoed or g.best
+        return Candidate(
+            golden_id=g.golden_id,
+            score=round(scored.probability, 6),
+            reason=scored.reason,
+            comparisons=scored.comparisons,
+        )
+
+    # --- the interface ------------------------------------------------------------------------------------
+
+    def match(self, *, domain: str, values: dict[str, Any], exclude_source_record: int | None = None) -> MatchOutcome:
+        defn, scored = self.candidates(domain=domain, values=values, exclude_source_record=exclude_source_record)
+        outcome = self.decide(defn, scored)
+        from .signals import match_decided
+
+        match_decided.send(sender=type(self), domain=domain, values=values, outcome=outcome)
+        return outcome
+
+    def search(self, *, domain: str, values: dict[str, Any], exclude_golden=None) -> MatchOutcome:
+        """What match() would decide, without telling anyone (search before create, candidates of a record)."""
+        defn, scored = self.candidates(domain=domain, values=values, exclude_golden=exclude_golden)
+        return self.decide(defn, scored)
+
+    def decide(self, defn: MatchDefinition, scored: list[_GoldenScore]) -> MatchOutcome:
+        live = [g for g in scored if g.vetoed is None]
+        candidates = [self._candidate(g) for g in scored]
+        linkable = [g for g in live if g.best.probability >= defn.link_probability]
+        reviewable = [g for g in live if g.best.probability >= defn.review_probability]
+        if len(linkable) == 1:
+            chosen = linkable[0]
+            if chosen.worst.probability < defn.doubt_probability:
+                return MatchOutcome(
+                    decision="review",
+                    golden_id=chosen.golden_id,
+                    candidates=candidates,
+                    reason=f"doubtful cluster: matches one member of {chosen.golden_id} "
+                    f"(p={chosen.best.probability:.3f}) but another looks like a different {defn.noun} "
+                    f"(p={chosen.worst.probability:.3f})",
+                )
+            return MatchOutcome(
+                decision="link", golden_id=chosen.golden_id, candidates=candidates, reason=chosen.best.reason
+            )
+        if len(linkable) > 1:
+            ids = ", ".join(str(g.golden_id) for g in linkable[:3])
+            return MatchOutcome(
+                decision="review",
+                golden_id=linkable[0].golden_id,
+                candidates=candidates,
+                reason=f"matches {len(linkable)} golden records that were not merged with each other ({ids}): "
+                "a steward decides",
+            )
+        if reviewable:
+            best = reviewable[0]
+            return MatchOutcome(
+                decision="review",
+                golden_id=best.golden_id,
+                candidates=candidates,
+                reason=f"review zone: {best.best.reason}",
+            )
+        best_p = max((g.best.probability for g in live), default=0.0)
+        reason = (
+            f"no candidate above the review threshold (best p={best_p:.3f})"
+            if scored
+            else "no golden record shares a blocking key"
+        )
+        return MatchOutcome(decision="new", candidates=candidates, reason=reason)
+
+    def explain(self, *, domain: str, values_a: dict[str, Any], values_b: dict[str, Any]) -> Candidate:
+        defn = get_definition(domain)
+        a, b = defn.prepare(values_a), defn.prepare(values_b)
+        tf = self._tf(domain, {})
+        scored = self._score(defn, a, b, tf)
+        return Candidate(
+            golden_id=None, score=round(scored.probability, 6), reason=scored.reason, comparisons=scored.comparisons
+        )

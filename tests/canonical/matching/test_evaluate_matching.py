@@ -1,0 +1,89 @@
+"""python manage.py evaluate_matching: the contract's last line, metrics that could be wrong, bad files."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from canonical.management.commands.evaluate_matching import evaluate_clusters
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "fixtures" / "labelled"))
+
+import generate  # noqa: E402
+
+pytestmark = pytest.mark.django_db
+KEYS = ["domain", "records", "true_pairs", "predicted_pairs", "precision", "recall", "f1", "review_tasks", "seconds"]
+
+
+def test_cluster_metrics_count_pairs_and_b_cubed():
+    truth = {"a": "1", "b": "1", "c": "1", "d": "2"}
+    predicted = {"a": "x", "b": "x", "c": "y", "d": "y"}
+    m = evaluate_clusters(truth, predicted)
+    assert (m["true_pairs"], m["predicted_pairs"], m["correct_pairs"]) == (3, 2, 1)
+    assert (m["precision"], m["recall"]) == (0.5, 0.3333)
+    assert m["bcubed_precision"] == round((1 + 1 + 0.5 + 0.5) / 4, 4)
+    assert m["bcubed_recall"] == round((2 / 3 + 2 / 3 + 1 / 3 + 1) / 4, 4)
+
+
+@pytest.mark.parametrize("domain", ["customer", "legal_entity", "resource"])
+def test_evaluate_prints_the_contract_json_last_and_leaves_the_database_as_it_was(fuzzy, tmp_path, domain):
+    from canonical.models import SourceRecord
+
+    path = tmp_path / f"{domain}.csv"
+    generate.main(["--domain", domain, "--entities", "40", "--seed", "5", "--out", str(path)])
+    out, err = io.StringIO(), io.StringIO()
+    call_command("evaluate_matching", "--domain", domain, str(path), stdout=out, stderr=err)
+    last = out.getvalue().strip().splitlines()[-1]
+    data = json.loads(last)
+    assert list(data)[: len(KEYS)] == KEYS
+    assert data["domain"] == domain
+    rows = path.read_text().strip().splitlines()[1:]
+    assert data["records"] == len(rows)
+    assert data["true_pairs"] > 0
+    assert data["f1"] >= 0.9
+    assert 0 <= data["bcubed_f1"] <= 1
+    assert SourceRecord.objects.count() == 0  # rolled back
+
+
+def test_evaluate_counts_pairs_sent_to_stewards(fuzzy, tmp_path):
+    path = tmp_path / "review.csv"
+    path.write_text(
+        "source_id,cluster,system,name,city,country\n"
+        "1,acme,crm,Sovereign Group,Marseille,FR\n"
+        "2,acme,erp,Sovereign,Marseille,FR\n"
+    )
+    out = io.StringIO()
+    call_command("evaluate_matching", "--domain", "customer", str(path), "--no-progress", stdout=out)
+    data = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert (data["true_pairs"], data["predicted_pairs"], data["review_tasks"]) == (1, 0, 1)
+    assert (data["precision"], data["recall"], data["f1"]) == (1.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("source_id,name\n1,Acme\n", "line 1: missing column(s) cluster"),
+        ("source_id,cluster,name\n1,,Acme\n", "line 2: source_id and cluster must not be empty"),
+        ("source_id,cluster,name\n1,a,Acme\n1,b,Acme\n", "line 3: duplicate source_id '1'"),
+        ("source_id,cluster,name\n", "no records"),
+    ],
+)
+def test_a_bad_file_is_refused_naming_the_line(fuzzy, tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("evaluate_matching", "--domain", "customer", str(path))
+
+
+def test_unknown_domain_and_missing_file_are_clear_errors(tmp_path):
+    with pytest.raises(CommandError, match="unknown domain 'client'"):
+        call_command("evaluate_matching", "--domain", "client", str(tmp_path / "x.csv"))
+    with pytest.raises(CommandError, match="cannot read"):
+        call_command("evaluate_matching", "--domain", "customer", str(tmp_path / "missing.csv"))
