@@ -28,7 +28,7 @@ def read_all(client: APIClient, limit: int) -> list[dict]:
     raise AssertionError("the feed never ended")
 
 
-def test_the_feed_pages_through_every_change_once_in_order(db):
+def test_the_feed_pages_through_every_change_once_in_order(transactional_db):
     ingest("crm", "customer", *[rec(f"001{i}", name=f"Customer {i}") for i in range(5)])
     ingest("crm", "customer", rec("0010", 10, name="Customer zero"))
     events = read_all(api("read:customer"), limit=2)
@@ -42,7 +42,7 @@ def test_the_feed_pages_through_every_change_once_in_order(db):
     assert last["data"]["origin_system"] == "crm"
 
 
-def test_a_reader_at_the_end_gets_nothing_new_and_keeps_its_cursor(db):
+def test_a_reader_at_the_end_gets_nothing_new_and_keeps_its_cursor(transactional_db):
     ingest("crm", "customer", rec("001A", name="Acme"))
     client = api("read:customer")
     first = client.get("/api/v1/changes").json()
@@ -50,7 +50,7 @@ def test_a_reader_at_the_end_gets_nothing_new_and_keeps_its_cursor(db):
     assert again == {"events": [], "next_cursor": first["next_cursor"], "has_more": False}
 
 
-def test_a_reader_sees_only_the_domains_it_may_read_and_no_personal_data_without_the_scope(db):
+def test_a_reader_sees_only_the_domains_it_may_read_and_no_personal_data_without_the_scope(transactional_db):
     ingest("crm", "customer", rec("001A", name="Acme"))
     ingest("hr", "resource", rec("W1", first_name="Ada", last_name="Lovelace", date_of_birth="1990-01-01"))
     assert [e["data"]["domain"] for e in read_all(api("read:customer"), 10)] == ["customer"]
@@ -62,12 +62,12 @@ def test_a_reader_sees_only_the_domains_it_may_read_and_no_personal_data_without
 
 @pytest.mark.parametrize("query, field", [({"after": "yesterday"}, "after"), ({"limit": 0}, "limit"),
                                           ({"limit": "many"}, "limit")])  # fmt: skip
-def test_a_bad_cursor_or_limit_is_a_400_naming_the_parameter(db, query, field):
+def test_a_bad_cursor_or_limit_is_a_400_naming_the_parameter(transactional_db, query, field):
     answer = api("read:customer").get("/api/v1/changes", query)
     assert answer.status_code == 400
     assert field in str(answer.json())
 
 
-def test_the_feed_needs_a_read_scope(db):
+def test_the_feed_needs_a_read_scope(transactional_db):
     assert api("ingest", system="crm").get("/api/v1/changes").status_code == 403
     assert APIClient().get("/api/v1/changes").status_code in (401, 403)
