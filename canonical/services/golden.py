@@ -35,21 +35,37 @@ def golden_survivor_id(domain: str, golden_id: uuid.UUID | str | None) -> uuid.U
     """Follow `merged_into` from a golden id to the record that survives (None if there is no such id)."""
     if golden_id is None:
         return None
+    return golden_survivor_map(domain, [golden_id]).get(uuid.UUID(str(golden_id)))
+
+
+def golden_survivor_map(domain: str, golden_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, uuid.UUID]:
+    """{golden id: its survivor} for the ids that exist, following merge chains (one query per chain step)."""
     model = get_domain(domain).model
-    current = uuid.UUID(str(golden_id))
+    wanted = {uuid.UUID(str(g)) for g in golden_ids if g}
+    survivor: dict[uuid.UUID, uuid.UUID] = {}
+    chain: dict[uuid.UUID, uuid.UUID] = {g: g for g in wanted}  # original id -> id reached so far
     for _ in range(_MAX_MERGE_DEPTH):
-        row = model.objects.filter(pk=current).values_list("merged_into_id", flat=True).first()
-        if row is None:
-            exists = model.objects.filter(pk=current).exists()
-            return current if exists else None
-        current = row
-    raise RuntimeError(f"merge chain of {domain} {golden_id} is longer than {_MAX_MERGE_DEPTH}")
+        if not chain:
+            return survivor
+        rows = dict(model.objects.filter(pk__in=set(chain.values())).values_list("pk", "merged_into_id"))
+        next_chain = {}
+        for original, current in chain.items():
+            if current not in rows:
+                continue  # no such golden record
+            if rows[current] is None:
+                survivor[original] = current
+            else:
+                next_chain[original] = rows[current]
+        chain = next_chain
+    raise RuntimeError(f"merge chain of {domain} {sorted(chain)[:3]} is longer than {_MAX_MERGE_DEPTH}")
 
 
 def golden_survivor_ids(domain: str, golden_ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
     """Distinct survivors of the given ids, oldest golden record first (a stable choice)."""
     model = get_domain(domain).model
-    survivors = {s for g in golden_ids if (s := golden_survivor_id(domain, g)) is not None}
+    survivors = set(golden_survivor_map(domain, golden_ids).values())
+    if len(survivors) == 1:
+        return list(survivors)
     return list(model.objects.filter(pk__in=survivors).order_by("created_at", "id").values_list("pk", flat=True))
 
 
@@ -85,7 +101,8 @@ def _to_model_value(kind: str, value: Any) -> Any:
     return value
 
 
-def contribution_of(sr: SourceRecord) -> Contribution:
+def contribution_of(sr: SourceRecord, survivors: dict[str, dict[uuid.UUID, uuid.UUID]] | None = None) -> Contribution:
+    """What a source record contributes; references lead to their survivors (`survivors`: per ref domain)."""
     spec = get_domain(sr.domain)
     values: dict[str, Any] = {}
     for name, value in sr.values.items():
@@ -94,7 +111,11 @@ def contribution_of(sr: SourceRecord) -> Contribution:
             continue
         if f.kind == "ref":
             if isinstance(value, dict) and value.get("golden_id"):
-                values[name] = str(golden_survivor_id(f.ref_domain, value["golden_id"]) or value["golden_id"])
+                if survivors is not None and f.ref_domain in survivors:
+                    survivor = survivors[f.ref_domain].get(uuid.UUID(str(value["golden_id"])))
+                else:
+                    survivor = golden_survivor_id(f.ref_domain, value["golden_id"])
+                values[name] = str(survivor or value["golden_id"])
             elif value is None:
                 values[name] = None
             # an unresolved reference contributes nothing yet
@@ -103,6 +124,18 @@ def contribution_of(sr: SourceRecord) -> Contribution:
     return Contribution(
         source_record_id=sr.pk, system=sr.system_id, source_id=sr.source_id, updated_at=sr.updated_at, values=values
     )
+
+
+def _reference_survivors(domain: str, sources: list[SourceRecord]) -> dict[str, dict[uuid.UUID, uuid.UUID]]:
+    """The survivors of every golden id the sources reference, one lookup per referenced domain."""
+    spec = get_domain(domain)
+    wanted: dict[str, set] = {}
+    for sr in sources:
+        for f in spec.ref_fields:
+            value = sr.values.get(f.name)
+            if isinstance(value, dict) and value.get("golden_id"):
+                wanted.setdefault(f.ref_domain, set()).add(value["golden_id"])
+    return {ref_domain: golden_survivor_map(ref_domain, ids) for ref_domain, ids in wanted.items()}
 
 
 def live_sources(domain: str, golden_id: uuid.UUID) -> list[SourceRecord]:
@@ -119,12 +152,17 @@ def overrides_for(domain: str, golden_id: uuid.UUID) -> dict[str, Any]:
     )
 
 
-def golden_compute(domain: str, golden_id: uuid.UUID | None, sources: list[SourceRecord]) -> Survival:
+def golden_compute(
+    domain: str, golden_id: uuid.UUID | None, sources: list[SourceRecord], *, overrides: dict[str, Any] | None = None
+) -> Survival:
+    """Survivorship over these live sources and the golden record's active overrides (pure apart from reads)."""
     spec = get_domain(domain)
-    overrides = overrides_for(domain, golden_id) if golden_id else {}
+    if overrides is None:
+        overrides = overrides_for(domain, golden_id) if golden_id else {}
+    survivors = _reference_survivors(domain, sources)
     return survive(
         spec=spec,
-        contributions=[contribution_of(sr) for sr in sources],
+        contributions=[contribution_of(sr, survivors) for sr in sources],
         owners=ownership_map(domain),
         overrides=overrides,
         priorities=system_priorities(),
@@ -179,6 +217,7 @@ def change_event_write(
 def _sync_conflicts(domain: str, sources: list[SourceRecord], survival: Survival) -> None:
     for sr in sources:
         conflicts = survival.conflicts.get(sr.pk, {})
+        previous = sr.conflicts
         if sr.conflicts != conflicts:
             SourceRecord.objects.filter(pk=sr.pk).update(conflicts=conflicts)
             sr.conflicts = conflicts
@@ -192,7 +231,8 @@ def _sync_conflicts(domain: str, sources: list[SourceRecord], survival: Survival
                 message=f"{sr.system_id} disagrees with the owner ({owner}) on {fields}; its value is kept, not applied",
                 detail={"conflicts": conflicts},
             )
-        else:
+        elif previous:
+            # Only a record that had conflicts can have an open ownership_conflict exception to close.
             exc_service.exception_close(kind="ownership_conflict", source_record=sr, note="the conflict went away")
 
 
@@ -234,6 +274,20 @@ def _reason(origin_system: str | None, changed: list[str], provenance_changed: b
     return f"recomputed ({what})" + (f" after a change from {origin_system}" if origin_system else "")
 
 
+def golden_survivor_lock(*, domain: str, golden_id: uuid.UUID | None):
+    """Lock the survivor of a golden id for the rest of the transaction and return it (None if there is none)."""
+    model = get_domain(domain).model
+    current = golden_id
+    for _ in range(_MAX_MERGE_DEPTH):
+        if current is None:
+            return None
+        record = model.objects.select_for_update().filter(pk=current).first()
+        if record is None or record.merged_into_id is None:
+            return record
+        current = record.merged_into_id
+    raise RuntimeError(f"merge chain of {domain} {golden_id} is longer than {_MAX_MERGE_DEPTH}")
+
+
 def golden_record_recompute(
     *, domain: str, golden_id: uuid.UUID, origin_system: str | None = None
 ) -> tuple[object, list[str]]:
@@ -241,52 +295,78 @@ def golden_record_recompute(
 
     Returns (record, changed field names). Status follows the sources: inactive when none is live.
     """
-    spec = get_domain(domain)
-    model = spec.model
     with transaction.atomic():
-        record = model.objects.select_for_update().get(pk=golden_id)
+        record = get_domain(domain).model.objects.select_for_update().get(pk=golden_id)
         if record.status == GoldenStatus.MERGED:
             return record, []
-        sources = live_sources(domain, golden_id)
-        changed: list[str] = []
-        event_type = ChangeEventType.UPDATED
-        if sources:
-            survival = golden_compute(domain, golden_id, sources)
-            _retain_required(record, spec, survival)
-            changed = _apply_values(record, survival.values)
-            # Where each value comes from changed (another source, another rule)? A later `at` of the same
-            # source alone is not a change worth a version: it is written with the next real change.
-            provenance_changed = _without_times(record.provenance) != _without_times(survival.provenance)
-            provenance = survival.provenance
-            if record.status == GoldenStatus.INACTIVE:
-                record.status = GoldenStatus.ACTIVE
-                event_type = ChangeEventType.REACTIVATED
-                changed.append("status")
-            _sync_conflicts(domain, sources, survival)
-        else:
-            provenance_changed, provenance = False, record.provenance
-            if record.status == GoldenStatus.ACTIVE:
-                record.status = GoldenStatus.INACTIVE
-                event_type = ChangeEventType.DEACTIVATED
-                changed.append("status")
-        if not changed and not provenance_changed:
-            return record, []
-        record.provenance = provenance
-        record.version += 1
-        record._change_reason = _reason(origin_system, changed, provenance_changed)
-        record.save()
-        if changed:
-            change_event_write(
-                record=record, event_type=event_type, changed_fields=changed, origin_system=origin_system
-            )
-        return record, changed
+        return golden_record_apply(record=record, sources=live_sources(domain, golden_id), origin_system=origin_system)
 
 
-def golden_record_create(*, domain: str, sources: list[SourceRecord], origin_system: str | None):
-    """Create a golden record from its first source record(s); writes history and a `golden.created` event."""
+def golden_record_apply(
+    *,
+    record,
+    sources: list[SourceRecord],
+    survival: Survival | None = None,
+    origin_system: str | None = None,
+) -> tuple[object, list[str]]:
+    """Make a locked golden record what survivorship over `sources` (its live source records) says.
+
+    `survival` may be passed when the caller has just computed it over the same sources. Saves the record,
+    its history row and its outbox event (only if something changed), and syncs ownership conflicts.
+    """
+    spec = get_domain(record.DOMAIN)
+    changed: list[str] = []
+    event_type = ChangeEventType.UPDATED
+    if sources:
+        if survival is None:
+            survival = golden_compute(spec.name, record.pk, sources)
+        _retain_required(record, spec, survival)
+        changed = _apply_values(record, survival.values)
+        # Where each value comes from changed (another source, another rule)? A later `at` of the same
+        # source alone is not a change worth a version: it is written with the next real change.
+        provenance_changed = _without_times(record.provenance) != _without_times(survival.provenance)
+        provenance = survival.provenance
+        if record.status == GoldenStatus.INACTIVE:
+            record.status = GoldenStatus.ACTIVE
+            event_type = ChangeEventType.REACTIVATED
+            changed.append("status")
+        _sync_conflicts(spec.name, sources, survival)
+    else:
+        provenance_changed, provenance = False, record.provenance
+        if record.status == GoldenStatus.ACTIVE:
+            record.status = GoldenStatus.INACTIVE
+            event_type = ChangeEventType.DEACTIVATED
+            changed.append("status")
+    if not changed and not provenance_changed:
+        return record, []
+    record.provenance = provenance
+    record.version += 1
+    record._change_reason = _reason(origin_system, changed, provenance_changed)
+    record.save()
+    if changed:
+        change_event_write(record=record, event_type=event_type, changed_fields=changed, origin_system=origin_system)
+    return record, changed
+
+
+def golden_record_create(
+    *,
+    domain: str,
+    sources: list[SourceRecord],
+    origin_system: str | None,
+    survival: Survival | None = None,
+    golden_id: uuid.UUID | None = None,
+):
+    """Create a golden record from its first source record(s); writes history and a `golden.created` event.
+
+    `survival` may be passed when the caller has just computed it over the same sources; `golden_id` when
+    the caller has chosen the new record's id already (its source records point at it).
+    """
     spec = get_domain(domain)
-    survival = golden_compute(domain, None, sources)
+    if survival is None:
+        survival = golden_compute(domain, None, sources)
     record = spec.model(status=GoldenStatus.ACTIVE, version=1, provenance=survival.provenance)
+    if golden_id is not None:
+        record.pk = golden_id
     _apply_values(record, survival.values)
     first = sources[0]
     record._change_reason = current_context().reason or f"created from {first.system_id} {domain} {first.source_id}"

@@ -1,11 +1,13 @@
 """The ingest pipeline: receive → validate → resolve references → match → survive → publish.
 
-The same functions serve REST, the CLI and connectors. Each record is processed in its own transaction
-(a savepoint inside a batch), so one record's outcome never depends on another's failure.
+The same functions serve REST, the CLI and connectors. A batch is one transaction with an outcome per record;
+each record's changes (golden row, history, outbox event) are written together, and an unexpected error
+rolls the whole batch back, so nothing is half-applied.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import hashlib
 import json
@@ -21,6 +23,8 @@ from canonical.domains import DomainSpec, get_domain
 from canonical.matching.base import get_matcher
 from canonical.models import (
     CrossReference,
+    DataException,
+    ExceptionStatus,
     GoldenStatus,
     MatchKey,
     PendingReference,
@@ -31,11 +35,14 @@ from canonical.models import (
 from canonical.services import exceptions as exc_service
 from canonical.services.golden import (
     golden_compute,
+    golden_record_apply,
     golden_record_create,
     golden_record_recompute,
     golden_survivor_id,
+    golden_survivor_lock,
     live_sources,
 )
+from canonical.services.ownership import rules_cached, system_codes
 from canonical.services.survivorship import missing_required
 from canonical.validation import unknown_attributes, validate_attributes
 
@@ -139,6 +146,80 @@ def content_hash(attributes: dict, deleted: bool) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+# --- per-batch knowledge ----------------------------------------------------------------------------------
+#
+# A batch knows, for the records it inserted itself, that they have no exceptions, pending references,
+# match keys or cross-references yet (except cross-references a push created), so it asks the database
+# nothing about them. Records that existed before are asked once each, lazily.
+
+
+@dataclass
+class _Batch:
+    system: str
+    domain: str
+    xrefs: dict[str, CrossReference | None]  # source_id -> xref of this (system, domain), for new records
+    waiting: set[str]  # source_ids of this (system, domain) that some pending reference points at
+    records: dict[str, SourceRecord] = field(default_factory=dict)  # source_id -> the instance being processed
+
+
+_batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar("mdm_ingest_batch", default=None)
+
+
+def _in_batch(system: str, domain: str, source_id: str) -> _Batch | None:
+    batch = _batch.get()
+    if batch is not None and batch.system == system and batch.domain == domain and source_id in batch.records:
+        return batch
+    return None
+
+
+def _open_kinds(sr: SourceRecord) -> set[str]:
+    """Kinds of the open exceptions of a source record (asked once per record, then kept up to date)."""
+    kinds = getattr(sr, "_open_kinds", None)
+    if kinds is None:
+        kinds = set(
+            DataException.objects.filter(source_record=sr, status=ExceptionStatus.OPEN).values_list("kind", flat=True)
+        )
+        sr._open_kinds = kinds
+    return kinds
+
+
+def _exception_raise(sr: SourceRecord, *, kind: str, **kwargs) -> None:
+    exc_service.exception_raise(kind=kind, source_record=sr, **kwargs)
+    _open_kinds(sr).add(kind)
+
+
+def _exception_close(sr: SourceRecord, *, kind: str, note: str) -> None:
+    if kind in _open_kinds(sr):
+        exc_service.exception_close(kind=kind, source_record=sr, note=note)
+        sr._open_kinds.discard(kind)
+
+
+def _pending_of(sr: SourceRecord) -> dict[str, PendingReference]:
+    pending = getattr(sr, "_pending", None)
+    if pending is None:
+        pending = {p.field: p for p in PendingReference.objects.filter(source_record=sr)}
+        sr._pending = pending
+    return pending
+
+
+def _keys_of(sr: SourceRecord) -> set[tuple[str, str, uuid.UUID]]:
+    keys = getattr(sr, "_keys", None)
+    if keys is None:
+        keys = set(MatchKey.objects.filter(source_record=sr).values_list("key_type", "key_value", "golden_id"))
+        sr._keys = keys
+    return keys
+
+
+def _xref_of(sr: SourceRecord) -> CrossReference | None:
+    batch = _in_batch(sr.system_id, sr.domain, sr.source_id)
+    if batch is not None and sr.source_id in batch.xrefs:
+        return batch.xrefs[sr.source_id]
+    xref = CrossReference.objects.filter(system_id=sr.system_id, domain=sr.domain, source_id=sr.source_id).first()
+    if batch is not None:
+        batch.xrefs[sr.source_id] = xref
+    return xref
+
+
 # --- references -------------------------------------------------------------------------------------------
 
 
@@ -153,6 +234,11 @@ def reference_resolve(ref: dict, target_domain: str) -> uuid.UUID | None:
         if survivor is None:
             raise _UnknownGolden(f"no {target_domain} with golden id {ref['golden_id']}")
         return survivor
+    batch = _batch.get()
+    if batch is not None and (batch.system, batch.domain) == (ref["system"], target_domain):
+        if ref["source_id"] in batch.xrefs:  # a record of this batch: its xref (or its lack of one) is known
+            xref = batch.xrefs[ref["source_id"]]
+            return golden_survivor_id(target_domain, xref.golden_id) if xref is not None else None
     golden_id = (
         CrossReference.objects.filter(system_id=ref["system"], domain=target_domain, source_id=ref["source_id"])
         .values_list("golden_id", flat=True)
@@ -161,16 +247,14 @@ def reference_resolve(ref: dict, target_domain: str) -> uuid.UUID | None:
     return golden_survivor_id(target_domain, golden_id) if golden_id else None
 
 
-def _resolve_references(sr: SourceRecord, spec: DomainSpec, values: dict, errors: dict) -> list[str]:
-    """Resolve reference values in place; return the fields still waiting for their target."""
-    pending_fields: list[str] = []
-    known_systems = set(System.objects.values_list("code", flat=True))
+def _resolve_references(spec: DomainSpec, values: dict, errors: dict) -> dict[str, dict]:
+    """Resolve reference values in place; return {field: reference} of those still waiting for their target."""
     wanted: dict[str, dict] = {}
     for f in spec.ref_fields:
         ref = values.get(f.name)
         if not isinstance(ref, dict):
             continue
-        if "system" in ref and ref["system"] not in known_systems:
+        if "system" in ref and ref["system"] not in system_codes():
             errors.setdefault(f.name, []).append(f"unknown system '{ref['system']}' in reference")
             continue
         try:
@@ -179,53 +263,62 @@ def _resolve_references(sr: SourceRecord, spec: DomainSpec, values: dict, errors
             errors.setdefault(f.name, []).append(str(exc))
             continue
         if golden_id is None:
-            pending_fields.append(f.name)
             wanted[f.name] = ref
         else:
             values[f.name] = {**ref, "golden_id": str(golden_id)}
-    if not errors:
-        _sync_pending(sr, spec, wanted)
-    return pending_fields
+    return wanted
 
 
 def _sync_pending(sr: SourceRecord, spec: DomainSpec, wanted: dict[str, dict]) -> None:
-    existing = {p.field: p for p in sr.pending_references.all()} if sr.pk else {}
-    for name, pending in existing.items():
+    if not spec.ref_fields:
+        return
+    existing = _pending_of(sr)
+    for name, pending in list(existing.items()):
         ref = wanted.get(name)
         if ref is None or (pending.target_system_id, pending.target_source_id) != (ref["system"], ref["source_id"]):
             pending.delete()
+            del existing[name]
+    batch = _batch.get()
     for name, ref in wanted.items():
-        PendingReference.objects.get_or_create(
+        if name in existing:
+            continue
+        target_domain = spec.get(name).ref_domain
+        existing[name] = PendingReference.objects.create(
             source_record=sr,
             field=name,
-            defaults={
-                "target_system_id": ref["system"],
-                "target_domain": spec.get(name).ref_domain,
-                "target_source_id": ref["source_id"],
-            },
+            target_system_id=ref["system"],
+            target_domain=target_domain,
+            target_source_id=ref["source_id"],
         )
+        if batch is not None and (batch.system, batch.domain) == (ref["system"], target_domain):
+            batch.waiting.add(ref["source_id"])
 
 
 # --- the pipeline ----------------------------------------------------------------------------------------
 
 
 def _keys_sync(sr: SourceRecord, keys: list[tuple[str, str]]) -> None:
-    current = set(MatchKey.objects.filter(source_record=sr).values_list("key_type", "key_value", "golden_id"))
+    current = _keys_of(sr)
     wanted = {(t, v, sr.golden_id) for t, v in keys} if sr.golden_id and sr.is_live else set()
     if current == wanted:
         return
-    MatchKey.objects.filter(source_record=sr).delete()
+    if current:
+        MatchKey.objects.filter(source_record=sr).delete()
     MatchKey.objects.bulk_create(
         [MatchKey(domain=sr.domain, key_type=t, key_value=v, golden_id=g, source_record=sr) for t, v, g in wanted]
     )
+    sr._keys = wanted
 
 
 def _xref_link(sr: SourceRecord, golden_id: uuid.UUID) -> None:
-    xref = CrossReference.objects.filter(system_id=sr.system_id, domain=sr.domain, source_id=sr.source_id).first()
+    xref = _xref_of(sr)
     if xref is None:
-        CrossReference.objects.create(
+        xref = CrossReference.objects.create(
             system_id=sr.system_id, domain=sr.domain, source_id=sr.source_id, golden_id=golden_id, source_record=sr
         )
+        batch = _in_batch(sr.system_id, sr.domain, sr.source_id)
+        if batch is not None:
+            batch.xrefs[sr.source_id] = xref
     elif xref.golden_id != golden_id or xref.source_record_id != sr.pk:
         xref.golden_id = golden_id
         xref.source_record = sr
@@ -243,35 +336,44 @@ def _matcher_values(spec: DomainSpec, values: dict) -> dict:
     return out
 
 
+def _process_deleted(sr: SourceRecord, result: IngestResult) -> IngestResult:
+    previous_golden = sr.golden_id
+    sr.status = SourceStatus.DELETED
+    sr.save()
+    _keys_sync(sr, [])
+    for kind in ("validation", "incomplete", "unresolved_reference"):
+        _exception_close(sr, kind=kind, note="deleted in its system")
+    # Conflicts are synced by other records' recomputes too, so ask the database rather than what sr knows.
+    exc_service.exception_close(kind="ownership_conflict", source_record=sr, note="deleted in its system")
+    if _pending_of(sr):
+        PendingReference.objects.filter(source_record=sr).delete()
+        sr._pending = {}
+    if previous_golden:
+        golden_record_recompute(domain=sr.domain, golden_id=previous_golden, origin_system=sr.system_id)
+    result.outcome = "deleted"
+    result.golden_id = str(previous_golden) if previous_golden else None
+    return result
+
+
 def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult:
     """Validate, resolve, match and survive one received source record (already saved with its attributes)."""
     result = IngestResult(source_id=sr.source_id, outcome="unchanged")
     previous_golden = sr.golden_id
 
     if sr.deleted:
-        sr.status = SourceStatus.DELETED
-        sr.save()
-        _keys_sync(sr, [])
-        for kind in ("validation", "incomplete", "unresolved_reference", "ownership_conflict"):
-            exc_service.exception_close(kind=kind, source_record=sr, note="deleted in its system")
-        PendingReference.objects.filter(source_record=sr).delete()
-        if previous_golden:
-            golden_record_recompute(domain=sr.domain, golden_id=previous_golden, origin_system=sr.system_id)
-        result.outcome = "deleted"
-        result.golden_id = str(previous_golden) if previous_golden else None
-        return result
+        return _process_deleted(sr, result)
 
     values, errors = validate_attributes(spec, sr.attributes, system=sr.system_id)
-    pending_fields = _resolve_references(sr, spec, values, errors) if not errors else []
+    pending = _resolve_references(spec, values, errors) if not errors else {}
 
     if errors:
         sr.errors = errors
         if sr.golden_id is None:
             sr.status = SourceStatus.INVALID
         sr.save()
-        exc_service.exception_raise(
+        _exception_raise(
+            sr,
             kind="validation",
-            source_record=sr,
             golden_id=sr.golden_id,
             message=f"{sr.system_id} {spec.name} {sr.source_id}: "
             + "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()),
@@ -281,10 +383,11 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
         result.golden_id = str(sr.golden_id) if sr.golden_id else None
         result.message = "invalid values: kept as a data-quality exception, not applied"
         return result
-    exc_service.exception_close(kind="validation", source_record=sr, note="a valid version arrived")
+    _sync_pending(sr, spec, pending)
+    _exception_close(sr, kind="validation", note="a valid version arrived")
     sr.errors = {}
 
-    required_pending = [name for name in pending_fields if spec.get(name).required]
+    required_pending = [name for name in pending if spec.get(name).required]
     if required_pending:
         # A required reference waits for its target. A record already applied keeps its last applied version
         # contributing to the golden record until then; a new one is held.
@@ -293,9 +396,9 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
             sr.status = SourceStatus.PENDING_REFERENCE
         sr.save()
         targets = {name: values[name] for name in required_pending}
-        exc_service.exception_raise(
+        _exception_raise(
+            sr,
             kind="unresolved_reference",
-            source_record=sr,
             golden_id=sr.golden_id if sr.status == SourceStatus.APPLIED else None,
             message=f"{sr.system_id} {spec.name} {sr.source_id} waits for "
             + ", ".join(f"{name} → {t['system']}:{t['source_id']}" for name, t in targets.items()),
@@ -305,26 +408,23 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
         result.golden_id = str(sr.golden_id) if sr.status == SourceStatus.APPLIED else None
         result.message = "held until the referenced record arrives: " + ", ".join(required_pending)
         return result
-    if not pending_fields:
-        exc_service.exception_close(kind="unresolved_reference", source_record=sr, note="references resolved")
+    if not pending:
+        _exception_close(sr, kind="unresolved_reference", note="references resolved")
 
     matcher = get_matcher()
     match_values = _matcher_values(spec, values)
-    golden_id = None
+    record = None  # the survivor golden record this source record belongs to, locked
     review_outcome = None  # stewardship review hook: set when the matcher is unsure (decision "review")
     if sr.golden_id:
-        golden_id = golden_survivor_id(spec.name, sr.golden_id)
-    if golden_id is None:
-        xref_golden = (
-            CrossReference.objects.filter(system_id=sr.system_id, domain=spec.name, source_id=sr.source_id)
-            .values_list("golden_id", flat=True)
-            .first()
-        )
-        golden_id = golden_survivor_id(spec.name, xref_golden) if xref_golden else None
-    if golden_id is None:
+        record = golden_survivor_lock(domain=spec.name, golden_id=sr.golden_id)
+    if record is None:
+        xref = _xref_of(sr)
+        if xref is not None:
+            record = golden_survivor_lock(domain=spec.name, golden_id=xref.golden_id)
+    if record is None:
         outcome = matcher.match(domain=spec.name, values=match_values, exclude_source_record=sr.pk)
         if outcome.decision == "link":
-            golden_id = outcome.golden_id
+            record = golden_survivor_lock(domain=spec.name, golden_id=outcome.golden_id)
         elif outcome.decision == "review":
             review_outcome = outcome
 
@@ -332,15 +432,15 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
     old_status = sr.status
     sr.values = values
     sr.status = SourceStatus.APPLIED
-    if golden_id is None:
+    if record is None:
         survival = golden_compute(spec.name, None, [sr])
         missing = missing_required(spec, survival.values)
         if missing:
             sr.status = SourceStatus.INCOMPLETE
             sr.save()
-            exc_service.exception_raise(
+            _exception_raise(
+                sr,
                 kind="incomplete",
-                source_record=sr,
                 message=f"{sr.system_id} {spec.name} {sr.source_id} lacks required field(s): {', '.join(missing)}",
                 detail={"missing": missing},
             )
@@ -348,10 +448,11 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
             result.errors = {name: ["this field is required"] for name in missing}
             result.message = "incomplete: kept as a data-quality exception, not applied"
             return result
+        sr.golden_id = uuid.uuid4()
         sr.save()
-        record, _ = golden_record_create(domain=spec.name, sources=[sr], origin_system=sr.system_id)
-        sr.golden_id = record.pk
-        sr.save(update_fields=["golden_id", "processed_at"])
+        golden_record_create(
+            domain=spec.name, sources=[sr], origin_system=sr.system_id, survival=survival, golden_id=sr.golden_id
+        )
         result.outcome = "created"
         if review_outcome is not None:
             # Stewardship review hook: the record gets its own golden record (as for "new") and a review task
@@ -360,22 +461,24 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
 
             review_task_open_for_match(source_record=sr, outcome=review_outcome)
     else:
+        golden_id = record.pk
         candidate_sources = [s for s in live_sources(spec.name, golden_id) if s.pk != sr.pk] + [sr]
         survival = golden_compute(spec.name, golden_id, candidate_sources)
-        missing = missing_required(spec, survival.values)
-        if missing:
-            # A field the golden record already keeps without a live source (rule `retained`) is not this
-            # record's doing: it must not block the record's other values.
-            provenance = spec.model.objects.filter(pk=golden_id).values_list("provenance", flat=True).first() or {}
-            missing = [name for name in missing if provenance.get(name, {}).get("rule") != "retained"]
+        # A field the golden record already keeps without a live source (rule `retained`) is not this
+        # record's doing: it must not block the record's other values.
+        missing = [
+            name
+            for name in missing_required(spec, survival.values)
+            if record.provenance.get(name, {}).get("rule") != "retained"
+        ]
         if missing:
             # Keep the last applied version contributing; a record never applied is held as incomplete.
             sr.values = old_values
             sr.status = old_status if old_status == SourceStatus.APPLIED else SourceStatus.INCOMPLETE
             sr.save()
-            exc_service.exception_raise(
+            _exception_raise(
+                sr,
                 kind="incomplete",
-                source_record=sr,
                 golden_id=golden_id,
                 message=f"{sr.system_id} {spec.name} {sr.source_id} would leave required field(s) empty: "
                 + ", ".join(missing),
@@ -387,9 +490,11 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
             return result
         sr.golden_id = golden_id
         sr.save()
-        _, changed = golden_record_recompute(domain=spec.name, golden_id=golden_id, origin_system=sr.system_id)
+        _, changed = golden_record_apply(
+            record=record, sources=candidate_sources, survival=survival, origin_system=sr.system_id
+        )
         result.outcome = "linked" if previous_golden != golden_id else ("updated" if changed else "unchanged")
-    exc_service.exception_close(kind="incomplete", source_record=sr, note="now complete")
+    _exception_close(sr, kind="incomplete", note="now complete")
     _xref_link(sr, sr.golden_id)
     _keys_sync(sr, matcher.keys(domain=spec.name, values=match_values))
     result.golden_id = str(sr.golden_id)
@@ -399,6 +504,9 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
 
 def _resolve_waiting(target: SourceRecord) -> None:
     """Re-process source records that were waiting for this one."""
+    batch = _in_batch(target.system_id, target.domain, target.source_id)
+    if batch is not None and target.source_id not in batch.waiting:
+        return
     waiting = PendingReference.objects.filter(
         target_system_id=target.system_id, target_domain=target.domain, target_source_id=target.source_id
     ).select_related("source_record")
@@ -414,18 +522,21 @@ def _resolve_waiting(target: SourceRecord) -> None:
 def source_record_reprocess(sr: SourceRecord) -> IngestResult:
     """Run the pipeline again on a stored source record (a reference arrived, a rule changed, a retry)."""
     with transaction.atomic():
-        locked = SourceRecord.objects.select_for_update().get(pk=sr.pk)
+        batch = _in_batch(sr.system_id, sr.domain, sr.source_id)
+        if batch is not None:
+            locked = batch.records[sr.source_id]  # the batch holds its lock and its up-to-date instance
+        else:
+            locked = SourceRecord.objects.select_for_update().get(pk=sr.pk)
         return source_record_process(locked, spec=get_domain(locked.domain))
 
 
-def _receive(system: System, spec: DomainSpec, env: Envelope) -> IngestResult:
+def _receive(system: System, spec: DomainSpec, env: Envelope, batch: _Batch) -> IngestResult:
     digest = content_hash(env.attributes, env.deleted)
-    sr = (
-        SourceRecord.objects.select_for_update()
-        .filter(system=system, domain=spec.name, source_id=env.source_id)
-        .first()
-    )
-    if sr is not None:
+    sr = batch.records.get(env.source_id)
+    if sr is None:
+        sr = SourceRecord.objects.select_for_update().get(system=system, domain=spec.name, source_id=env.source_id)
+        batch.records[env.source_id] = sr
+    if sr.content_hash:  # a version is held (not a row this batch has just inserted)
         if env.updated_at < sr.updated_at:
             return IngestResult(
                 source_id=env.source_id,
@@ -457,28 +568,84 @@ def _receive(system: System, spec: DomainSpec, env: Envelope) -> IngestResult:
             return IngestResult(
                 source_id=env.source_id, outcome=outcome, golden_id=str(sr.golden_id) if sr.golden_id else None
             )
-    else:
-        sr = SourceRecord(system=system, domain=spec.name, source_id=env.source_id, status=SourceStatus.INVALID)
     sr.attributes = env.attributes
     sr.updated_at = env.updated_at
     sr.deleted = env.deleted
     sr.content_hash = digest
-    if sr.pk is None:
-        sr.save()
     return source_record_process(sr, spec=spec)
 
 
+def _batch_open(system: System, spec: DomainSpec, envelopes: list[Envelope]) -> _Batch:
+    """Insert the source records this batch sees for the first time (placeholders, filled as each is processed).
+
+    Inserting them all up front, skipping keys that exist, makes concurrent deliveries of the same new record
+    safe: the second waits for the first and then finds it (no unique-key error), and it costs one statement.
+    """
+    ids = list(dict.fromkeys(env.source_id for env in envelopes))
+    rows = SourceRecord.objects.filter(system=system, domain=spec.name)
+    known = set(rows.filter(source_id__in=ids).values_list("source_id", flat=True))
+    first_seen = {}
+    for env in envelopes:
+        if env.source_id not in known:
+            first_seen.setdefault(env.source_id, env)
+    batch = _Batch(system=system.code, domain=spec.name, xrefs={}, waiting=set())
+    if first_seen:
+        SourceRecord.objects.bulk_create(
+            [
+                SourceRecord(
+                    system=system,
+                    domain=spec.name,
+                    source_id=sid,
+                    attributes={},
+                    updated_at=env.updated_at,
+                    content_hash="",
+                    status=SourceStatus.INVALID,
+                )
+                for sid, env in first_seen.items()
+            ],
+            ignore_conflicts=True,
+        )
+        for sr in rows.select_for_update().filter(source_id__in=list(first_seen)):
+            if not sr.content_hash:  # ours: nothing is attached to it yet
+                sr._open_kinds, sr._pending, sr._keys = set(), {}, set()
+                batch.xrefs[sr.source_id] = None
+            batch.records[sr.source_id] = sr
+        for xref in CrossReference.objects.filter(
+            system=system, domain=spec.name, source_id__in=[sid for sid in first_seen if sid in batch.xrefs]
+        ):
+            batch.xrefs[xref.source_id] = xref  # a push made this xref before the record ever came in
+    batch.waiting = set(
+        PendingReference.objects.filter(
+            target_system=system, target_domain=spec.name, target_source_id__in=ids
+        ).values_list("target_source_id", flat=True)
+    )
+    return batch
+
+
 def source_records_ingest(*, system: System | str, domain: str, envelopes: list[Envelope]) -> list[IngestResult]:
-    """Ingest a batch of parsed envelopes; one savepoint per record, one transaction per batch."""
+    """Ingest a batch of parsed envelopes in one transaction, with a result per record.
+
+    Records are processed in order; an unexpected error rolls the whole batch back (nothing half-written).
+    Ownership rules and systems are read once per batch.
+    """
     spec = get_domain(domain)
     if isinstance(system, str):
         system = System.objects.get(code=system)
     results: list[IngestResult] = []
-    with transaction.atomic():
-        for env in envelopes:
-            with transaction.atomic():
-                results.append(_receive(system, spec, env))
+    with transaction.atomic(), rules_cached():
+        for start in range(0, len(envelopes), _CHUNK):
+            chunk = envelopes[start : start + _CHUNK]
+            batch = _batch_open(system, spec, chunk)
+            token = _batch.set(batch)
+            try:
+                for env in chunk:
+                    results.append(_receive(system, spec, env, batch))
+            finally:
+                _batch.reset(token)
     return results
+
+
+_CHUNK = 500
 
 
 def golden_status_counts(domain: str) -> dict[str, int]:
