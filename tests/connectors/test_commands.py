@@ -1,0 +1,64 @@
+"""manage.py sync and sandbox: thin commands over the services, with progress and clear errors."""
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from canonical.models import Customer
+from connectors.models import SyncRun
+
+from .conftest import ingest, rec
+
+
+def test_sync_pull_then_push_runs_now_and_records_each_run(sandbox, connect, capsys):
+    connect(sandbox, "crm", "erp")
+    sandbox.put("crm", "Account", {"Name": "Acme", "Website": "https://acme.example"})
+    call_command("sync", "--system", "crm", "--pull")
+    assert Customer.objects.count() == 1
+    call_command("sync", "--system", "erp", "--push")
+    out = capsys.readouterr().out
+    assert "pull crm customer: succeeded" in out and "push erp: claimed 1" in out
+    assert [r["ext_id"] for r in sandbox.records("erp", "customer")] == [str(Customer.objects.get().pk)]
+    assert sorted(SyncRun.objects.values_list("direction", "system_id", "trigger")) == [
+        ("pull", "crm", "command"), ("pull", "crm", "command"), ("push", "erp", "command")]  # fmt: skip
+
+
+def test_sync_reports_what_still_waits_for_a_retry_and_fails_on_dead_letters(sandbox, connect, capsys, settings):
+    connect(sandbox, "erp")
+    ingest("crm", "customer", rec("001A", name="Acme"), rec("001B", name="Globex"))
+    sandbox.faults("erp", fail_next=1, fail_status=503)
+    call_command("sync", "--system", "erp", "--push")
+    assert "1 change(s) wait for a retry" in capsys.readouterr().out
+    sandbox.faults("erp", fail_next=5, fail_status=400)
+    settings.MDM_RETRY_BASE_SECONDS = 0.0
+    from connectors.models import Delivery
+
+    Delivery.objects.filter(status="pending").update(next_attempt_at="2000-01-01T00:00:00Z")
+    with pytest.raises(CommandError, match="finished with errors"):
+        call_command("sync", "--system", "erp", "--push")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--system", "nope"], "no connection for system 'nope'"),
+     (["--system", "crm", "--domain", "planet"], "unknown domain 'planet'")],
+)  # fmt: skip
+def test_sync_refuses_unknown_systems_and_domains_with_a_next_step(sandbox, connect, args, message):
+    connect(sandbox, "crm")
+    with pytest.raises(CommandError, match=message):
+        call_command("sync", *args)
+
+
+def test_sandbox_lead_to_project_runs_the_flow_in_the_demo(sandbox, connect, capsys):
+    connect(sandbox, "crm", "erp", "psa")
+    call_command("sandbox", "lead-to-project", "--url", sandbox.url, "--account", "Initech")
+    out = capsys.readouterr().out
+    assert "ERP contract CN-00001, PSA project PRJ-00001" in out
+    assert "close → project" in out
+
+
+def test_sandbox_configure_points_the_default_systems_at_it(db, sandbox):
+    from connectors.models import Connection
+
+    call_command("sandbox", "configure", "--url", sandbox.url)
+    assert sorted(Connection.objects.values_list("system_id", "base_url")) == [
+        (code, f"{sandbox.url}/{code}") for code in ("crm", "erp", "hr", "psa")]  # fmt: skip
