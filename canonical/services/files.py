@@ -104,10 +104,6 @@ class FileIngestSummary:
     exceptions: list[IngestResult] = field(default_factory=list)  # the first few exception/held results
     seconds: float = 0.0
 
-    @property
-    def changed(self) -> int:
-        return sum(n for outcome, n in self.counts.items() if outcome not in ("unchanged", "stale"))
-
     def counts_line(self) -> str:
         return ", ".join(f"{outcome} {self.counts[outcome]}" for outcome in OUTCOMES)
 
