@@ -15,3 +15,7 @@ class ConnectorsConfig(AppConfig):
 
         # Outbox plumbing: every ChangeEvent gets its deliveries and feed position in its own transaction.
         post_save.connect(change_event_saved, sender=ChangeEvent, dispatch_uid="connectors.outbox")
+        # Reconciliation and operations: admin pages, Celery tasks, structured-log observers.
+        from .ops import ops_setup
+
+        ops_setup()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from .env import env_bool, env_int, env_list, env_str
 
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "connectors.ops.metrics.ApiLatencyMiddleware",  # API latency histogram for /metrics
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -124,6 +126,20 @@ CELERY_BEAT_SCHEDULE.update(
         "connectors-webhooks-sweep": {"task": "connectors.webhooks_sweep", "schedule": 60.0},
     }
 )
+# Reconciliation (nightly, at MDM_RECONCILE_HOUR:30 UTC) and the worker heartbeat that /health reads.
+MDM_RECONCILE_HOUR = env_int("MDM_RECONCILE_HOUR", 2)
+MDM_HEARTBEAT_INTERVAL = float(env_str("MDM_HEARTBEAT_INTERVAL", "30"))
+MDM_HEARTBEAT_MAX_AGE = float(env_str("MDM_HEARTBEAT_MAX_AGE", "180"))
+MDM_METRICS_TOKEN = env_str("MDM_METRICS_TOKEN", "")  # set: /metrics needs "Authorization: Bearer <token>"
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "connectors-reconcile-nightly": {
+            "task": "connectors.reconcile_all",
+            "schedule": crontab(hour=MDM_RECONCILE_HOUR, minute=30),
+        },
+        "connectors-heartbeat": {"task": "connectors.heartbeat", "schedule": MDM_HEARTBEAT_INTERVAL},
+    }
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -171,7 +187,12 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # JSON lines with the correlation id (LOG_FORMAT=text for plain lines); see connectors/ops/logging.py.
+    "formatters": {
+        "json": {"()": "connectors.ops.logging.JsonFormatter"},
+        "text": {"format": "%(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": env_str("LOG_FORMAT", "json")}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
 }
 

@@ -269,6 +269,10 @@ def relay_batch(*, ids: list[int], token: str) -> dict[str, RelayStats]:
             for result in results:
                 d = next(x for x in group if x.pk == result.delivery_id)
                 seen.add(d.pk)
+                logger.info("delivery %s", "pushed" if result.ok else "failed", extra={
+                    "event": "delivery.pushed" if result.ok else "delivery.failed", "correlation_id": d.event.request_id,
+                    "system": d.system_id, "domain": d.domain, "golden_id": str(d.golden_id), "version": d.version,
+                    "delivery": d.pk, "remote_id": result.remote_id or "", "error": str(result.error or "")[:300]})  # fmt: skip
                 if result.ok:
                     _settle_ok(d, items[d.pk], result, token, connector.coalesce, stats)
                     continue

@@ -1,0 +1,1 @@
+"""Nightly reconciliation of each system with the hub (services, admin, API, tasks)."""
