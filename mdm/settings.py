@@ -198,4 +198,6 @@ LOGGING = {
 
 # The hub's own knobs.
 MDM_INGEST_BATCH_SIZE = env_int("MDM_INGEST_BATCH_SIZE", 500)
-MDM_MATCHER = env_str("MDM_MATCHER", "canonical.matching.deterministic.DeterministicMatcher")
+# The fuzzy matcher (blocking index + Fellegi-Sunter scoring with explanations) by default; the deterministic
+# one (identifiers only) stays available: MDM_MATCHER=canonical.matching.deterministic.DeterministicMatcher
+MDM_MATCHER = env_str("MDM_MATCHER", "canonical.matching.fuzzy.FuzzyMatcher")

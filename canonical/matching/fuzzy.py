@@ -5,7 +5,8 @@ match() for one record:
    key; a key shared by more records than that is too common to block on (it still informs term frequencies);
 2. the candidate golden records sharing the most keys (at most MAX_CANDIDATES) are scored against each of
    their live source records; a golden record's score is its best-matching source record's;
-3. decision: one golden record at or above the link threshold whose members all look plausible → link;
+3. decision: one golden record at or above the link threshold (or sharing an identifier the domain trusts,
+   with nothing that makes the pair unlikely) whose members all look plausible → link;
    several above it (golden records that were not merged, so do not match each other), or a member that
    clearly is someone else (a chain A~B~C with A≁C), or a best score in the review zone → review;
    otherwise new.
@@ -37,6 +38,7 @@ class _GoldenScore:
     worst: Scored
     vetoed: Scored | None
     members: int
+    identified: bool = False  # the best member shares a trusted identifier exactly
 
 
 def _population(domain: str) -> int:
@@ -84,13 +86,16 @@ class FuzzyMatcher:
     # --- scoring ------------------------------------------------------------------------------------------
 
     def _tf(self, domain: str, counts: dict[tuple[str, str], int]):
-        population = _population(domain)
+        """Term frequency of a key value among live source records, or None while the hub is too small to say."""
         from .scoring import MIN_TF_POPULATION
 
-        if population < MIN_TF_POPULATION:
-            return None
+        population: list[int] = []
 
         def tf(key_type: str, value: str) -> float | None:
+            if not population:
+                population.append(_population(domain))  # read once, and only if some exact level asks
+            if population[0] < MIN_TF_POPULATION:
+                return None
             count = counts.get((key_type, value))
             if count is None:
                 from canonical.models import MatchKey
@@ -99,7 +104,7 @@ class FuzzyMatcher:
                     : KEY_CAP + 1
                 ].count()
                 counts[(key_type, value)] = count
-            return max(count, 1) / population
+            return max(count, 1) / population[0]
 
         return tf
 
@@ -120,21 +125,26 @@ class FuzzyMatcher:
         rows = _key_rows(domain, keys)
         counts = {key: len(found) for key, found in rows.items()}
         shared: dict[str, set[str]] = defaultdict(set)
+        via: dict[str, set[int]] = defaultdict(set)
         for (key_type, _), found in rows.items():
             if len(found) > KEY_CAP:
                 continue  # too common to block on
             for golden_id, source_record_id in found:
                 if source_record_id != exclude_source_record:
                     shared[golden_id].add(key_type)
+                    via[golden_id].add(source_record_id)
         if exclude_golden is not None:
             shared.pop(str(exclude_golden), None)
         ranked = sorted(shared, key=lambda g: (-len(shared[g]), g))[:MAX_CANDIDATES]
         if not ranked:
             return defn, []
-        golden_ids = self._survivors(domain, ranked)
+        # All live source records of the golden records those keys belong to now (one query; a merge that
+        # moved source records is followed through their golden_id).
+        found_ids = [sid for g in ranked for sid in via[g]]
+        current = SourceRecord.objects.filter(pk__in=found_ids).values("golden_id")
         sources = (
             SourceRecord.objects.filter(
-                domain=domain, golden_id__in=set(golden_ids.values()), status=SourceStatus.APPLIED, deleted=False
+                domain=domain, golden_id__in=current, status=SourceStatus.APPLIED, deleted=False
             )
             .exclude(pk=exclude_source_record)
             .order_by("pk")
@@ -150,21 +160,12 @@ class FuzzyMatcher:
                 continue
             vetoed = next((r for r in results if r.veto), None)
             ordered = sorted(results, key=lambda r: -r.weight)
-            scored.append(_GoldenScore(golden_id, ordered[0], ordered[-1], vetoed, len(results)))
+            identified = any(
+                c.field in defn.identifiers and c.level.startswith("exact") for c in ordered[0].comparisons
+            )
+            scored.append(_GoldenScore(golden_id, ordered[0], ordered[-1], vetoed, len(results), identified))
         scored.sort(key=lambda g: (-(g.best.weight if g.vetoed is None else float("-inf")), str(g.golden_id)))
         return defn, scored
-
-    @staticmethod
-    def _survivors(domain: str, golden_ids: list[str]) -> dict[str, uuid.UUID]:
-        from canonical.domains import get_domain
-        from canonical.models import GoldenStatus
-        from canonical.services.golden import golden_survivor_id
-
-        model = get_domain(domain).model
-        out = {}
-        for pk, status in model.objects.filter(pk__in=golden_ids).values_list("pk", "status"):
-            out[str(pk)] = golden_survivor_id(domain, pk) if status == GoldenStatus.MERGED else pk
-        return {k: v for k, v in out.items() if v is not None}
 
     @staticmethod
     def _candidate(g: _GoldenScore) -> Candidate:
@@ -194,7 +195,13 @@ class FuzzyMatcher:
     def decide(self, defn: MatchDefinition, scored: list[_GoldenScore]) -> MatchOutcome:
         live = [g for g in scored if g.vetoed is None]
         candidates = [self._candidate(g) for g in scored]
-        linkable = [g for g in live if g.best.probability >= defn.link_probability]
+        # Above the link threshold, or sharing a trusted identifier with nothing that makes it unlikely.
+        linkable = [
+            g
+            for g in live
+            if g.best.probability >= defn.link_probability
+            or (g.identified and g.best.probability >= defn.review_probability)
+        ]
         reviewable = [g for g in live if g.best.probability >= defn.review_probability]
         if len(linkable) == 1:
             chosen = linkable[0]

@@ -215,15 +215,25 @@ def _phone(text: str, country: str | None) -> str | None:
 
 @cache
 def _extractor() -> tldextract.TLDExtract:
-    # The bundled public-suffix snapshot only: never fetch a list over the network at run time.
-    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    # The bundled public-suffix snapshot only: never fetch a list over the network at run time. Private
+    # suffixes count (acme.github.io is acme's, not GitHub's).
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True)
+
+
+# Reserved for documentation and tests (RFC 2606, RFC 6761): there the host itself is the identity.
+_RESERVED_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
+_RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost", "local"})
 
 
 @lru_cache(maxsize=65536)
 def _registrable(host: str) -> str | None:
     parts = _extractor()(host)
     domain = getattr(parts, "top_domain_under_public_suffix", None) or parts.registered_domain
-    return domain or None
+    if not domain:
+        return host.removeprefix("www.") if host.rsplit(".", 1)[-1] in _RESERVED_TLDS and "." in host else None
+    if domain in _RESERVED_DOMAINS:
+        return host.removeprefix("www.")
+    return domain
 
 
 def registrable_domain(value: Any) -> str | None:

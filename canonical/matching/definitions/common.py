@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ class MatchDefinition:
     review_probability: float = 0.5  # at or above (and below link): a steward decides
     doubt_probability: float = 0.001  # a member of the golden record scoring below this makes the link doubtful
     personal: frozenset[str] = frozenset()  # comparisons whose values are personal data (shown with read:personal)
+    # Identifiers the domain trusts: an exact one links when nothing else makes the pair unlikely (p ≥ review).
+    identifiers: frozenset[str] = frozenset()
 
 
 def jw(a: str, b: str) -> float:
@@ -209,6 +212,10 @@ def location_comparison(*, says: str = "address") -> Comparison:
     )
 
 
+def _digits(text: str) -> list[str]:
+    return re.findall(r"\d+", text)
+
+
 def company_name_comparison(feature: str = "name_core", tf_key: str = "n") -> Comparison:
     """Company names after legal forms, transliteration and abbreviations: exact, acronym, similar, different."""
 
@@ -218,6 +225,8 @@ def company_name_comparison(feature: str = "name_core", tf_key: str = "n") -> Co
             return None, va, vb
         if va == vb:
             return "exact", va, vb
+        if _digits(va) != _digits(vb):  # "Fund 1" and "Fund 2", "Customer 7" and "Customer 8"
+            return "different", va, vb
         ta, tb = a.get("name_tokens") or (), b.get("name_tokens") or ()
         if ta and ta == tb:
             return "similar", va, vb  # the same but for words like "group" or "the"

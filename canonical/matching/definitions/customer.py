@@ -33,4 +33,5 @@ DEFINITION = MatchDefinition(
         country_comparison(),
     ),
     prior=1e-4,
+    identifiers=frozenset({"web domain"}),
 )

@@ -67,6 +67,7 @@ def _definition(domain: str, noun: str, *, ident: str, title: str, what: str) ->
         ),
         hard_rules=(HardRule(f"different {what}s", _different_ids(what)),),
         prior=1e-4,
+        identifiers=frozenset({what}),
     )
 
 

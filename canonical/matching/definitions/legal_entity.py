@@ -60,4 +60,5 @@ DEFINITION = MatchDefinition(
     ),
     hard_rules=(HardRule("different valid tax ids", different_valid_tax_ids),),
     prior=1e-4,
+    identifiers=frozenset({"tax id", "registration number"}),
 )

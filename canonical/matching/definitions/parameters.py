@@ -21,7 +21,7 @@ from ..scoring import Comparison, Level
 from .common import MatchDefinition
 
 M_FLOOR = 0.01
-U_FLOOR = 0.00001
+U_FLOOR = 0.000001
 PARAMETER_DIR = Path(__file__).resolve().parent.parent / "parameters"
 
 
@@ -85,6 +85,8 @@ def estimate_from_labels(
             drawn += 1
     result: dict[str, dict[str, list[float]]] = {}
     for comp in defn.comparisons:
+        if sum(m_counts[comp.name].values()) < 20 or sum(u_counts[comp.name].values()) < 20:
+            continue  # too few labelled pairs to say: the hand-set values stay
         result[comp.name] = _smoothed(comp, m_counts[comp.name], u_counts[comp.name])
     true_pairs = sum(len(m) * (len(m) - 1) // 2 for m in by_cluster.values())
     prior = true_pairs / (n * (n - 1) / 2) if n > 1 else defn.prior

@@ -179,5 +179,6 @@ DEFINITION = MatchDefinition(
     ),
     hard_rules=(HardRule("different employee numbers", different_employee_numbers),),
     prior=1e-4,
+    identifiers=frozenset({"employee number", "email"}),
     personal=frozenset({"national id", "date of birth", "address"}),
 )
