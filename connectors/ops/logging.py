@@ -61,6 +61,20 @@ class JsonFormatter(logging.Formatter):
 # --- observers ------------------------------------------------------------------------------------------------
 
 
+def _never_fail(observer):
+    """A log line must never fail the write it describes."""
+
+    def safe(*args, **kwargs) -> None:
+        try:
+            observer(*args, **kwargs)
+        except Exception:  # noqa: BLE001
+            logging.getLogger(__name__).debug("trace observer failed", exc_info=True)
+
+    safe.__name__ = observer.__name__
+    return safe
+
+
+@_never_fail
 def _source_record_saved(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
     if raw or not logger.isEnabledFor(logging.INFO) or not instance.content_hash:
         return
@@ -70,14 +84,16 @@ def _source_record_saved(sender, instance, created: bool, raw: bool = False, **k
         "updated_at": instance.updated_at})  # fmt: skip
 
 
+@_never_fail
 def _xref_saved(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
     if raw or not logger.isEnabledFor(logging.INFO):
         return
     logger.info("cross-reference %s", "created" if created else "moved", extra={
         "event": "xref.linked", "system": instance.system_id, "domain": instance.domain,
-        "source_id": instance.source_id, "golden_id": str(instance.golden_id), "created": created})  # fmt: skip
+        "source_id": instance.source_id, "golden_id": str(instance.golden_id), "new": created})  # fmt: skip
 
 
+@_never_fail
 def _change_event_saved(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
     if raw or not created or not logger.isEnabledFor(logging.INFO):
         return

@@ -114,7 +114,9 @@ def test_outbox_pending_age_lag_and_dead_letters_follow_the_relay(client, sandbo
 
 def test_sync_runs_and_reconciliation_differences_per_system_and_kind(client, sandbox, connect, no_kick):
     connect(sandbox, "crm")
-    row = sandbox.put("crm", "Account", {"Name": "Acme", "Website": "https://acme.example"}, modified="2026-01-01T00:00:00Z")
+    row = sandbox.put(
+        "crm", "Account", {"Name": "Acme", "Website": "https://acme.example"}, modified="2026-01-01T00:00:00Z"
+    )
     pull_run(system="crm", domain="customer", trigger="test")
     samples = scrape(client)
     assert value(samples, "mdm_sync_runs_total", system="crm", direction="pull", status="succeeded") == 1
@@ -140,9 +142,11 @@ def test_api_latency_is_a_histogram_per_route(client, db):
     assert client.get("/api/v1/reconciliation-runs/").status_code == 200
     after = scrape(client)
     labels = {"method": "GET", "route": route, "status": "200"}
-    assert value(after, "mdm_api_request_duration_seconds_count", **labels) - value(
-        before, "mdm_api_request_duration_seconds_count", **labels
-    ) == 2
+    assert (
+        value(after, "mdm_api_request_duration_seconds_count", **labels)
+        - value(before, "mdm_api_request_duration_seconds_count", **labels)
+        == 2
+    )
     assert value(after, "mdm_api_request_duration_seconds_bucket", le="+Inf", **labels) >= 2
 
 

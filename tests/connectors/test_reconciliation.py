@@ -174,7 +174,7 @@ def test_a_field_the_system_receives_is_re_pushed_through_the_outbox(systems):
     golden.refresh_from_db()
     assert golden.name == "Acme"
     pending = Delivery.objects.get(system_id="erp", golden_id=golden.pk, status=DeliveryStatus.PENDING)
-    assert "delivery %d" % pending.pk in pushed.outcome
+    assert f"delivery {pending.pk}" in pushed.outcome
 
     again = reconciliation_run(system="erp", trigger="test")  # right after: the push is on its way
     assert again.actions == {"in_flight": 1}
