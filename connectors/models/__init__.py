@@ -4,7 +4,7 @@ from .deals import DealCycle
 from .deliveries import DeadLetter, Delivery, DeliveryStatus
 from .feed import FeedEntry
 from .files import ProcessedFile
-from .reconciliation import OperationsDashboard, ReconciliationItem, ReconciliationRun, WorkerHeartbeat
+from .reconciliation import OperationsDashboard, ReconciliationItem, ReconciliationRun, WorkerHeartbeat  # noqa: F401
 from .runs import SyncRun, SyncRunStatus
 from .webhooks import InboundWebhook, InboundWebhookStatus
 

@@ -48,14 +48,14 @@ class ItemPagination(RunPagination):
 
 
 class ReconciliationItemSerializer(serializers.ModelSerializer):
-    fields = serializers.SerializerMethodField()
+    fields = serializers.SerializerMethodField(method_name="drift_fields")
 
     class Meta:
         model = ReconciliationItem
         fields = ["id", "domain", "kind", "action", "source_id", "golden_id", "fields", "reason", "outcome",
                   "exception"]  # fmt: skip
 
-    def get_fields(self, item: ReconciliationItem) -> dict:
+    def drift_fields(self, item: ReconciliationItem) -> dict:
         if self.context.get("personal"):
             return item.fields
         spec = DOMAINS.get(item.domain)
