@@ -23,6 +23,20 @@ class MdmAdminSite(admin.AdminSite):
 
         return [*workbench_urls(self), *super().get_urls()]
 
+    def workbench_context(self, request) -> dict:
+        """`each_context` without the app list: the workbench pages have no navigation sidebar to fill."""
+        script_name = request.META["SCRIPT_NAME"]
+        return {
+            "site_title": self.site_title,
+            "site_header": self.site_header,
+            "site_url": script_name if self.site_url == "/" and script_name else self.site_url,
+            "has_permission": self.has_permission(request),
+            "available_apps": [],
+            "is_popup": False,
+            "is_nav_sidebar_enabled": False,
+            "log_entries": self.get_log_entries(request),
+        }
+
     def index(self, request, extra_context=None):
         from stewardship.views.dashboard import dashboard_context
 

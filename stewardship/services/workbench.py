@@ -256,11 +256,18 @@ def _band_expr() -> Case:
 
 
 def _best_candidate_expr():
-    """The best candidate's golden id (candidates[0].golden_id) as the database stores a golden id."""
+    """The best candidate's golden id (candidates[0].golden_id), as the database stores a golden id.
+
+    Read through a lookup of the task by its own id, so that sorting the whole queue carries narrow rows
+    (the candidates JSON is read only for the tasks whose weight the sort needs).
+    """
     text = KT("candidates__0__golden_id")
     if connection.vendor == "postgresql":
-        return Cast(text, UUIDField())
-    return Replace(text, Value("-"), Value(""), output_field=CharField())  # SQLite keeps UUIDs as 32 hex characters
+        best = Cast(text, UUIDField())
+    else:
+        best = Replace(text, Value("-"), Value(""), output_field=CharField())  # SQLite: UUIDs as 32 hex digits
+    own = ReviewTask.objects.filter(pk=OuterRef("pk")).order_by().annotate(best=best).values("best")[:1]
+    return Subquery(own, output_field=best.output_field)
 
 
 def _weight_of(domain: str, target: str):
@@ -314,6 +321,28 @@ def review_queue(*, filters: QueueFilters, user, domains: Iterable[str]) -> Quer
     return qs.select_related("source_record", "assignee").order_by("-band", "-weight", "created_at", "id")
 
 
+def review_queue_known_count(filters: QueueFilters, counts: dict[str, dict[str, int]]) -> int | None:
+    """The queue's length from the per-domain counts when only domain and status filter it (else None)."""
+    if filters.band is not None or filters.system or filters.age or filters.assignee:
+        return None
+    return sum(c[filters.status] for d, c in counts.items() if not filters.domain or d == filters.domain)
+
+
+def review_queue_page(*, queue: QuerySet[ReviewTask], number: Any, per_page: int = 50, count: int | None = None):
+    """One page of the queue: the ordering runs over ids only, then the page's tasks are read with their
+    annotations and related rows (the sort over every pending task never carries wide rows). `count`, when
+    the caller knows it, saves counting the queue again. Returns (page, tasks in queue order)."""
+    from django.core.paginator import Paginator
+
+    paginator = Paginator(queue.values_list("id", flat=True), per_page)
+    if count is not None:
+        paginator.count = count  # a cached_property: set, it is not computed
+    page = paginator.get_page(number)
+    ids = list(page.object_list)
+    by_id = {t.pk: t for t in queue.order_by().filter(pk__in=ids)} if ids else {}
+    return page, [by_id[i] for i in ids if i in by_id]
+
+
 def review_queue_counts(*, domains: Iterable[str]) -> dict[str, dict[str, int]]:
     """{domain: {"open": n, "deferred": n, "pending": n}} for every domain in `domains`, in one query."""
     out = {d: {"open": 0, "deferred": 0, "pending": 0} for d in DOMAINS if d in set(domains)}
@@ -337,6 +366,7 @@ class QueueRow:
     candidates: int
     band_label: str
     weight_label: str
+    url: str = ""  # the compare page, set by the view
 
 
 def review_queue_rows(tasks: list[ReviewTask]) -> list[QueueRow]:

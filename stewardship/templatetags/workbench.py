@@ -6,7 +6,6 @@ import datetime as dt
 
 from django import template
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -20,9 +19,19 @@ def lookup(mapping, key):
         return ""
 
 
+_UNITS = (
+    (365 * 86400, "year"),
+    (30 * 86400, "month"),
+    (7 * 86400, "week"),
+    (86400, "day"),
+    (3600, "hour"),
+    (60, "minute"),
+)
+
+
 @register.filter
 def age(value) -> str:
-    """The age of a datetime (or an ISO string) as '3 days'; empty when unknown."""
+    """The age of a datetime (or an ISO string) in its largest unit, as '3 days'; empty when unknown."""
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)
@@ -32,7 +41,12 @@ def age(value) -> str:
         return ""
     if timezone.is_naive(value):
         value = timezone.make_aware(value)
-    return timesince(value, depth=1)
+    seconds = max(0, int((timezone.now() - value).total_seconds()))
+    for size, unit in _UNITS:
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "0 minutes"
 
 
 @register.filter

@@ -23,7 +23,11 @@ def workbench_context(request: HttpRequest, title: str, **extra) -> dict:
     """The admin's own context (header, sidebar, user links) plus who may do what here."""
     user = request.user
     return {
-        **admin.site.each_context(request),
+        **(
+            admin.site.workbench_context(request)
+            if hasattr(admin.site, "workbench_context")
+            else admin.site.each_context(request)
+        ),
         "title": title,
         "domain_labels": dict(Domain.choices),
         "viewable_domains": [d for d in Domain.values if d in roles.viewable_domains(user)],

@@ -8,10 +8,10 @@ service (reviews.py for decisions, workbench.py for what the pages show). Servic
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import get_object_or_404, render
 from django.utils.html import format_html
@@ -38,6 +38,8 @@ from stewardship.services.workbench import (
     review_queue,
     review_queue_counts,
     review_queue_filters_parse,
+    review_queue_known_count,
+    review_queue_page,
     review_queue_rows,
     review_queue_systems,
     review_tasks_assign,
@@ -80,11 +82,18 @@ def review_queue_view(request: HttpRequest) -> HttpResponse:
     if filters.domain:
         roles.require_view(user, filters.domain)
     domains = roles.viewable_domains(user)
-    page = Paginator(review_queue(filters=filters, user=user, domains=domains), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    rows = review_queue_rows(list(page.object_list))
     counts = review_queue_counts(domains=domains)
+    page, tasks = review_queue_page(
+        queue=review_queue(filters=filters, user=user, domains=domains),
+        number=request.GET.get("page"),
+        per_page=PAGE_SIZE,
+        count=review_queue_known_count(filters, counts),
+    )
+    rows = review_queue_rows(tasks)
+    compare_url = url_with("workbench_compare", 0)[: -len("0/")]  # reversed once, not once per row
+    suffix = f"?{urlencode({'queue': _encode(filters.as_query())})}" if filters.as_query() else ""
+    for row in rows:
+        row.url = f"{compare_url}{row.task.pk}/{suffix}"
     deciding = roles.steward_domains(user)
     query = filters.as_query()
     return render(
