@@ -216,7 +216,7 @@ class GoldenRecordAdmin(ReadOnlyHistoryAdmin):
 
     def get_fieldsets(self, request, obj=None):
         return [
-            (None, {"fields": ["id", "status", "version", "merged_into", "created_at", "updated_at"]}),
+            (None, {"fields": ["id", "status", "version", "merged_into", "created_at", "updated_at", "steward_view"]}),
             ("Values", {"fields": self.spec.field_names}),
             ("Where the values come from", {"fields": ["xrefs_readout", "sources_readout", "provenance_readout"]}),
         ]
@@ -233,7 +233,16 @@ class GoldenRecordAdmin(ReadOnlyHistoryAdmin):
             "xrefs_readout",
             "sources_readout",
             "provenance_readout",
+            "steward_view",
         ]
+
+    @admin.display(description="Stewardship workbench")
+    def steward_view(self, obj):
+        try:
+            url = reverse("admin:workbench_golden", args=[self.spec.name, obj.pk])
+        except NoReverseMatch:
+            return "—"
+        return format_html('<a href="{}">sources, history, unmerge and pinned values</a>', url)
 
     def get_search_results(self, request, queryset, search_term):
         """Also find a record by its golden id, or by any system's id for it (a cross-reference)."""

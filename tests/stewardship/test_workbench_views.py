@@ -269,3 +269,8 @@ def test_queue_and_compare_pages_make_the_same_number_of_queries_whatever_the_nu
     ]
     many.save()
     assert _queries(client, url("workbench_compare", many.pk)) == small["compare"]
+
+
+def test_the_golden_record_admin_page_links_to_the_workbench_page(client, stella, acme):
+    page = client.get(url("canonical_customer_change", acme.golden_id)).content.decode()
+    assert url("workbench_golden", "customer", acme.golden_id) in page
