@@ -32,7 +32,7 @@ FAST = {
     "MDM_RETRY_BASE_SECONDS": "0.2",
     "MDM_RETRY_CAP_SECONDS": "1.5",
     "MDM_RELAY_INTERVAL": "0.5",
-    "MDM_PULL_INTERVAL": "1",
+    "MDM_PULL_INTERVAL": "3600",  # beat pulls only where a test is about pulls (extra_env)
     "MDM_PULL_OVERLAP_SECONDS": "5",
     "MDM_HTTP_TIMEOUT": "3",
     "MDM_RELAY_MAX_SECONDS": "10",

@@ -147,7 +147,7 @@ def test_outbound_webhooks_are_signed_and_each_event_arrives_once_in_order(sandb
 
 def test_lead_to_project_closed_won_deal_becomes_erp_contract_and_psa_project(sandbox, connect, workers):
     connect(sandbox, "crm", "erp", "psa")
-    workers(beat=True)
+    workers(beat=True, extra_env={"MDM_PULL_INTERVAL": "1"})
     base = f"{sandbox.url}/crm/services/data/v60.0/sobjects"
     account = requests.post(f"{base}/Account", json={"Name": "Northwind Ltd", "Website": "https://northwind.example",
                                                      "Industry": "Consulting"}, timeout=5).json()["id"]  # fmt: skip
