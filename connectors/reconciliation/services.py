@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Exists, Max, OuterRef
 from django.utils import timezone
 
@@ -518,6 +519,9 @@ def _heal_by_push(scope: _Scope, diff: _Diff) -> None:
 
 def _absent_pass(scope: _Scope) -> None:
     """Records the hub holds live from the system that the snapshot did not contain at all (not even deleted)."""
+    if connection.vendor == "postgresql":  # fresh statistics, or the planner takes the just-filled table as empty
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {ReconciliationSeen._meta.db_table}")
     seen = ReconciliationSeen.objects.filter(run=scope.run, domain=scope.domain, source_id=OuterRef("source_id"))
     absent = (
         SourceRecord.objects.filter(system_id=scope.system, domain=scope.domain, deleted=False)
