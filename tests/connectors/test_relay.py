@@ -72,12 +72,14 @@ def test_values_that_came_from_the_target_are_not_sent_back_to_it(erp, audit):
     assert "city" not in record["data"]
 
 
-def test_a_server_error_is_retried_with_backoff_then_delivered(erp, audit):
+def test_a_server_error_is_retried_with_backoff_then_delivered(erp, audit, settings):
+    settings.MDM_RETRY_BASE_SECONDS, settings.MDM_RETRY_CAP_SECONDS = 30, 60
     golden = customers(1)
     erp.faults("erp", fail_next=1, fail_status=500)
     relay_run(max_seconds=30, batch_size=1)
     d = Delivery.objects.get()
     assert (d.status, d.attempts) == ("pending", 1) and "500" in d.last_error
+    assert d.next_attempt_at > timezone.now() + dt.timedelta(seconds=10), "backoff: not before 15-30 s"
     due_now()
     relay_run(max_seconds=30, batch_size=1)
     d.refresh_from_db()
