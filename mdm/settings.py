@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MDM_VAR_DIR", str(BASE_DIR / "var")))
@@ -109,16 +109,16 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Connectors (outbox relay, pulls, webhooks). Seconds unless named otherwise.
-MDM_RELAY_INTERVAL = float(env_str("MDM_RELAY_INTERVAL", "2"))
-MDM_PULL_INTERVAL = float(env_str("MDM_PULL_INTERVAL", "60"))
-MDM_DELIVERY_LEASE_SECONDS = float(env_str("MDM_DELIVERY_LEASE_SECONDS", "60"))
+MDM_RELAY_INTERVAL = env_float("MDM_RELAY_INTERVAL", 2)
+MDM_PULL_INTERVAL = env_float("MDM_PULL_INTERVAL", 60)
+MDM_DELIVERY_LEASE_SECONDS = env_float("MDM_DELIVERY_LEASE_SECONDS", 60)
 MDM_DELIVERY_MAX_ATTEMPTS = env_int("MDM_DELIVERY_MAX_ATTEMPTS", 10)
-MDM_RETRY_BASE_SECONDS = float(env_str("MDM_RETRY_BASE_SECONDS", "1"))
-MDM_RETRY_CAP_SECONDS = float(env_str("MDM_RETRY_CAP_SECONDS", "300"))
-MDM_PULL_OVERLAP_SECONDS = float(env_str("MDM_PULL_OVERLAP_SECONDS", "120"))
-MDM_HTTP_TIMEOUT = float(env_str("MDM_HTTP_TIMEOUT", "10"))
+MDM_RETRY_BASE_SECONDS = env_float("MDM_RETRY_BASE_SECONDS", 1)
+MDM_RETRY_CAP_SECONDS = env_float("MDM_RETRY_CAP_SECONDS", 300)
+MDM_PULL_OVERLAP_SECONDS = env_float("MDM_PULL_OVERLAP_SECONDS", 120)
+MDM_HTTP_TIMEOUT = env_float("MDM_HTTP_TIMEOUT", 10)
 MDM_RELAY_BATCH_SIZE = env_int("MDM_RELAY_BATCH_SIZE", 50)
-MDM_RELAY_MAX_SECONDS = float(env_str("MDM_RELAY_MAX_SECONDS", "30"))
+MDM_RELAY_MAX_SECONDS = env_float("MDM_RELAY_MAX_SECONDS", 30)
 CELERY_BEAT_SCHEDULE.update(
     {
         "connectors-relay": {"task": "connectors.relay_run", "schedule": MDM_RELAY_INTERVAL},
@@ -128,8 +128,8 @@ CELERY_BEAT_SCHEDULE.update(
 )
 # Reconciliation (nightly, at MDM_RECONCILE_HOUR:30 UTC) and the worker heartbeat that /health reads.
 MDM_RECONCILE_HOUR = env_int("MDM_RECONCILE_HOUR", 2)
-MDM_HEARTBEAT_INTERVAL = float(env_str("MDM_HEARTBEAT_INTERVAL", "30"))
-MDM_HEARTBEAT_MAX_AGE = float(env_str("MDM_HEARTBEAT_MAX_AGE", "180"))
+MDM_HEARTBEAT_INTERVAL = env_float("MDM_HEARTBEAT_INTERVAL", 30)
+MDM_HEARTBEAT_MAX_AGE = env_float("MDM_HEARTBEAT_MAX_AGE", 180)
 MDM_METRICS_TOKEN = env_str("MDM_METRICS_TOKEN", "")  # set: /metrics needs "Authorization: Bearer <token>"
 CELERY_BEAT_SCHEDULE.update(
     {
