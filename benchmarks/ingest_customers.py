@@ -41,7 +41,7 @@ import string
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -381,6 +381,8 @@ def queries_report(files: dict, database_url: str, batch_size: int | None) -> di
     report = {}
     for system in ("crm", "erp"):
         connection.ensure_connection()
+        connection.queries_limit = 10_000_000  # Django keeps only the last 9,000 by default
+        connection.queries_log = deque(maxlen=connection.queries_limit)
         backend = connection.connection.info.backend_pid
         with CaptureQueriesContext(connection) as ctx:
             started, cpu, server_cpu = time.perf_counter(), time.process_time(), _process_cpu(backend)
