@@ -18,7 +18,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from canonical.api.auth import django_user_detach
+from canonical.api.auth import ApiClientPrincipal, django_user_detach
 from canonical.api.clients import SCOPE_PERSONAL, SCOPE_STEWARD
 from canonical.api.errors import ApiError
 from canonical.api.permissions import has_scope
@@ -26,6 +26,7 @@ from canonical.domains import DOMAINS, DomainSpec
 from canonical.models import DataException, SourceRecord
 from canonical.services.golden import golden_values
 from stewardship.models import ReviewTask
+from stewardship.roles import require_decide
 from stewardship.services.common import StewardshipError
 from stewardship.services.data_exceptions import (
     data_exception_assign,
@@ -74,6 +75,14 @@ class StewardApiMixin:
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         django_user_detach(request)
+
+    def guard(self, *domains: str) -> None:
+        """A person signed in to the admin decides only in the domains their steward groups cover (403 otherwise);
+        an API client's `steward` scope covers every domain."""
+        if isinstance(self.request.user, ApiClientPrincipal):
+            return
+        for domain in set(domains) or {""}:
+            require_decide(self.request.user, domain)
 
     def call(self, service, **kwargs):
         # The service enters its own audit context (channel steward, this user or client, the reason); the
@@ -130,6 +139,7 @@ class GoldenMergeView(StewardApiMixin, APIView):
     )
     def post(self, request, url_name: str, pk: str):
         spec = _domain_spec(url_name)
+        self.guard(spec.name)
         survivor = _golden_id(spec, pk)
         data = self.valid(s.MergeInputSerializer)
         decision = self.call(
@@ -163,6 +173,7 @@ class GoldenUnmergeView(StewardApiMixin, APIView):
     )
     def post(self, request, url_name: str, pk: str):
         spec = _domain_spec(url_name)
+        self.guard(spec.name)
         golden_id = _golden_id(spec, pk)
         if not spec.model.objects.filter(pk=golden_id).exists():
             raise ApiError(f"No {spec.name} with id {golden_id}.", status_code=404, code="not_found")
@@ -207,12 +218,18 @@ class ReviewTaskViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.RetrieveM
     def get_queryset(self):
         return ReviewTask.objects.select_related("source_record", "assignee").order_by("-priority", "created_at", "id")
 
+    def guard_task(self, *pks) -> None:
+        self.guard(
+            *ReviewTask.objects.filter(pk__in=[p for p in pks if str(p).isdigit()]).values_list("domain", flat=True)
+        )
+
     def _task(self, pk) -> Response:
         return Response(s.ReviewTaskSerializer(ReviewTask.objects.get(pk=pk)).data)
 
     @extend_schema(request=s.ReviewMergeInputSerializer, responses={200: s.MergeResultSerializer, **_ERRORS})
     @action(detail=True, methods=["post"])
     def merge(self, request, pk=None):
+        self.guard_task(pk)
         data = self.valid(s.ReviewMergeInputSerializer)
         decision = self.call(
             review_task_merge,
@@ -236,6 +253,7 @@ class ReviewTaskViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.RetrieveM
     @extend_schema(request=s.NotAMatchInputSerializer, responses={200: s.ReviewTaskSerializer, **_ERRORS})
     @action(detail=True, methods=["post"], url_path="not-a-match")
     def not_a_match(self, request, pk=None):
+        self.guard_task(pk)
         data = self.valid(s.NotAMatchInputSerializer)
         task = self.call(
             review_task_not_a_match, task_id=pk, reason=data["reason"], candidate_ids=data.get("candidates")
@@ -245,6 +263,7 @@ class ReviewTaskViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.RetrieveM
     @extend_schema(request=s.DeferInputSerializer, responses={200: s.ReviewTaskSerializer, **_ERRORS})
     @action(detail=True, methods=["post"])
     def defer(self, request, pk=None):
+        self.guard_task(pk)
         data = self.valid(s.DeferInputSerializer)
         task = self.call(review_task_defer, task_id=pk, note=data["note"])
         return self._task(task.pk)
@@ -252,6 +271,7 @@ class ReviewTaskViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.RetrieveM
     @extend_schema(request=s.AssignInputSerializer, responses={200: s.ReviewTaskSerializer, **_ERRORS})
     @action(detail=True, methods=["post"])
     def assign(self, request, pk=None):
+        self.guard_task(pk)
         data = self.valid(s.AssignInputSerializer)
         task = self.call(review_task_assign, task_id=pk, assignee=self.user_by_name(data["assignee"]))
         return self._task(task.pk)
@@ -260,6 +280,7 @@ class ReviewTaskViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.RetrieveM
     @action(detail=False, methods=["post"], url_path="bulk-accept")
     def bulk_accept(self, request):
         data = self.valid(s.BulkAcceptInputSerializer)
+        self.guard_task(*data["tasks"])
         results = self.call(review_tasks_bulk_accept, task_ids=data["tasks"], reason=data["reason"])
         return Response({"results": results})
 
@@ -275,12 +296,17 @@ class DataExceptionViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.Retrie
     def get_queryset(self):
         return DataException.objects.select_related("source_record", "assignee").order_by("created_at", "id")
 
+    def guard_exception(self, pk) -> None:
+        pks = [pk] if str(pk).isdigit() else []
+        self.guard(*DataException.objects.filter(pk__in=pks).values_list("domain", flat=True))
+
     def _exc(self, pk) -> Response:
         return Response(s.DataExceptionSerializer(DataException.objects.get(pk=pk)).data)
 
     @extend_schema(request=s.RetryInputSerializer, responses={200: s.RetryResultSerializer, **_ERRORS})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
+        self.guard_exception(pk)
         data = self.valid(s.RetryInputSerializer)
         exc, result = self.call(data_exception_retry, exception_id=pk, reason=data.get("reason", ""))
         return Response({"exception": s.DataExceptionSerializer(exc).data, "result": result.as_dict()})
@@ -288,6 +314,7 @@ class DataExceptionViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.Retrie
     @extend_schema(request=s.ResolveInputSerializer, responses={200: s.DataExceptionSerializer, **_ERRORS})
     @action(detail=True, methods=["post"])
     def resolve(self, request, pk=None):
+        self.guard_exception(pk)
         data = self.valid(s.ResolveInputSerializer)
         exc = self.call(data_exception_resolve, exception_id=pk, note=data.get("note", ""))
         return self._exc(exc.pk)
@@ -295,6 +322,7 @@ class DataExceptionViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.Retrie
     @extend_schema(request=s.IgnoreInputSerializer, responses={200: s.DataExceptionSerializer, **_ERRORS})
     @action(detail=True, methods=["post"])
     def ignore(self, request, pk=None):
+        self.guard_exception(pk)
         data = self.valid(s.IgnoreInputSerializer)
         exc = self.call(data_exception_ignore, exception_id=pk, reason=data["reason"])
         return self._exc(exc.pk)
@@ -302,6 +330,7 @@ class DataExceptionViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.Retrie
     @extend_schema(request=s.AssignInputSerializer, responses={200: s.DataExceptionSerializer, **_ERRORS})
     @action(detail=True, methods=["post"])
     def assign(self, request, pk=None):
+        self.guard_exception(pk)
         data = self.valid(s.AssignInputSerializer)
         exc = self.call(data_exception_assign, exception_id=pk, assignee=self.user_by_name(data["assignee"]))
         return self._exc(exc.pk)

@@ -192,3 +192,44 @@ def test_exception_queue_list_filter_and_actions(api):
     last = DataException.objects.get(pk=exc_id).history.first()
     assert (last.history_actor, last.history_channel) == ("client:steward-bot", "steward")
     assert api.get("/api/v1/exceptions/", {"status": "open"}).json()["count"] == 0
+
+
+def _staff_in(group_name: str, username: str):
+    from django.contrib.auth.models import Group, User
+
+    from stewardship.roles import roles_sync
+
+    roles_sync()
+    user = User.objects.create_user(username=username, password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=group_name))
+    return user
+
+
+def test_a_signed_in_steward_of_another_domain_is_refused_over_the_api(pair):
+    a, b = pair
+    api = APIClient()
+    api.force_login(_staff_in("Resource stewards", "rita"))
+    resp = api.post(f"/api/v1/customers/{a}/merge/", {"others": [str(b)], "reason": "same client"}, format="json")
+    assert resp.status_code == 403
+    assert "Customer stewards" in resp.json()["detail"]
+    assert Customer.objects.get(pk=b).status == "active"
+    assert not MergeDecision.objects.exists()
+
+
+def test_a_signed_in_steward_of_the_domain_may_merge_over_the_api(pair):
+    a, b = pair
+    api = APIClient()
+    api.force_login(_staff_in("Customer stewards", "carl"))
+    resp = api.post(f"/api/v1/customers/{a}/merge/", {"others": [str(b)], "reason": "same client"}, format="json")
+    assert resp.status_code == 200, resp.json()
+    assert MergeDecision.objects.get().actor == "carl"
+
+
+def test_exception_actions_follow_the_domain_roles(pair):
+    exc = DataException.objects.create(kind="validation", domain="resource", message="bad country")
+    api = APIClient()
+    api.force_login(_staff_in("Customer stewards", "cora"))
+    resp = api.post(f"/api/v1/exceptions/{exc.pk}/resolve/", {"note": "fixed"}, format="json")
+    assert resp.status_code == 403
+    exc.refresh_from_db()
+    assert exc.status == "open"
