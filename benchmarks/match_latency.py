@@ -82,7 +82,8 @@ def noisy(rng: random.Random, c: dict) -> dict:
     return out
 
 
-def load(n: int, seed: int) -> None:
+def load(n: int, seed: int, start_at: int = 0) -> None:
+    """Load customers start_at..n-1 (the same stream of companies whatever start_at is), one commit per chunk."""
     from django.db import connection, transaction
     from tqdm import tqdm
 
@@ -95,16 +96,18 @@ def load(n: int, seed: int) -> None:
     matcher = get_matcher()
     System.objects.get_or_create(code="bench", defaults={"name": "benchmark fixture", "kind": "file"})
     rng = random.Random(seed)
+    for i in range(start_at):
+        company(rng, i)  # replay the stream up to where an earlier load stopped
     now = dt.datetime.now(dt.UTC)
     with connection.cursor() as cur:
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM canonical_sourcerecord")
         next_id = cur.fetchone()[0] + 1
     chunk = 50_000
     golden_cols = [f.column for f in Customer._meta.concrete_fields]
-    bar = tqdm(total=n, desc="load golden+source+matchkey (COPY)", unit="rec", file=sys.stderr)
-    with transaction.atomic():
-        raw = connection.cursor().connection
-        for start in range(0, n, chunk):
+    bar = tqdm(total=n, initial=start_at, desc="load golden+source+matchkey (COPY)", unit="rec", file=sys.stderr)
+    for start in range(start_at, n, chunk):
+        with transaction.atomic():  # one commit per chunk: an interrupted load resumes where it stopped
+            raw = connection.cursor().connection
             golden_rows, source_rows, key_rows = [], [], []
             for i in range(start, min(n, start + chunk)):
                 attrs = company(rng, i)
@@ -114,7 +117,7 @@ def load(n: int, seed: int) -> None:
                 row.update(id=gid, status="active", version=1, provenance="{}", created_at=now, updated_at=now)
                 row.update({k: v for k, v in values.items() if k in row})
                 golden_rows.append(tuple(row[c] for c in golden_cols))
-                sid = next_id + i
+                sid = next_id + i - start_at
                 blob = json.dumps(values)
                 source_rows.append(
                     (
@@ -152,12 +155,13 @@ def load(n: int, seed: int) -> None:
                 ) as copy:
                     for r in key_rows:
                         copy.write_row(r)
-            bar.update(len(golden_rows))
-        bar.close()
-        with connection.cursor() as cur:
-            cur.execute(
-                "SELECT setval(pg_get_serial_sequence('canonical_sourcerecord', 'id'), (SELECT MAX(id) FROM canonical_sourcerecord))"
-            )
+            with connection.cursor() as cur:
+                cur.execute(
+                    "SELECT setval(pg_get_serial_sequence('canonical_sourcerecord', 'id'), "
+                    "(SELECT MAX(id) FROM canonical_sourcerecord))"
+                )
+        bar.update(len(golden_rows))
+    bar.close()
     with connection.cursor() as cur:
         cur.execute("ANALYZE canonical_customer; ANALYZE canonical_sourcerecord; ANALYZE canonical_matchkey;")
 
@@ -187,11 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         print("--reload: drop the benchmark database and run again (rows are not deleted one by one)", file=sys.stderr)
         return 2
     if have < args.golden:
-        if have:
-            print(f"{have} bench customers present, fewer than {args.golden}: use a fresh database", file=sys.stderr)
-            return 2
         started = time.perf_counter()
-        load(args.golden, args.seed)
+        load(args.golden, args.seed, start_at=have)
         print(f"loaded {args.golden} golden customers in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     matcher = get_matcher()

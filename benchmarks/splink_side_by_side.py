@@ -161,31 +161,41 @@ def splink_frame(domain: str, path: Path):
     return pd.DataFrame(rows)
 
 
-def splink_settings(domain: str, link_only: bool):
+def splink_settings(domain: str, link_only: bool, present: set[str]):
     import splink.comparison_library as cl
     from splink import SettingsCreator, block_on
 
     if domain == "resource":
+        # (columns it reads, comparison or rule): only what the file has (febrl has no e-mail or employee number)
         comparisons = [
-            cl.NameComparison("first_name"),
-            cl.NameComparison("last_name"),
-            cl.DamerauLevenshteinAtThresholds("date_of_birth", [1, 2]),
-            cl.DamerauLevenshteinAtThresholds("national_id", [1, 2]),
-            cl.LevenshteinAtThresholds("postal_code", [1, 2]),
-            cl.JaroWinklerAtThresholds("city", [0.9, 0.8]),
-            cl.JaroWinklerAtThresholds("address_line1", [0.9, 0.8]),
-            cl.EmailComparison("email"),
-            cl.ExactMatch("employee_number"),
+            c
+            for cols, c in [
+                ("first_name", cl.NameComparison("first_name")),
+                ("last_name", cl.NameComparison("last_name")),
+                ("date_of_birth", cl.DamerauLevenshteinAtThresholds("date_of_birth", [1, 2])),
+                ("national_id", cl.DamerauLevenshteinAtThresholds("national_id", [1, 2])),
+                ("postal_code", cl.LevenshteinAtThresholds("postal_code", [1, 2])),
+                ("city", cl.JaroWinklerAtThresholds("city", [0.9, 0.8])),
+                ("address_line1", cl.JaroWinklerAtThresholds("address_line1", [0.9, 0.8])),
+                ("email", cl.EmailComparison("email")),
+                ("employee_number", cl.ExactMatch("employee_number")),
+            ]
+            if cols in present
         ]
-        blocking = [
-            block_on("first_name", "last_name"),
-            block_on("date_of_birth"),
-            block_on("national_id"),
-            block_on("postal_code", "last_name"),
-            block_on("email"),
-            block_on("employee_number"),
+        rules = [
+            ("first_name", "last_name"),
+            ("date_of_birth",),
+            ("national_id",),
+            ("postal_code", "last_name"),
+            ("email",),
+            ("employee_number",),
         ]
-        deterministic = [block_on("national_id", "date_of_birth"), block_on("email"), block_on("employee_number")]
+        blocking = [block_on(*cols) for cols in rules if set(cols) <= present]
+        deterministic = [
+            block_on(*cols)
+            for cols in [("national_id", "date_of_birth"), ("email",), ("employee_number",)]
+            if set(cols) <= present
+        ]
         em_rules = [block_on("date_of_birth"), block_on("first_name", "last_name")]
     else:
         comparisons = [
@@ -232,14 +242,15 @@ def run_splink(domain: str, path: Path, *, link_only: bool = False) -> dict:
     df = splink_frame(domain, path)
     started = time.perf_counter()
     db_api = DuckDBAPI()
-    settings, deterministic, em_rules = splink_settings(domain, link_only)
+    present = {c for c in df.columns if df[c].notna().any()}
+    settings, deterministic, em_rules = splink_settings(domain, link_only, present)
     frames = (
         [df[df.source_dataset == s].drop(columns=["cluster"]) for s in sorted(df.source_dataset.unique())]
         if link_only
         else [df.drop(columns=["cluster"])]
     )
     tables = [db_api.register(f) for f in frames]
-    linker = Linker(tables if link_only else tables[0], settings)
+    linker = Linker(tables if link_only else tables[0], settings, log_level=logging.ERROR)
     linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.7)
     linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
     for rule in em_rules:
