@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mdm.settings")
 os.environ.setdefault("MDM_RELAY_KICK", "0")
+# The sandbox CRM builds a query's whole answer before its first page (a real CRM streams it): allow for that.
+os.environ.setdefault("MDM_HTTP_TIMEOUT", "300")
 
 
 def rss_mib() -> float:
