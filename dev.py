@@ -102,8 +102,8 @@ def service_env() -> dict:
             env["REDIS_URL"] = DEFAULT_REDIS
         else:
             say("Redis is not reachable on 127.0.0.1:6379: Redis-backed tests will NOT run")
-    # Tests run Celery tasks in-process unless a test starts a real worker itself.
-    env.setdefault("CELERY_TASK_ALWAYS_EAGER", "true")
+    # With Redis, Celery queues tasks to it as in production; tests that need a task to run in-process
+    # say so themselves (fixtures), and the end-to-end tests start real workers.
     return env
 
 
