@@ -341,11 +341,13 @@ def source_file_ingest(
     check: FileCheck | None = None,
     progress: Callable[[int], None] | None = None,
     keep_exceptions: int = 20,
+    bulk: bool = False,
 ) -> FileIngestSummary:
     """Ingest a whole file through the pipeline, in batches. Runs inside the caller's audit context.
 
     Checks the file first (unless `check`, a passing result of `source_file_check`, is given): a file with
     any structural problem raises SourceFileError and nothing is written.
+    `bulk` (opt-in, `ingest --bulk`): canonical.services.bulk writes new simple records in bulk; same results.
     """
     if not System.objects.filter(code=system).exists():
         codes = ", ".join(System.objects.values_list("code", flat=True)) or "none"
@@ -362,9 +364,12 @@ def source_file_ingest(
     summary = FileIngestSummary(path=str(path), system=system, domain=spec.name, format=fmt, ignored=check.ignored)
     started = time.perf_counter()
     batch: list[Envelope] = []
+    ingest = source_records_ingest
+    if bulk:  # the opt-in bulk path (same per-record results and end state)
+        from canonical.services.bulk import source_records_ingest_bulk as ingest
 
     def flush() -> None:
-        results = source_records_ingest(system=system, domain=spec.name, envelopes=batch)
+        results = ingest(system=system, domain=spec.name, envelopes=batch)
         for result in results:
             summary.counts[result.outcome] = summary.counts.get(result.outcome, 0) + 1
             if result.outcome in ("exception", "held") and len(summary.exceptions) < keep_exceptions:

@@ -87,6 +87,9 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=FORMATS, help="override the format the extension implies")
         parser.add_argument("--batch-size", type=int, help="records per transaction (MDM_INGEST_BATCH_SIZE)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+        parser.add_argument(  # opt-in: canonical/services/bulk.py (same results and end state, written in bulk)
+            "--bulk", action="store_true", help="write new simple records in bulk (same results, faster)"
+        )
 
     def handle(self, *args, **options):
         path = Path(options["file"])
@@ -117,6 +120,7 @@ class Command(BaseCommand):
                         batch_size=options["batch_size"],
                         check=check,
                         progress=bar.update,
+                        bulk=options["bulk"],
                     )
                 except SourceFileError as exc:
                     raise CommandError(

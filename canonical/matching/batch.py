@@ -1,0 +1,246 @@
+"""Batch-friendly FuzzyMatcher.match for the bulk ingest path (canonical/services/bulk.py).
+
+`BatchMatch.match(values)` decides exactly what `FuzzyMatcher.match` would decide for one record if every
+record the batch has accepted so far were already written, but it asks the database in bulk:
+
+- the MatchKey rows of every blocking key of a window of upcoming records in one query (at most KEY_CAP + 1
+  rows per key, as fuzzy's `_key_rows`), then the current golden id of the source records found and the live
+  source records of those golden records in one query each;
+- an in-memory overlay holds the keys, source values and golden records the batch created but has not
+  written yet (temporary negative source record ids), so the batch's own earlier records are candidates too.
+
+The scoring and the decision are fuzzy.py's own (`FuzzyMatcher._score`, `FuzzyMatcher.decide`), so the
+comparisons, weights, thresholds and term-frequency adjustment stay in one place. `invalidate()` drops what
+was read from the database (after anything else wrote to it); `overlay_clear()` after the overlay is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from django.core.cache import cache
+from django.db import connection
+
+from .base import MatchOutcome
+from .definitions import get_definition
+from .fuzzy import _POPULATION_CACHE_FROM, KEY_CAP, MAX_CANDIDATES, FuzzyMatcher, _GoldenScore, _key_rows
+from .fuzzy import _population as _fuzzy_population
+from .scoring import MIN_TF_POPULATION
+
+Key = tuple[str, str]
+
+
+def key_rows_bulk(domain: str, keys: list[Key]) -> dict[Key, list[tuple[str, int]]]:
+    """fuzzy's `_key_rows` for many keys: one LATERAL query on PostgreSQL, UNION ALL chunks elsewhere."""
+    out: dict[Key, list[tuple[str, int]]] = {key: [] for key in keys}
+    if not keys:
+        return out
+    if connection.vendor != "postgresql":
+        for start in range(0, len(keys), 200):  # SQLite allows 500 terms in a compound SELECT
+            out.update(_key_rows(domain, keys[start : start + 200]))
+        return out
+    from canonical.models import MatchKey
+
+    table = connection.ops.quote_name(MatchKey._meta.db_table)
+    sql = (
+        "SELECT v.k, m.golden_id, m.source_record_id "
+        "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS v(kt, kv, k) "
+        f"CROSS JOIN LATERAL (SELECT golden_id, source_record_id FROM {table} "
+        f"WHERE domain = %s AND key_type = v.kt AND key_value = v.kv LIMIT {KEY_CAP + 1}) AS m"
+    )
+    with connection.cursor() as cur:
+        cur.execute(sql, [[k[0] for k in keys], [k[1] for k in keys], domain])
+        for k, golden_id, source_record_id in cur.fetchall():
+            out[keys[k - 1]].append((str(golden_id), source_record_id))
+    return out
+
+
+class BatchMatch:
+    """See the module docstring. One instance per (bulk ingest chunk, domain)."""
+
+    def __init__(self, *, domain: str, matcher: FuzzyMatcher):
+        self.domain = domain
+        self.matcher = matcher
+        self.defn = get_definition(domain)
+        self._features: dict[int, dict] = {}  # prepared features of candidate source records, by id
+        self.invalidate()
+        self.overlay_clear()
+
+    # --- state ------------------------------------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        """Forget what was read from the database (something else has written to it since)."""
+        self._db_rows: dict[Key, list[tuple[str, int]]] = {}
+        self._db_sr_golden: dict[int, uuid.UUID | None] = {}
+        self._db_sources: dict[uuid.UUID, list[tuple[int, dict]]] = {}
+        self._db_counts: dict[Key, int] = {}
+        self._db_population: int | None = None
+        self._features = {k: v for k, v in self._features.items() if k < 0}
+
+    def overlay_clear(self) -> None:
+        """The overlay was written (or dropped): forget it."""
+        self._ov_rows: dict[Key, list[tuple[str, int]]] = defaultdict(list)
+        self._ov_sr_golden: dict[int, uuid.UUID] = {}
+        self._ov_sources: dict[uuid.UUID, list[tuple[int, dict]]] = defaultdict(list)
+        self._ov_applied = 0
+        self._features = {k: v for k, v in self._features.items() if k >= 0}
+
+    def overlay_add(self, *, temp_id: int, golden_id: uuid.UUID, values: dict, keys: list[Key]) -> None:
+        """A record the batch accepted (new golden record, live and applied), not written yet."""
+        for key in keys:
+            self._ov_rows[key].append((str(golden_id), temp_id))
+        self._ov_sr_golden[temp_id] = golden_id
+        self._ov_sources[golden_id].append((temp_id, values))
+        self._ov_applied += 1
+
+    def keys(self, values: dict) -> list[Key]:
+        return self.defn.keys(self.defn.prepare(values))
+
+    # --- database reads in bulk -------------------------------------------------------------------------
+
+    def prefetch(self, values_list: list[dict]) -> None:
+        """Read the candidates of these records (their blocking keys' rows, then the golden records' sources)."""
+        per_record = [self.keys(values) for values in values_list]
+        wanted = list(dict.fromkeys(key for keys in per_record for key in keys if key not in self._db_rows))
+        if wanted:
+            self._db_rows.update(key_rows_bulk(self.domain, wanted))
+        # The sources of each record's best-ranked golden records as the database alone ranks them; match()
+        # reads any others it needs once the overlay is counted in (rare: a key the overlay makes too common).
+        sr_ids: set[int] = set()
+        for keys in per_record:
+            shared: dict[str, set[str]] = defaultdict(set)
+            via: dict[str, set[int]] = defaultdict(set)
+            for key in keys:
+                found = self._db_rows[key]
+                if len(found) > KEY_CAP:
+                    continue
+                for golden_id, source_record_id in found:
+                    shared[golden_id].add(key[0])
+                    via[golden_id].add(source_record_id)
+            for g in sorted(shared, key=lambda g: (-len(shared[g]), g))[:MAX_CANDIDATES]:
+                sr_ids |= via[g]
+        self._load_sources(sr_ids)
+
+    def _load_sources(self, sr_ids: set[int]) -> None:
+        from canonical.models import SourceRecord, SourceStatus
+
+        sr_ids = {sid for sid in sr_ids if sid not in self._db_sr_golden}
+        if not sr_ids:
+            return
+        found = dict(SourceRecord.objects.filter(pk__in=sr_ids).values_list("pk", "golden_id"))
+        for sid in sr_ids:
+            self._db_sr_golden[sid] = found.get(sid)
+        goldens = {g for g in found.values() if g is not None and g not in self._db_sources}
+        if not goldens:
+            return
+        for g in goldens:
+            self._db_sources[g] = []
+        rows = (
+            SourceRecord.objects.filter(
+                domain=self.domain, golden_id__in=goldens, status=SourceStatus.APPLIED, deleted=False
+            )
+            .order_by("pk")
+            .values_list("pk", "golden_id", "values")
+        )
+        for pk, golden_id, stored in rows:
+            self._db_sources[golden_id].append((pk, stored))
+
+    def _population(self) -> int:
+        """fuzzy's `_population` as it would read with the overlay written (an exact count gets the overlay added;
+        a cached one is what record-by-record matching reads too)."""
+        if self._db_population is None:
+            self._db_population = _fuzzy_population(self.domain)
+        if self._db_population >= _POPULATION_CACHE_FROM:
+            return self._db_population
+        count = self._db_population + self._ov_applied
+        if count >= _POPULATION_CACHE_FROM:
+            cache.set(f"mdm:matching:population:{self.domain}", count, 300)
+        return count
+
+    def _tf(self, counts: dict[Key, int]):
+        """fuzzy's `_tf`, counting the overlay's keys as if they were written."""
+        population: list[int] = []
+
+        def tf(key_type: str, value: str) -> float | None:
+            if not population:
+                population.append(self._population())
+            if population[0] < MIN_TF_POPULATION:
+                return None
+            count = counts.get((key_type, value))
+            if count is None:
+                key = (key_type, value[:255])
+                if key not in self._db_counts:
+                    from canonical.models import MatchKey
+
+                    self._db_counts[key] = MatchKey.objects.filter(
+                        domain=self.domain, key_type=key_type, key_value=value[:255]
+                    )[: KEY_CAP + 1].count()
+                count = min(self._db_counts[key] + len(self._ov_rows.get(key, ())), KEY_CAP + 1)
+                counts[(key_type, value)] = count
+            return max(count, 1) / population[0]
+
+        return tf
+
+    def _prepared(self, sid: int, stored: dict) -> dict:
+        features = self._features.get(sid)
+        if features is None:
+            features = self._features[sid] = self.defn.prepare(stored)
+        return features
+
+    # --- the decision -----------------------------------------------------------------------------------
+
+    def match(self, *, values: dict[str, Any]) -> tuple[MatchOutcome, list[Key]]:
+        """FuzzyMatcher.match(values) for a record that is not in the database yet, and its keys.
+
+        The caller sends `match_decided` when it acts on the outcome itself (fuzzy sends it in match()).
+        """
+        defn = self.defn
+        features = defn.prepare(values)
+        keys = defn.keys(features)
+        missing = [key for key in keys if key not in self._db_rows]
+        if missing:
+            self.prefetch([values])
+        rows = {key: (self._db_rows[key] + self._ov_rows.get(key, []))[: KEY_CAP + 1] for key in keys}
+        counts = {key: len(found) for key, found in rows.items()}
+        shared: dict[str, set[str]] = defaultdict(set)
+        via: dict[str, set[int]] = defaultdict(set)
+        for (key_type, _), found in rows.items():
+            if len(found) > KEY_CAP:
+                continue
+            for golden_id, source_record_id in found:
+                shared[golden_id].add(key_type)
+                via[golden_id].add(source_record_id)
+        ranked = sorted(shared, key=lambda g: (-len(shared[g]), g))[:MAX_CANDIDATES]
+        if not ranked:
+            return self.matcher.decide(defn, []), keys
+        found_ids = [sid for g in ranked for sid in via[g]]
+        self._load_sources({sid for sid in found_ids if sid >= 0})
+        current: set[uuid.UUID] = set()
+        for sid in found_ids:
+            golden = self._ov_sr_golden.get(sid) if sid < 0 else self._db_sr_golden.get(sid)
+            if golden is not None:
+                current.add(golden)
+        sources: list[tuple[int, uuid.UUID, dict]] = []
+        for golden in current:
+            for sid, stored in self._db_sources.get(golden, ()):
+                sources.append((sid, golden, stored))
+            for sid, stored in self._ov_sources.get(golden, ()):
+                sources.append((sid, golden, stored))
+        # the database orders by pk; the overlay's records get greater pks than every row written before them
+        sources.sort(key=lambda s: (s[0] < 0, abs(s[0])))
+        tf = self._tf(counts)
+        per_golden: dict[uuid.UUID, list] = defaultdict(list)
+        for sid, golden, stored in sources:
+            per_golden[golden].append(self.matcher._score(defn, features, self._prepared(sid, stored), tf))
+        scored = []
+        for golden_id, results in per_golden.items():
+            vetoed = next((r for r in results if r.veto), None)
+            ordered = sorted(results, key=lambda r: -r.weight)
+            identified = any(
+                c.field in defn.identifiers and c.level.startswith("exact") for c in ordered[0].comparisons
+            )
+            scored.append(_GoldenScore(golden_id, ordered[0], ordered[-1], vetoed, len(results), identified))
+        scored.sort(key=lambda g: (-(g.best.weight if g.vetoed is None else float("-inf")), str(g.golden_id)))
+        return self.matcher.decide(defn, scored), keys

@@ -1,0 +1,344 @@
+"""The bulk ingest path leaves exactly the state record-by-record ingest leaves.
+
+The same sequence of batches (CRM and ERP customers with duplicates within and across systems, invalid and
+incomplete rows, contracts referencing customers that arrive earlier, later or never, re-sends with changes,
+unchanged and stale versions, deletes) is ingested once through `source_records_ingest` and once through
+`source_records_ingest_bulk`, each inside a savepoint that is rolled back after its state was captured. Golden
+ids are random, so the state is compared with every golden id renamed after the smallest (system, domain,
+source_id) that points at it, and every source record id after its (system, domain, source_id).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+import uuid
+
+import pytest
+from django.core.cache import cache
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from canonical.audit import Channel, audit_context
+from canonical.domains import DOMAINS, get_domain
+from canonical.matching import fuzzy
+from canonical.models import (
+    ChangeEvent,
+    CrossReference,
+    DataException,
+    MatchKey,
+    PendingReference,
+    SourceRecord,
+)
+from canonical.services.bulk import source_records_ingest_bulk
+from canonical.services.ingest import envelope_parse, source_records_ingest
+from connectors.models import Delivery, FeedEntry
+from stewardship.models import ReviewTask
+
+pytestmark = pytest.mark.django_db
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+STEMS = (
+    "Acme Globex Initech Umbrella Stark Wayne Hooli Vandelay Soylent Tyrell Cyberdyne Wonka Gringotts Monarch".split()
+)
+WORDS = "Logistics Consulting Software Foods Energy Media Labs Partners Systems Robotics Capital Marine".split()
+FORMS = ("GmbH", "Ltd", "Inc.", "AG", "B.V.", "SA")
+COUNTRIES = ("DE", "GB", "US", "FR", "NL")
+
+
+def _row(source_id: str, hours: int, deleted: bool = False, **attributes) -> dict:
+    at = (T0 + dt.timedelta(hours=hours)).isoformat()
+    return {"source_id": source_id, "updated_at": at, "deleted": deleted, "attributes": attributes}
+
+
+def _company(rng: random.Random, i: int) -> dict:
+    stem = f"{rng.choice(STEMS)}{i % 7 or ''} {rng.choice(WORDS)}"
+    country = rng.choice(COUNTRIES)
+    return {
+        "name": f"{stem} {rng.choice(FORMS)}",
+        "website": f"https://www.{stem.lower().replace(' ', '-')}-{i}.example.com",
+        "phone": f"+4930{rng.randrange(10**6, 10**7)}",
+        "city": rng.choice(("Berlin", "London", "Paris", "Austin", "Leeds")),
+        "country": country,
+    }
+
+
+def scenario(seed: int = 7, companies: int = 120) -> list[tuple[str, str, list[dict]]]:
+    """Batches of (system, domain, rows) exercising every path of the pipeline."""
+    rng = random.Random(seed)
+    firms = [_company(rng, i) for i in range(companies)]
+    crm, erp = [], []
+    for i, firm in enumerate(firms[: companies * 2 // 3]):
+        crm.append(_row(f"C{i}", i % 5, industry="Software", **firm))
+        if i % 9 == 0:  # the same company twice in the CRM (a duplicate within the batch)
+            crm.append(_row(f"C{i}d", 1, **{**firm, "name": firm["name"].upper(), "phone": None}))
+        if i % 17 == 0:  # a subsidiary whose parent is a CRM customer (earlier, later or not there)
+            crm.append(_row(f"S{i}", 2, name=f"{firm['name']} Services", parent=f"C{(i * 7) % 90}", country="DE"))
+    crm.append(_row("BAD1", 0, name="Broken Country Ltd", country="XX"))  # invalid: a data-quality exception
+    crm.append(_row("BAD2", 0, website="nameless.example.com"))  # incomplete: no name
+    crm.append(_row("C3", 9, industry="Retail", **firms[3]))  # the same source id again within the batch
+    for i, firm in enumerate(firms[companies // 3 :], start=companies // 3):
+        variant = {**firm, "name": firm["name"].replace(" ", "  ").lower(), "address_line1": f"{i} Main Street"}
+        erp.append(_row(f"E{i}", 3, **variant))  # a third are the CRM's companies: they link
+    erp.append(_row("EBAD", 0, name="Bad Erp", country="ZZ"))
+    contracts_crm = [
+        _row(f"K{i}", 1, contract_number=f"SOW-{i}", title="Build", customer=f"C{i * 3}", currency="EUR")
+        for i in range(40)
+    ]
+    contracts_crm.append(_row("KLATE", 1, contract_number="SOW-L", title="Later", customer="CLATE", currency="EUR"))
+    contracts_crm.append(_row("KBAD", 1, contract_number="SOW-B", title="Bad", customer="C1", currency="EURO"))
+    resend = []
+    for i in range(0, companies * 2 // 3, 4):
+        firm = firms[i]
+        if i % 8 == 0:
+            resend.append(_row(f"C{i}", 20, industry="Media", **firm))  # changed
+        elif i % 12 == 0:
+            resend.append(_row(f"C{i}", 20, deleted=True))  # deleted in the CRM
+        else:
+            resend.append(_row(f"C{i}", i % 5, industry="Software", **firm))  # unchanged
+    resend.append(_row("C5", -5, industry="Old", **firms[5]))  # stale
+    resend.append(_row("CLATE", 5, name="Late Arrival GmbH", country="DE"))  # the held contract's customer
+    resend.append(_row("BAD1", 6, name="Broken Country Ltd", country="GB"))  # fixed
+    contracts_erp = [
+        _row(f"EK{i}", 2, contract_number=f"SOW-{i}", title="Build (ERP)", currency="EUR",
+             customer={"system": "crm", "source_id": f"C{i * 3}"})
+        for i in range(0, 40, 3)
+    ]  # fmt: skip
+    contracts_erp += [
+        _row(f"EKX{i}", 2, contract_number=f"ERP-{i}", title="ERP only", customer=f"E{i + companies // 3}")
+        for i in range(10)
+    ]
+    return [
+        ("crm", "customer", crm),
+        ("crm", "contract", contracts_crm),
+        ("erp", "customer", erp),
+        ("crm", "customer", resend),
+        ("erp", "contract", contracts_erp),
+    ]
+
+
+def _reset_caches() -> None:
+    cache.clear()
+    getattr(fuzzy, "_population_memo", {}).clear()
+
+
+def run(batches, ingest_fn, *, batch_size: int = 500) -> tuple[list, dict]:
+    """Ingest the batches in a savepoint, capture the state, roll it back."""
+    _reset_caches()
+    results = []
+    with transaction.atomic():
+        for step, (system, domain, rows) in enumerate(batches):
+            spec = get_domain(domain)
+            envelopes = [envelope_parse(r, spec=spec) for r in rows]
+            with audit_context(actor="pytest", channel=Channel.JOB, request_id=f"step-{step}", reason=""):
+                for start in range(0, len(envelopes), batch_size):
+                    chunk = envelopes[start : start + batch_size]
+                    results += [
+                        (system, domain, r.as_dict()) for r in ingest_fn(system=system, domain=domain, envelopes=chunk)
+                    ]
+        state = capture()
+        transaction.set_rollback(True)
+    _reset_caches()
+    return results, state
+
+
+def capture() -> dict:
+    """The hub's state with golden ids and source record ids renamed to stable labels."""
+    sr_label = {
+        pk: f"{s}:{d}:{sid}"
+        for pk, s, d, sid in SourceRecord.objects.values_list("pk", "system", "domain", "source_id")
+    }
+    golden_label: dict[str, str] = {}
+    for s, d, sid, g in SourceRecord.objects.exclude(golden_id=None).values_list(
+        "system", "domain", "source_id", "golden_id"
+    ):
+        label = f"{s}:{d}:{sid}"
+        golden_label[str(g)] = min(golden_label.get(str(g), label), label)
+    for s, d, sid, g in CrossReference.objects.values_list("system", "domain", "source_id", "golden_id"):
+        label = f"{s}:{d}:{sid}"
+        golden_label[str(g)] = min(golden_label.get(str(g), label), label)
+
+    def m(value):  # rename golden ids wherever they appear
+        if isinstance(value, dict):
+            return {k: (sr_label.get(v, v) if k == "source_record" else m(v)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [m(v) for v in value]
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        if isinstance(value, str):
+            return UUID_RE.sub(lambda x: "G<" + golden_label.get(x.group(0), "?unknown") + ">", value)
+        return value
+
+    state: dict = {"golden": {}, "golden_history": {}}
+    for domain, spec in ((d, get_domain(d)) for d in DOMAINS):
+        model = spec.model
+        for record in model.objects.all():
+            label = m(str(record.pk))
+            fields = {
+                f.name: (getattr(record, f"{f.name}_id") if f.kind == "ref" else getattr(record, f.name))
+                for f in spec.fields
+            }
+            state["golden"][(domain, label)] = m(
+                {"status": record.status, "version": record.version, "provenance": record.provenance, "fields": fields,
+                 "merged_into": record.merged_into_id}
+            )  # fmt: skip
+        for h in model.history.order_by("history_id"):
+            state["golden_history"].setdefault((domain, m(str(h.id))), []).append(
+                (h.history_type, h.history_actor, h.history_channel, h.history_request_id, m(h.history_change_reason),
+                 h.version, h.status, h.history_user_id)
+            )  # fmt: skip
+    state["sources"] = {
+        sr_label[sr.pk]: m(
+            {"status": sr.status, "values": sr.values, "attributes": sr.attributes, "errors": sr.errors,
+             "conflicts": sr.conflicts, "deleted": sr.deleted, "updated_at": sr.updated_at.isoformat(),
+             "hash": sr.content_hash, "golden": sr.golden_id}
+        )
+        for sr in SourceRecord.objects.all()
+    }  # fmt: skip
+    state["xrefs"] = {
+        f"{x.system_id}:{x.domain}:{x.source_id}": (m(x.golden_id), sr_label.get(x.source_record_id))
+        for x in CrossReference.objects.all()
+    }
+    state["xref_history"] = {}
+    for h in CrossReference.history.order_by("history_id"):
+        state["xref_history"].setdefault(f"{h.system_id}:{h.domain}:{h.source_id}", []).append(
+            (h.history_type, h.history_actor, h.history_channel, h.history_request_id, h.history_change_reason,
+             m(h.golden_id))
+        )  # fmt: skip
+    state["keys"] = sorted(
+        (d, t, m(v), m(g), sr_label[s])  # some key values hold a referenced golden id
+        for d, t, v, g, s in MatchKey.objects.values_list(
+            "domain", "key_type", "key_value", "golden_id", "source_record"
+        )
+    )
+    state["events"] = [
+        m(
+            (
+                e.type,
+                e.domain,
+                e.golden_id,
+                e.version,
+                e.changed_fields,
+                e.data,
+                e.origin_system_id,
+                e.actor,
+                e.request_id,
+            )
+        )
+        for e in ChangeEvent.objects.order_by("id")
+    ]
+    state["feed"] = sorted(m(str(g)) for g in FeedEntry.objects.values_list("event__golden_id", flat=True))
+    state["deliveries"] = sorted(
+        m((str(g), s, v)) for g, s, v in Delivery.objects.values_list("golden_id", "system", "version")
+    )
+    state["exceptions"] = sorted(
+        (repr(m((e.kind, e.status, e.domain, e.system_id, sr_label.get(e.source_record_id), e.golden_id, e.message,
+                 e.detail, e.resolution_note))), e.history.count())
+        for e in DataException.objects.all()
+    )  # fmt: skip
+    state["pending"] = sorted(
+        (sr_label[p.source_record_id], p.field, p.target_system_id, p.target_domain, p.target_source_id)
+        for p in PendingReference.objects.all()
+    )
+    # Candidates with equal scores are ordered by their (random) golden ids: compare them in a stable order.
+    state["reviews"] = sorted(
+        repr(
+            m((t.domain, t.golden_id, sr_label.get(t.source_record_id), t.score, t.reason, t.status))
+            + sorted(repr(c) for c in m(t.candidates))
+        )
+        for t in ReviewTask.objects.all()
+    )
+    return state
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for part in a:
+        assert a[part] == b[part], f"{part} differs"
+
+
+def test_bulk_ingest_leaves_the_state_record_by_record_ingest_leaves():
+    batches = scenario()
+    one_by_one, state_a = run(batches, source_records_ingest)
+    bulk, state_b = run(batches, source_records_ingest_bulk)
+
+    outcomes = {r["outcome"] for _, _, r in one_by_one}
+    # the scenario reaches every path: new, linked duplicates, updates, unchanged, stale, deletes, held, invalid
+    assert {"created", "linked", "updated", "unchanged", "stale", "deleted", "exception", "held"} <= outcomes
+    assert len(state_a["golden"]) > 100 and len(state_a["events"]) > 100
+    assert [(s, d, r["source_id"], r["outcome"]) for s, d, r in bulk] == [
+        (s, d, r["source_id"], r["outcome"]) for s, d, r in one_by_one
+    ]
+    assert_same_state(state_a, state_b)
+
+
+def test_bulk_ingest_in_small_batches_leaves_the_same_state():
+    batches = scenario(seed=11, companies=60)
+    _, state_a = run(batches, source_records_ingest, batch_size=7)
+    _, state_b = run(batches, source_records_ingest_bulk, batch_size=7)
+    assert_same_state(state_a, state_b)
+
+
+def test_bulk_history_rows_carry_actor_channel_request_id_and_reason():
+    spec = get_domain("customer")
+    envelopes = [envelope_parse(_row("N1", 0, name="Nova Foods GmbH", country="DE"), spec=spec)]
+    with audit_context(actor="cli:someone", channel=Channel.JOB, request_id="req-1", reason="ingest crm.csv"):
+        (result,) = source_records_ingest_bulk(system="crm", domain="customer", envelopes=envelopes)
+    assert result.outcome == "created"
+    golden = spec.model.objects.get(pk=result.golden_id)
+    (h,) = golden.history.all()
+    assert (h.history_type, h.history_actor, h.history_channel, h.history_request_id, h.history_change_reason) == (
+        "+", "cli:someone", "job", "req-1", "ingest crm.csv"
+    )  # fmt: skip
+    (xh,) = CrossReference.objects.get(source_id="N1").history.all()
+    assert (xh.history_actor, xh.history_channel, xh.history_request_id, xh.history_change_reason) == (
+        "cli:someone", "job", "req-1", "ingest crm.csv"
+    )  # fmt: skip
+    event = ChangeEvent.objects.get(golden_id=golden.pk)
+    assert FeedEntry.objects.filter(event=event).exists()
+    assert event.data["name"] == "Nova Foods GmbH" and event.actor == "cli:someone"
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(min_value=0, max_value=10_000),
+    batch_size=st.integers(min_value=1, max_value=40),
+    companies=st.integers(min_value=6, max_value=30),
+)
+def test_bulk_ingest_matches_record_by_record_on_random_small_batches(seed, batch_size, companies):
+    batches = scenario(seed=seed, companies=companies)
+    rng = random.Random(seed)
+    batches = [(s, d, rng.sample(rows, len(rows))) for s, d, rows in batches]  # any order within a batch
+    results_a, state_a = run(batches, source_records_ingest, batch_size=batch_size)
+    results_b, state_b = run(batches, source_records_ingest_bulk, batch_size=batch_size)
+    assert [r["outcome"] for _, _, r in results_a] == [r["outcome"] for _, _, r in results_b]
+    assert_same_state(state_a, state_b)
+
+
+def test_cli_ingest_bulk_flag_gives_the_same_summary(tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    path = tmp_path / "crm.csv"
+    path.write_text(
+        "source_id,updated_at,name,website,country\n"
+        "A1,2026-01-01T00:00:00Z,Acme GmbH,acme.example.com,DE\n"
+        "A2,2026-01-01T00:00:00Z,ACME GmbH,https://www.acme.example.com,DE\n"
+        "B1,2026-01-01T00:00:00Z,Bad Country Ltd,bad.example.com,XX\n"
+        "N1,2026-01-01T00:00:00Z,Nova Foods,nova.example.com,FR\n"
+    )
+    outputs = []
+    for bulk in ([], ["--bulk"]):
+        out = StringIO()
+        with transaction.atomic():
+            call_command(
+                "ingest", str(path), "--system", "crm", "--domain", "customer", "--no-progress", *bulk, stdout=out
+            )
+            outputs.append(out.getvalue().splitlines()[1])  # the counts line
+            transaction.set_rollback(True)
+    assert outputs[0] == outputs[1]
+    assert "created 2" in outputs[1] and "linked 1" in outputs[1]
