@@ -294,12 +294,15 @@ def fresh(database_url: str) -> None:
 
 # --- the CLI run ---------------------------------------------------------------------------------------------
 
+BULK = False  # --bulk: pass `--bulk` to the CLI (and bulk=True in-process): canonical/services/bulk.py
 _SUMMARY_RE = re.compile(r"(\d+) record\(s\) in ([\d.]+)s \((\d+)/s\)")
 
 
 def ingest_cli(path: Path, system: str, batch_size: int | None) -> common.ChildRun:
     cmd = [common.PYTHON, str(ROOT / "manage.py"), "ingest", "--system", system, "--domain", "customer"]
     cmd += ["--no-progress", str(path)]
+    if BULK:
+        cmd.append("--bulk")
     if batch_size:
         cmd += ["--batch-size", str(batch_size)]
     run = common.run_child(cmd)
@@ -360,7 +363,7 @@ def _ingest_inprocess(path: Path, system: str, batch_size: int | None):
     from canonical.services.files import source_file_ingest
 
     with audit_context(actor="bench:ingest_customers", channel=Channel.JOB, reason=f"benchmark {path.name}"):
-        return source_file_ingest(path=path, system=system, domain="customer", batch_size=batch_size)
+        return source_file_ingest(path=path, system=system, domain="customer", batch_size=batch_size, bulk=BULK)
 
 
 def _process_cpu(pid: int) -> float | None:
@@ -579,7 +582,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-rows", type=int, default=2_000, help="rows for --profile (default 2,000)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench", help="where the CSV files go")
     parser.add_argument("--write-doc", action="store_true", help="write the results block in docs/benchmarks.md")
+    parser.add_argument("--bulk", action="store_true", help="ingest with the opt-in bulk path (ingest --bulk)")
     args = parser.parse_args(argv)
+    global BULK
+    BULK = args.bulk
     if args.rows < 10 or args.runs < 1:
         parser.error("--rows must be at least 10 and --runs at least 1")
     try:

@@ -73,8 +73,10 @@ class BatchMatch:
     def invalidate(self) -> None:
         """Forget what was read from the database (something else has written to it since)."""
         self._db_rows: dict[Key, list[tuple[str, int]]] = {}
+        self._sr_keys: dict[int, set[Key]] = defaultdict(set)  # source record id -> cached keys listing it
         self._db_sr_golden: dict[int, uuid.UUID | None] = {}
         self._db_sources: dict[uuid.UUID, list[tuple[int, dict]]] = {}
+        self._src_of: dict[int, uuid.UUID] = {}  # source record id -> the golden record whose cached sources hold it
         self._db_counts: dict[Key, int] = {}
         self._db_population: int | None = None
         self._features = {k: v for k, v in self._features.items() if k < 0}
@@ -95,6 +97,30 @@ class BatchMatch:
         self._ov_sources[golden_id].append((temp_id, values))
         self._ov_applied += 1
 
+    def overlay_written(self, real_ids: dict[int, int]) -> None:
+        """The overlay was written with these source record ids (temporary id -> real): it is database now."""
+        for key, found in self._ov_rows.items():
+            cached = self._db_rows.get(key)
+            if cached is not None and len(cached) <= KEY_CAP:
+                cached += [(golden, real_ids[sid]) for golden, sid in found]
+                for _, sid in found:
+                    self._sr_keys[real_ids[sid]].add(key)
+            self._db_counts.pop(key, None)
+        for temp, golden in self._ov_sr_golden.items():
+            self._db_sr_golden[real_ids[temp]] = golden
+        for golden, sources in self._ov_sources.items():
+            self._db_sources[golden] = [(real_ids[sid], stored) for sid, stored in sources]
+            for sid, _ in sources:
+                self._src_of[real_ids[sid]] = golden
+        for temp, real in real_ids.items():
+            if temp in self._features:
+                self._features[real] = self._features.pop(temp)
+        if self._db_population is not None and self._db_population < _POPULATION_CACHE_FROM:
+            self._db_population += self._ov_applied
+        else:
+            self._db_population = None
+        self.overlay_clear()
+
     def keys(self, values: dict) -> list[Key]:
         return self.defn.keys(self.defn.prepare(values))
 
@@ -105,7 +131,7 @@ class BatchMatch:
         per_record = [self.keys(values) for values in values_list]
         wanted = list(dict.fromkeys(key for keys in per_record for key in keys if key not in self._db_rows))
         if wanted:
-            self._db_rows.update(key_rows_bulk(self.domain, wanted))
+            self._rows_add(key_rows_bulk(self.domain, wanted))
         # The sources of each record's best-ranked golden records as the database alone ranks them; match()
         # reads any others it needs once the overlay is counted in (rare: a key the overlay makes too common).
         sr_ids: set[int] = set()
@@ -146,6 +172,60 @@ class BatchMatch:
         )
         for pk, golden_id, stored in rows:
             self._db_sources[golden_id].append((pk, stored))
+            self._src_of[pk] = golden_id
+
+    def _rows_add(self, rows: dict[Key, list[tuple[str, int]]]) -> None:
+        self._db_rows.update(rows)
+        for key, found in rows.items():
+            for _, sid in found:
+                self._sr_keys[sid].add(key)
+
+    def refresh(self, *, system: str, source_ids: list[str]) -> None:
+        """These source records were just written by something else (a record-by-record fallback that changed
+        nothing but them and their golden record's values): patch what was read about them instead of reading
+        everything again."""
+        from canonical.models import MatchKey, SourceRecord, SourceStatus
+
+        rows = list(
+            SourceRecord.objects.filter(system_id=system, domain=self.domain, source_id__in=source_ids).values_list(
+                "pk", "golden_id", "status", "deleted", "values"
+            )
+        )
+        sr_ids = {row[0] for row in rows}
+        if not sr_ids:
+            return
+        new_keys: dict[int, list[tuple[Key, str]]] = defaultdict(list)
+        for sid, key_type, key_value, golden_id in MatchKey.objects.filter(source_record_id__in=sr_ids).values_list(
+            "source_record_id", "key_type", "key_value", "golden_id"
+        ):
+            new_keys[sid].append(((key_type, key_value), str(golden_id)))
+        for sid in sr_ids:
+            for key in self._sr_keys.pop(sid, set()):  # its old rows
+                found = self._db_rows.get(key)
+                if found is None:
+                    continue
+                if len(found) > KEY_CAP:
+                    del self._db_rows[key]  # truncated: how many are left is unknown, read it again if needed
+                else:
+                    self._db_rows[key] = [row for row in found if row[1] != sid]
+                self._db_counts.pop(key, None)
+            for key, golden in new_keys.get(sid, ()):  # its new rows
+                self._db_counts.pop(key, None)
+                found = self._db_rows.get(key)
+                if found is not None and len(found) <= KEY_CAP:
+                    found.append((golden, sid))
+                    self._sr_keys[sid].add(key)
+            old = self._src_of.pop(sid, None)
+            if old is not None:
+                self._db_sources[old] = [row for row in self._db_sources[old] if row[0] != sid]
+            self._features.pop(sid, None)
+        for sid, golden_id, status, deleted, stored in rows:
+            if sid in self._db_sr_golden:
+                self._db_sr_golden[sid] = golden_id
+            if golden_id in self._db_sources and status == SourceStatus.APPLIED and not deleted:
+                self._db_sources[golden_id] = sorted([*self._db_sources[golden_id], (sid, stored)], key=lambda r: r[0])
+                self._src_of[sid] = golden_id
+        self._db_population = None
 
     def _population(self) -> int:
         """fuzzy's `_population` as it would read with the overlay written (an exact count gets the overlay added;
@@ -201,7 +281,7 @@ class BatchMatch:
         keys = defn.keys(features)
         missing = [key for key in keys if key not in self._db_rows]
         if missing:
-            self.prefetch([values])
+            self._rows_add(key_rows_bulk(self.domain, missing))
         rows = {key: (self._db_rows[key] + self._ov_rows.get(key, []))[: KEY_CAP + 1] for key in keys}
         counts = {key: len(found) for key, found in rows.items()}
         shared: dict[str, set[str]] = defaultdict(set)

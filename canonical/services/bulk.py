@@ -64,7 +64,7 @@ from canonical.services.ownership import rules_cached, system_codes
 from canonical.services.survivorship import missing_required
 from canonical.validation import validate_attributes
 
-_WINDOW_MIN, _WINDOW_MAX = 8, 256  # records whose candidates are read together (grows while nothing falls back)
+_WINDOW = 128  # records whose candidates are read together
 
 
 @dataclass
@@ -132,43 +132,46 @@ def _chunk_ingest(
                 "source_id", flat=True
             )
         ),
-        waiting=set(
-            PendingReference.objects.filter(
-                target_system=system, target_domain=spec.name, target_source_id__in=new_ids
-            ).values_list("target_source_id", flat=True)
-        ),
+        waiting=_waiting_for(system, spec, ids),
     )
+    self_referencing = any(f.ref_domain == spec.name for f in spec.ref_fields)
     prefetched_to = 0  # envelopes[:prefetched_to] have had their candidates read
-    window, since_fallback = 64, 0
     for i, env in enumerate(envelopes):
         result = None
         if _maybe_simple(chunk, env):
             if i >= prefetched_to:
-                prefetched_to = min(len(envelopes), i + window)
+                prefetched_to = min(len(envelopes), i + _WINDOW)
                 _prefetch(chunk, envelopes[i:prefetched_to])
             result = _accept(chunk, env)
         chunk.seen.add(env.source_id)
         if result is not None:
             results.append(result)
-            since_fallback += 1
             continue
         # Not simple: write what was accepted, then the record-by-record pipeline for this one.
         _flush(chunk)
         results.extend(source_records_ingest(system=system, domain=spec.name, envelopes=[env]))
-        chunk.batch.invalidate()
-        chunk.ref_cache.clear()
-        chunk.validated.clear()
-        if any(f.ref_domain == spec.name for f in spec.ref_fields):
+        chunk.ref_cache.pop((system.code, spec.name, env.source_id), None)
+        if env.source_id in chunk.waiting:
+            # Records waiting for it were processed again: read everything again, from the next record on.
+            chunk.batch.invalidate()
+            chunk.ref_cache.clear()
+            prefetched_to = i + 1
+        else:
+            # It changed itself, its keys and its golden record's values only: patch what was read.
+            chunk.batch.refresh(system=system.code, source_ids=[env.source_id])
+        if self_referencing:
             # A record of this domain may now wait for a later one of the chunk (a customer's parent).
-            chunk.waiting = set(
-                PendingReference.objects.filter(
-                    target_system=system, target_domain=spec.name, target_source_id__in=new_ids
-                ).values_list("target_source_id", flat=True)
-            )
-        # Read again from the next record on, as far ahead as records went simple in a row lately.
-        window, since_fallback = max(_WINDOW_MIN, min(_WINDOW_MAX, since_fallback * 2)), 0
-        prefetched_to = i + 1
+            chunk.waiting = _waiting_for(system, spec, ids)
     _flush(chunk)
+
+
+def _waiting_for(system: System, spec: DomainSpec, ids: list[str]) -> set[str]:
+    """The chunk's source ids that pending references wait for (processing them resolves those)."""
+    return set(
+        PendingReference.objects.filter(
+            target_system=system, target_domain=spec.name, target_source_id__in=ids
+        ).values_list("target_source_id", flat=True)
+    )
 
 
 def _maybe_simple(chunk: _Chunk, env: Envelope) -> bool:
@@ -316,8 +319,6 @@ def _history_kwargs() -> dict:
 def _flush(chunk: _Chunk) -> None:
     """Write what the chunk accepted: the state record-by-record ingest leaves for those records."""
     accepted, chunk.accepted = chunk.accepted, []
-    chunk.batch.overlay_clear()
-    chunk.batch.invalidate()  # what it read lacks the rows written here (the overlay had them)
     chunk.ov_xrefs.clear()
     if not accepted:
         return
@@ -346,6 +347,7 @@ def _flush(chunk: _Chunk) -> None:
         ]
     )
     real_id = {a.temp_id: sr.pk for a, sr in zip(accepted, srs, strict=True)}
+    chunk.batch.overlay_written(real_id)
 
     goldens = []
     for a in accepted:
