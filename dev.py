@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def run(cmd: list[str], env: dict | None = None, check: bool = True) -> int:
 
 
 def ensure_venv(extras: str = "dev") -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (this script is what tells an older Python)
         raise SystemExit(f"[dev] Python 3.11 or newer is needed; this is {sys.version.split()[0]}")
     if not PY.exists():
         say(f"creating virtual environment in {VENV}")
@@ -107,34 +108,73 @@ def service_env() -> dict:
     return env
 
 
+def start_sandbox(port: int) -> subprocess.Popen | None:
+    """The sandbox CRM/ERP/PSA/HR systems, in their own process, for the lead-to-project demo."""
+    store = ROOT / "var" / "sandbox"
+    store.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [str(PY), "-m", "connectors.sandbox", "--port", str(port), "--store", str(store)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(50):
+        if port_open("127.0.0.1", port):
+            return proc
+        time.sleep(0.2)
+    proc.terminate()
+    say(f"the sandbox systems did not start on port {port}; the demo goes on without the lead-to-project flow")
+    return None
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     ensure_venv()
     env = dict(os.environ)
+    env.setdefault("LOG_FORMAT", "text")
     manage = [str(PY), "manage.py"]
     say("preparing the database (SQLite in var/ unless DATABASE_URL is set)")
     run([*manage, "migrate", "--no-input", "-v", "0"], env=env)
     run([*manage, "load_demo", "--admin", "--api-client"], env=env)
+    sandbox_port = int(args.port) + 1
+    sandbox = None if args.no_sandbox else start_sandbox(sandbox_port)
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    if sandbox is not None:
+        say(f"sandbox systems (CRM, ERP, PSA, HR) at {sandbox_url}/_admin — running the lead-to-project flow once")
+        run([*manage, "sandbox", "configure", "--url", sandbox_url], env=env, check=False)
+        run([*manage, "sandbox", "lead-to-project", "--url", sandbox_url], env=env, check=False)
     if args.no_run:
+        if sandbox is not None:
+            sandbox.terminate()
         return
     url = f"http://{args.host}:{args.port}"
     print(
         "\n"
         f"  The hub is up at {url}/\n"
-        f"  Admin (stewards):  {url}/admin/   login admin / admin\n"
+        f"  Admin (stewards):  {url}/admin/   login admin / admin   (workbench: {url}/admin/workbench/)\n"
         f"  API docs:          {url}/api/docs/\n"
         f"  API:               {url}/api/v1/customers/   (Authorization: Bearer <the demo key printed above>)\n"
-        "  Stop with Ctrl-C.\n",
+        f"  Change feed:       {url}/api/v1/changes?after=0   Health: {url}/health   Metrics: {url}/metrics\n"
+        + (f"  Sandbox systems:   {sandbox_url}/_admin\n" if sandbox is not None else "")
+        + "  Stop with Ctrl-C.\n",
         flush=True,
     )
-    os.execve(str(PY), [str(PY), "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"], env)
+    try:
+        subprocess.run([str(PY), "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"], cwd=ROOT, env=env)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if sandbox is not None:
+            sandbox.terminate()
 
 
 def cmd_test(args: argparse.Namespace) -> None:
     ensure_venv()
     env = service_env()
     say(
-        "database: " + (env.get("DATABASE_URL") or "SQLite (embedded)")
-        + " | redis: " + (env.get("REDIS_URL") or "none")
+        "database: "
+        + (env.get("DATABASE_URL") or "SQLite (embedded)")
+        + " | redis: "
+        + (env.get("REDIS_URL") or "none")
     )
     code = run([str(PY), "-m", "pytest", *args.pytest_args], env=env, check=False)
     raise SystemExit(code)
@@ -155,6 +195,7 @@ def main() -> None:
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", default="8000")
     demo.add_argument("--no-run", action="store_true", help="set up and load the demo, but do not start the server")
+    demo.add_argument("--no-sandbox", action="store_true", help="do not start the sandbox systems")
     sub.add_parser("test", help="run the tests (extra arguments go to pytest)")
     sub.add_parser("check", help="ruff and migrations-in-sync")
     args, extra = parser.parse_known_args()
