@@ -80,11 +80,12 @@ def machine_description(database_url: str | None = None) -> dict[str, str]:
     }
     if database_url:
         out["postgresql"] = postgres_version(database_url)
+        out["autovacuum"] = "on" if autovacuum_on(database_url) else "off"
     return out
 
 
 def machine_line(machine: dict[str, str]) -> str:
-    pg = f", PostgreSQL {machine['postgresql']}" if "postgresql" in machine else ""
+    pg = f", PostgreSQL {machine['postgresql']} (autovacuum {machine['autovacuum']})" if "postgresql" in machine else ""
     return (
         f"{machine['cores']} cores ({machine['cpu']}), {machine['ram']} RAM, Python {machine['python']}{pg}; "
         f"commit {machine['commit']}"
@@ -142,6 +143,47 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
         return float("nan")
     rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
     return sorted_values[min(len(sorted_values), rank) - 1]
+
+
+class Analyzer:
+    """Runs ANALYZE on a database every `interval` seconds while it runs: autovacuum's analyze, for a server that
+    has autovacuum off (as this project's CI server has). Without it a bulk load into fresh tables keeps the
+    planner's estimates of empty tables, and plans that scan whole tables per record go unnoticed."""
+
+    def __init__(self, database_url: str, interval: float):
+        self.database_url = database_url
+        self.interval = interval
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self._stop.wait(self.interval):
+            try:
+                with psycopg.connect(self.database_url, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute("ANALYZE")
+                self.count += 1
+            except psycopg.Error:
+                pass  # the database may be being dropped between runs
+
+    def __enter__(self) -> Analyzer:
+        if self.interval > 0:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+def autovacuum_on(database_url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(admin_url(database_url), connect_timeout=10) as conn:
+        return conn.execute("SHOW autovacuum").fetchone()[0] == "on"
 
 
 # --- the database --------------------------------------------------------------------------------------------

@@ -314,9 +314,9 @@ def ingest_cli(path: Path, system: str, batch_size: int | None) -> common.ChildR
     return run
 
 
-def run_once(rows: int, files: dict, database_url: str, batch_size: int | None) -> dict:
+def run_once(rows: int, files: dict, database_url: str, batch_size: int | None, analyze_every: float) -> dict:
     fresh(database_url)
-    with common.LoadSampler() as load:
+    with common.LoadSampler() as load, common.Analyzer(database_url, analyze_every) as analyzer:
         crm = ingest_cli(files["crm"], "crm", batch_size)
         erp = ingest_cli(files["erp"], "erp", batch_size)
     wall = crm.seconds + erp.seconds
@@ -341,6 +341,7 @@ def run_once(rows: int, files: dict, database_url: str, batch_size: int | None) 
         },
         "load_avg_mean": round(load.mean, 1),
         "load_avg_peak": round(load.peak, 1),
+        "analyze_runs": analyzer.count,
         "counts": counts(database_url),
     }
 
@@ -506,9 +507,10 @@ def _trim_pstats(text: str) -> str:
 # --- output --------------------------------------------------------------------------------------------------
 
 
-def markdown(results: list[dict], machine: dict, argv: str) -> str:
+def markdown(results: list[dict], machine: dict, argv: str, analyze_every: float) -> str:
+    analyze = f"; ANALYZE every {analyze_every:.0f} s during the runs" if analyze_every else ""
     out = [
-        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {common.machine_line(machine)}.",
+        f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {common.machine_line(machine)}{analyze}.",
         "",
         f"    {argv}",
         "",
@@ -581,6 +583,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="in-process: queries per record and a cProfile top 20")
     parser.add_argument("--profile-rows", type=int, default=2_000, help="rows for --profile (default 2,000)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench", help="where the CSV files go")
+    parser.add_argument(
+        "--analyze-every",
+        type=float,
+        help="run ANALYZE every N seconds during the timed part (default: 60 when the server's autovacuum is off, "
+        "as autovacuum's default naptime; else 0 = never)",
+    )
     parser.add_argument("--write-doc", action="store_true", help="write the results block in docs/benchmarks.md")
     parser.add_argument("--bulk", action="store_true", help="ingest with the opt-in bulk path (ingest --bulk)")
     args = parser.parse_args(argv)
@@ -596,6 +604,11 @@ def main(argv: list[str] | None = None) -> int:
     database_url = common.database_url_required()
     machine = common.machine_description(database_url)
     print(f"machine: {common.machine_line(machine)}", file=sys.stderr)
+    analyze_every = args.analyze_every
+    if analyze_every is None:
+        analyze_every = 60.0 if machine["autovacuum"] == "off" else 0.0
+    if analyze_every:
+        print(f"ANALYZE every {analyze_every:.0f} s during the runs (autovacuum's analyze)", file=sys.stderr)
 
     if args.profile:
         import django
@@ -603,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         django.setup()
         files = files_generate(args.profile_rows, args.workdir)
         print(f"--profile: {args.profile_rows} rows in-process (queries, then cProfile)", file=sys.stderr)
-        with common.LoadSampler() as load:
+        with common.LoadSampler() as load, common.Analyzer(database_url, analyze_every):
             queries = queries_report(files, database_url, args.batch_size)
             profile = profile_report(files, database_url, args.batch_size)
         for system, rep in queries.items():
@@ -644,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for n in range(args.runs):
             print(f"{size} rows: run {n + 1}/{args.runs} …", file=sys.stderr)
-            run = run_once(size, files, database_url, args.batch_size)
+            run = run_once(size, files, database_url, args.batch_size, analyze_every)
             print(
                 f"  {run['records_per_s']:.0f} rec/s, {run['seconds']:.1f} s, peak RSS {run['peak_rss_mib']:.0f} MiB, "
                 f"load {run['load_avg_mean']}; crm: {run['crm']['summary']}; erp: {run['erp']['summary']}",
@@ -657,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "DATABASE_URL=… REDIS_URL=… .venv/bin/python benchmarks/ingest_customers.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
-    block = markdown(results, machine, command.replace(" --write-doc", ""))
+    block = markdown(results, machine, command.replace(" --write-doc", ""), analyze_every)
     print(block)
     print(json.dumps({"machine": machine, "results": results}))
     if args.write_doc:
