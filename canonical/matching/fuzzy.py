@@ -14,8 +14,10 @@ match() for one record:
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,36 @@ from .scoring import Scored, score_pair
 KEY_CAP = 200
 MAX_CANDIDATES = 25
 _POPULATION_CACHE_FROM = 10_000  # below this, count live records every time (cheap, and exact)
+_POPULATION_MEMO_SECONDS = 30.0  # in-process memo in front of the shared cache (a Redis round trip per match)
+_population_memo: dict[str, tuple[float, int]] = {}
+PREPARED_CACHE_SIZE = 50_000  # prepared features of candidate source records, by their stored values
+
+
+class _PreparedCache:
+    """defn.prepare(stored) memoised by (domain, the stored values as JSON): normalising a candidate (legal forms,
+    phone parsing, transliteration) costs more than scoring it, and the same golden records come back as
+    candidates again and again. Keyed by content, so an updated source record is simply a new entry."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.entries: OrderedDict[tuple[str, str], dict] = OrderedDict()
+
+    def get(self, defn: MatchDefinition, stored: dict) -> dict:
+        key = (defn.domain, json.dumps(stored, sort_keys=True, default=str))
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+            return found
+        features = self.entries[key] = defn.prepare(stored)
+        if len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return features
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+prepared_cache = _PreparedCache(PREPARED_CACHE_SIZE)
 
 
 @dataclass
@@ -44,13 +76,18 @@ class _GoldenScore:
 def _population(domain: str) -> int:
     from canonical.models import SourceRecord, SourceStatus
 
+    memo = _population_memo.get(domain)
+    if memo is not None and time.monotonic() - memo[0] < _POPULATION_MEMO_SECONDS:
+        return memo[1]
     cache_key = f"mdm:matching:population:{domain}"
     cached = cache.get(cache_key)
     if cached is not None:
+        _population_memo[domain] = (time.monotonic(), cached)
         return cached
     count = SourceRecord.objects.filter(domain=domain, status=SourceStatus.APPLIED, deleted=False).count()
     if count >= _POPULATION_CACHE_FROM:
         cache.set(cache_key, count, 300)
+        _population_memo[domain] = (time.monotonic(), count)
     return count
 
 
@@ -153,7 +190,7 @@ class FuzzyMatcher:
         tf = self._tf(domain, counts)
         per_golden: dict[uuid.UUID, list[Scored]] = defaultdict(list)
         for golden_id, stored in sources:
-            per_golden[golden_id].append(self._score(defn, features, defn.prepare(stored), tf))
+            per_golden[golden_id].append(self._score(defn, features, prepared_cache.get(defn, stored), tf))
         scored = []
         for golden_id, results in per_golden.items():
             if exclude_golden is not None and str(golden_id) == str(exclude_golden):

@@ -174,7 +174,8 @@ def address_similarity(a: str, b: str) -> float:
 
 def location_comparison(*, says: str = "address") -> Comparison:
     """Street address, postal code and city together (they are not independent evidence, so one comparison):
-    same street address (same house number), same postal code, postal code one typo apart, same city, different."""
+    same street address (same house number), same postal code, postal code one typo apart (one digit wrong or
+    two neighbouring digits swapped), same city, different."""
 
     def compare(a: Features, b: Features) -> tuple[str | None, Any, Any]:
         shown_a = ", ".join(x for x in (a.get("address"), a.get("postal"), a.get("city")) if x) or None
@@ -191,8 +192,12 @@ def location_comparison(*, says: str = "address") -> Comparison:
                 return "same street address", shown_a, shown_b
         if postal_same:
             return "same postal code", shown_a, shown_b
-        if postal_known and len(pa) == len(pb) and Levenshtein.distance(pa, pb, score_cutoff=1) <= 1:
-            return "postal code one typo apart", shown_a, shown_b
+        if (
+            postal_known
+            and len(pa) == len(pb)
+            and (Levenshtein.distance(pa, pb, score_cutoff=1) <= 1 or _one_transposition(pa, pb))
+        ):
+            return "postal code one typo apart", shown_a, shown_b  # a digit wrong, or two swapped
         if city_same and not postal_known:
             return "same city", shown_a, shown_b
         if postal_known or city_known:
