@@ -57,6 +57,14 @@ def key_rows_bulk(domain: str, keys: list[Key]) -> dict[Key, list[tuple[str, int
     return out
 
 
+def _population_cache_key(domain: str) -> str:
+    """The shared-cache key fuzzy keeps the live record count under (per database in newer versions)."""
+    from . import fuzzy
+
+    key_of = getattr(fuzzy, "population_cache_key", None)
+    return key_of(domain) if key_of is not None else f"mdm:matching:population:{domain}"
+
+
 class BatchMatch:
     """See the module docstring. One instance per (bulk ingest chunk, domain)."""
 
@@ -236,7 +244,7 @@ class BatchMatch:
             return self._db_population
         count = self._db_population + self._ov_applied
         if count >= _POPULATION_CACHE_FROM:
-            cache.set(f"mdm:matching:population:{self.domain}", count, 300)
+            cache.set(_population_cache_key(self.domain), count, 300)
         return count
 
     def _tf(self, counts: dict[Key, int]):

@@ -122,7 +122,8 @@ def scenario(seed: int = 7, companies: int = 120) -> list[tuple[str, str, list[d
 
 def _reset_caches() -> None:
     cache.clear()
-    getattr(fuzzy, "_population_memo", {}).clear()
+    for memo in ("_population_memo", "_common_key_memo"):  # in-process memos of the matcher, where it has them
+        getattr(fuzzy, memo, {}).clear()
 
 
 def run(batches, ingest_fn, *, batch_size: int = 500) -> tuple[list, dict]:
