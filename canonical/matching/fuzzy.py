@@ -29,11 +29,26 @@ from .definitions import MatchDefinition, get_definition
 from .scoring import Scored, score_pair
 
 KEY_CAP = 200
-MAX_CANDIDATES = 25
+MAX_CANDIDATES = 16
 _POPULATION_CACHE_FROM = 10_000  # below this, count live records every time (cheap, and exact)
 _POPULATION_MEMO_SECONDS = 30.0  # in-process memo in front of the shared cache (a Redis round trip per match)
 _population_memo: dict[str, tuple[float, int]] = {}
 PREPARED_CACHE_SIZE = 50_000  # prepared features of candidate source records, by their stored values
+
+
+_COMMON_KEYS_SECONDS = 300.0
+_common_key_memo: dict[str, tuple[float, set[tuple[str, str]]]] = {}
+
+
+def _common_keys(domain: str) -> set[tuple[str, str]]:
+    """Keys this process found shared by more than KEY_CAP records in the last few minutes ('ac:ibm', the first
+    four letters of common names): they are skipped for blocking anyway, so their KEY_CAP + 1 rows are not
+    fetched again. A key only becomes rare again when records are deleted, so a few minutes' memory is safe."""
+    now = time.monotonic()
+    memo = _common_key_memo.get(domain)
+    if memo is None or now - memo[0] > _COMMON_KEYS_SECONDS:
+        memo = _common_key_memo[domain] = (now, set())
+    return memo[1]
 
 
 class _PreparedCache:
@@ -73,21 +88,27 @@ class _GoldenScore:
     identified: bool = False  # the best member shares a trusted identifier exactly
 
 
+def population_cache_key(domain: str) -> str:
+    """The shared-cache key of a domain's live record count: per database, since hubs (and test runs) may share
+    one Redis."""
+    return f"mdm:matching:population:{connection.settings_dict.get('NAME')}:{domain}"
+
+
 def _population(domain: str) -> int:
     from canonical.models import SourceRecord, SourceStatus
 
-    memo = _population_memo.get(domain)
+    cache_key = population_cache_key(domain)
+    memo = _population_memo.get(cache_key)
     if memo is not None and time.monotonic() - memo[0] < _POPULATION_MEMO_SECONDS:
         return memo[1]
-    cache_key = f"mdm:matching:population:{domain}"
     cached = cache.get(cache_key)
     if cached is not None:
-        _population_memo[domain] = (time.monotonic(), cached)
+        _population_memo[cache_key] = (time.monotonic(), cached)
         return cached
     count = SourceRecord.objects.filter(domain=domain, status=SourceStatus.APPLIED, deleted=False).count()
     if count >= _POPULATION_CACHE_FROM:
         cache.set(cache_key, count, 300)
-        _population_memo[domain] = (time.monotonic(), count)
+        _population_memo[cache_key] = (time.monotonic(), count)
     return count
 
 
@@ -159,8 +180,17 @@ class FuzzyMatcher:
         defn = get_definition(domain)
         features = defn.prepare(values)
         keys = defn.keys(features)
-        rows = _key_rows(domain, keys)
+        # only in a hub known to be big (a small one counts exactly, every time: tests, evaluations); no query
+        memo = _population_memo.get(population_cache_key(domain))
+        common = _common_keys(domain) if memo and memo[1] >= _POPULATION_CACHE_FROM else set()
+        rows = _key_rows(domain, [key for key in keys if key not in common])
         counts = {key: len(found) for key, found in rows.items()}
+        for key in keys:
+            if key in common:  # known to be too common to block on: not fetched again (KEY_CAP + 1 rows)
+                counts[key] = KEY_CAP + 1
+                rows[key] = []
+            elif counts[key] > KEY_CAP:
+                common.add(key)
         shared: dict[str, set[str]] = defaultdict(set)
         via: dict[str, set[int]] = defaultdict(set)
         for (key_type, _), found in rows.items():
