@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 
 from canonical.domains import DOMAINS, DomainSpec
 from canonical.matching.base import Candidate, get_matcher
+from canonical.matching.base import matcher_values as _matcher_values
 from canonical.matching.definitions import get_definition
 from canonical.models import SourceRecord, SourceStatus
 from canonical.services.golden import golden_survivor_id, golden_values
@@ -93,17 +94,6 @@ def _search(domain: str, values: dict, *, exclude_golden=None):
     if search is not None:
         return search(domain=domain, values=values, exclude_golden=exclude_golden)
     return matcher.match(domain=domain, values=values)
-
-
-def _matcher_values(spec: DomainSpec, values: dict) -> dict:
-    out = {}
-    for name, value in values.items():
-        f = spec.get(name)
-        if f is not None and f.kind == "ref":
-            out[name] = value.get("golden_id") if isinstance(value, dict) else value
-        else:
-            out[name] = value
-    return out
 
 
 def _attributes(spec: DomainSpec, data: Any, *, prefix: str = "") -> dict:

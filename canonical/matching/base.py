@@ -56,3 +56,16 @@ def _matcher_class(path: str):
 
 def get_matcher() -> Matcher:
     return _matcher_class(settings.MDM_MATCHER)()
+
+
+def matcher_values(spec, values: dict[str, Any]) -> dict[str, Any]:
+    """Normalised source values as every matcher reads them: references as golden id strings (None while
+    unresolved), every other field as it is."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        f = spec.get(name)
+        if f is not None and f.kind == "ref" and isinstance(value, dict):
+            out[name] = value.get("golden_id")
+        else:
+            out[name] = value
+    return out

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from canonical.domains import DomainSpec, get_domain
 from canonical.matching.base import get_matcher
+from canonical.matching.base import matcher_values as _matcher_values
 from canonical.models import (
     CrossReference,
     DataException,
@@ -323,17 +324,6 @@ def _xref_link(sr: SourceRecord, golden_id: uuid.UUID) -> None:
         xref.golden_id = golden_id
         xref.source_record = sr
         xref.save()
-
-
-def _matcher_values(spec: DomainSpec, values: dict) -> dict:
-    out = {}
-    for name, value in values.items():
-        f = spec.get(name)
-        if f is not None and f.kind == "ref":
-            out[name] = value.get("golden_id") if isinstance(value, dict) else None
-        else:
-            out[name] = value
-    return out
 
 
 def _process_deleted(sr: SourceRecord, result: IngestResult) -> IngestResult:

@@ -18,8 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from canonical.audit import Channel, audit_context
-from canonical.domains import DomainSpec, get_domain
+from canonical.domains import get_domain
 from canonical.matching.base import get_matcher
+from canonical.matching.base import matcher_values as _matcher_values
 from canonical.models import GoldenStatus, MatchKey, SourceRecord, SourceStatus
 from canonical.services.golden import golden_survivor_id, golden_values, live_sources
 from stewardship.models import PENDING_REVIEW, KeysState, MatchRun, MatchRunStatus, ReviewTask
@@ -50,18 +51,6 @@ def match_run_resumable(*, domain: str) -> MatchRun | None:
 
 
 # --- keys ----------------------------------------------------------------------------------------------------
-
-
-def _matcher_values(spec: DomainSpec, values: dict) -> dict:
-    """Source values as the matcher reads them: references as golden id strings (as ingest passes them)."""
-    out = {}
-    for name, value in values.items():
-        f = spec.get(name)
-        if f is not None and f.kind == "ref":
-            out[name] = value.get("golden_id") if isinstance(value, dict) else None
-        else:
-            out[name] = value
-    return out
 
 
 def match_key_source_ids(*, domain: str) -> list[int]:
