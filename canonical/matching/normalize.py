@@ -228,7 +228,7 @@ _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost", "local"})
 @lru_cache(maxsize=65536)
 def _registrable(host: str) -> str | None:
     parts = _extractor()(host)
-    domain = getattr(parts, "top_domain_under_public_suffix", None) or parts.registered_domain
+    domain = parts.top_domain_under_public_suffix  # tldextract 5.3+: the registrable domain ("" when none)
     if not domain:
         return host.removeprefix("www.") if host.rsplit(".", 1)[-1] in _RESERVED_TLDS and "." in host else None
     if domain in _RESERVED_DOMAINS:
