@@ -340,6 +340,7 @@ def markdown(series: list[dict], machine: dict, args: argparse.Namespace, golden
     command = (
         f"DATABASE_URL=… REDIS_URL=… .venv/bin/python benchmarks/api_latency.py --golden {golden} "
         f"--workers {args.workers} --connections {args.connections} --duration {args.duration} --runs {args.runs}"
+        + (f" --profile {args.profile}" if args.profile else "")
     )
     out = [
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {common.machine_line(machine)}; "
