@@ -647,7 +647,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.write_doc:
             block = profile_markdown(args.profile_rows, queries, profile, load.mean, machine)
-            common.results_block_write("ingest_customers_profile", block)
+            common.results_block_write("ingest_customers_profile" + ("_bulk" if BULK else ""), block)
             print(f"wrote the profile block in {common.DOC}", file=sys.stderr)
         return 0
 
@@ -674,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     print(block)
     print(json.dumps({"machine": machine, "results": results}))
     if args.write_doc:
-        common.results_block_write("ingest_customers", block)
+        common.results_block_write("ingest_customers" + ("_bulk" if BULK else ""), block)  # --bulk: a block of its own
         print(f"wrote the results block in {common.DOC}", file=sys.stderr)
     return 0
 
