@@ -31,7 +31,7 @@ def all_done(system: str) -> bool:
 
 def test_kill_9_a_worker_mid_push_loses_and_duplicates_nothing(sandbox, connect, workers):
     connect(sandbox, "erp")
-    sandbox.faults("erp", slow_ms=150)
+    sandbox.faults("erp", slow_ms=1000)  # slow enough that polling on a quiet machine still sees work in flight
     first = workers()
     golden = customers(30)
     wait_for(lambda: Delivery.objects.filter(status=DeliveryStatus.DONE).count() >= 3, timeout=60,
