@@ -231,11 +231,3 @@ def get_domain(name: str) -> DomainSpec:
         return DOMAINS[name]
     except KeyError:
         raise KeyError(f"unknown domain {name!r}; expected one of {', '.join(DOMAINS)}") from None
-
-
-def golden_model(domain: str):
-    return get_domain(domain).model
-
-
-def domain_of_model(model) -> str:
-    return model.DOMAIN

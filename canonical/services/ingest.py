@@ -26,7 +26,6 @@ from canonical.models import (
     CrossReference,
     DataException,
     ExceptionStatus,
-    GoldenStatus,
     MatchKey,
     PendingReference,
     SourceRecord,
@@ -636,8 +635,3 @@ def source_records_ingest(*, system: System | str, domain: str, envelopes: list[
 
 
 _CHUNK = 500
-
-
-def golden_status_counts(domain: str) -> dict[str, int]:
-    model = get_domain(domain).model
-    return {s: model.objects.filter(status=s).count() for s in GoldenStatus.values}
