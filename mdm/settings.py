@@ -171,6 +171,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
 }
+# How long a web process remembers an authenticated API key (seconds) before reading its client again: the most
+# a revocation made elsewhere waits to take effect (the revoking process forgets the key at once); 0 = never.
+MDM_API_CLIENT_CACHE_SECONDS = env_float("MDM_API_CLIENT_CACHE_SECONDS", 5)
 # PAGE_SIZE is the default for per-view pagination classes; there is deliberately no global one.
 SILENCED_SYSTEM_CHECKS = ["rest_framework.W001"]
 

@@ -2,6 +2,12 @@
 
 A key is shown once, at creation. The hub keeps its first characters (`key_prefix`, to find the row) and a
 SHA-256 hash of the whole key (to check it); the key itself is never stored.
+
+Authentication is remembered per web process, by key hash, for `MDM_API_CLIENT_CACHE_SECONDS` (5 s by
+default): a request with a key seen in the last seconds costs no query. Each entry is read again from the
+database when it is older than that, so a key revoked by any means (`api_client revoke`, the admin, another
+process, SQL) is refused by every process at most that many seconds later; the process that revokes it
+forgets it at once. 0 turns the memory off (every request reads the client row).
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,6 +30,8 @@ KEY_PREFIX = "mdm_"
 KEY_PREFIX_LENGTH = 12  # "mdm_" + 8 random characters: ApiClient.key_prefix
 _NAME_RE = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
+_CACHE_MAX_ENTRIES = 1000
+_cache: dict[str, tuple[float, ApiClient]] = {}  # key hash -> (time.monotonic() when read, the active client)
 
 SCOPE_PERSONAL = "read:personal"
 SCOPE_INGEST = "ingest"
@@ -86,17 +96,47 @@ def api_client_revoke(*, name: str) -> ApiClient:
     client.is_active = False
     client.revoked_at = timezone.now()
     client.save(update_fields=["is_active", "revoked_at"])
+    api_client_forget(client.key_hash)
     return client
 
 
+def api_client_forget(digest: str | None = None) -> None:
+    """Drop this process's memory of one key hash (all of it when None)."""
+    if digest is None:
+        _cache.clear()
+    else:
+        _cache.pop(digest, None)
+
+
+def cache_seconds() -> float:
+    return float(getattr(settings, "MDM_API_CLIENT_CACHE_SECONDS", 5))
+
+
 def api_client_authenticate(*, key: str) -> ApiClient | None:
-    """The active client owning this key, or None."""
+    """The active client owning this key, or None (remembered per process for `cache_seconds()`)."""
     if not key.startswith(KEY_PREFIX) or len(key) > 200:
         return None
     digest = key_hash(key)
-    for client in ApiClient.objects.filter(key_prefix=key[:KEY_PREFIX_LENGTH], is_active=True).select_related("system"):
+    now = time.monotonic()
+    entry = _cache.get(digest)
+    if entry is not None and now - entry[0] < cache_seconds():
+        client = entry[1]
+    else:
+        client = _client_read(key[:KEY_PREFIX_LENGTH], digest)
+        if client is None:
+            _cache.pop(digest, None)  # unknown or revoked keys are not remembered: each costs a query
+            return None
+        if cache_seconds() > 0:
+            if len(_cache) >= _CACHE_MAX_ENTRIES:
+                _cache.clear()
+            _cache[digest] = (now, client)
+    _touch(client)
+    return client
+
+
+def _client_read(prefix: str, digest: str) -> ApiClient | None:
+    for client in ApiClient.objects.filter(key_prefix=prefix, is_active=True).select_related("system"):
         if hmac.compare_digest(client.key_hash, digest):
-            _touch(client)
             return client
     return None
 

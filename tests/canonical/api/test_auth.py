@@ -124,3 +124,148 @@ def test_scopes_are_checked_when_a_client_is_created(db):
 
     assert client.scopes == ["ingest", "read:customer"]
     assert len(key) > 40
+
+
+# --- the remembered client (canonical.api.clients: per process, MDM_API_CLIENT_CACHE_SECONDS) -------------------
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The monotonic clock the client memory reads, moved by hand."""
+    from canonical.api import clients
+
+    now = [1000.0]
+    monkeypatch.setattr(clients.time, "monotonic", lambda: now[0])
+    clients.api_client_forget()
+    yield now
+    clients.api_client_forget()
+
+
+def test_a_key_is_read_from_the_database_once_then_remembered(make_api, clock, django_assert_num_queries):
+    api = make_api("read:customer", name="busy")
+    api_client_authenticate(key=api.key)  # read, remembered; last_used_at written
+
+    with django_assert_num_queries(0):
+        client = api_client_authenticate(key=api.key)
+
+    assert client.name == "busy"
+
+
+def test_a_key_revoked_by_another_process_is_refused_once_the_memory_is_older_than_its_limit(make_api, clock, settings):
+    settings.MDM_API_CLIENT_CACHE_SECONDS = 5
+    api = make_api("read:customer", name="leaving")
+    assert api.get("/api/v1/customers/").status_code == 200
+    # Another process revokes it: this one's memory is not told.
+    ApiClient.objects.filter(name="leaving").update(is_active=False)
+
+    clock[0] += 4.9
+    within = api.get("/api/v1/customers/").status_code
+    clock[0] += 0.2
+    after = api.get("/api/v1/customers/").status_code
+
+    assert (within, after) == (200, 401)
+
+
+def test_a_key_revoked_in_this_process_is_refused_at_once(make_api, clock):
+    api = make_api("read:customer", name="old-but-used")
+    assert api.get("/api/v1/customers/").status_code == 200
+
+    api_client_revoke(name="old-but-used")
+
+    assert api.get("/api/v1/customers/").status_code == 401
+
+
+def test_with_no_memory_every_request_reads_the_client(make_api, clock, settings, django_assert_num_queries):
+    settings.MDM_API_CLIENT_CACHE_SECONDS = 0
+    api = make_api("read:customer")
+    api_client_authenticate(key=api.key)
+
+    with django_assert_num_queries(1):
+        api_client_authenticate(key=api.key)
+
+
+def test_an_unknown_key_is_not_remembered(make_api, clock, django_assert_num_queries):
+    api = make_api("read:customer")
+    wrong = api.key[:-1] + ("A" if api.key[-1] != "A" else "B")
+
+    with django_assert_num_queries(2):
+        assert api_client_authenticate(key=wrong) is None
+        assert api_client_authenticate(key=wrong) is None
+
+
+def test_last_used_at_is_written_at_most_once_a_minute_per_process(make_api, clock, django_assert_num_queries):
+    api = make_api("read:customer", name="frequent")
+    api_client_authenticate(key=api.key)
+    first = ApiClient.objects.get(name="frequent").last_used_at
+
+    with django_assert_num_queries(0):
+        for _ in range(5):
+            api_client_authenticate(key=api.key)
+
+    assert first is not None
+    assert ApiClient.objects.get(name="frequent").last_used_at == first
+
+
+# --- throttling (canonical.api.throttling: sliding window counter) ---------------------------------------------
+
+
+@pytest.fixture(params=["redis", "locmem"])
+def throttle_cache(request, settings):
+    """Throttling on the Redis cache (one pipelined round trip) and on Django's in-process cache."""
+    if request.param == "locmem":
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    elif "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        pytest.fail("these tests need REDIS_URL (the API's production cache)")
+    cache.clear()
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "3/min"}}
+    yield request.param
+    cache.clear()
+
+
+@pytest.fixture
+def throttle_clock(monkeypatch):
+    from canonical.api.throttling import ClientRateThrottle
+
+    now = [600_000.0]  # the start of a minute
+    monkeypatch.setattr(ClientRateThrottle, "timer", lambda self: now[0])
+    return now
+
+
+def test_throttling_refuses_beyond_the_rate_and_says_when_to_retry(make_api, throttle_cache, throttle_clock):
+    api = make_api("read:customer")
+
+    statuses = [api.get("/api/v1/customers/").status_code for _ in range(4)]
+    refused = api.get("/api/v1/customers/")
+
+    assert statuses == [200, 200, 200, 429]
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "60"
+
+
+def test_refused_requests_are_not_counted(make_api, throttle_cache, throttle_clock):
+    api = make_api("read:customer")
+    for _ in range(3):
+        assert api.get("/api/v1/customers/").status_code == 200
+    for _ in range(5):
+        assert api.get("/api/v1/customers/").status_code == 429
+
+    throttle_clock[0] += 60 + 40  # next minute, 2/3 through: the last minute's 3 weigh 1
+    statuses = [api.get("/api/v1/customers/").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 429]
+
+
+def test_the_window_slides_across_the_minute(make_api, throttle_cache, throttle_clock):
+    api = make_api("read:customer")
+    throttle_clock[0] += 50
+    for _ in range(3):
+        assert api.get("/api/v1/customers/").status_code == 200
+
+    throttle_clock[0] += 15  # 5 s into the next minute: the 3 requests of 15 s ago still count (weight 55/60)
+    soon = api.get("/api/v1/customers/")
+    throttle_clock[0] += 50  # 55 s into it: they weigh 5/60
+    later = [api.get("/api/v1/customers/").status_code for _ in range(3)]
+
+    assert soon.status_code == 429
+    assert 0 < int(soon["Retry-After"]) <= 55
+    assert later == [200, 200, 429]
