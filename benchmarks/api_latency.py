@@ -327,6 +327,18 @@ def request_profile(ids: list[str], key: str, requests: int, top: int = 20) -> d
     }
 
 
+def reused_ids(n: int, database_url: str) -> list[str] | None:
+    """The golden customer ids of an earlier run's load when the database holds exactly n of them, else None."""
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url, connect_timeout=10) as conn:
+            ids = [str(r[0]) for r in conn.execute("SELECT id FROM canonical_customer ORDER BY id")]
+    except psycopg.Error:
+        return None
+    return ids if len(ids) == n else None
+
+
 def _rest_settings() -> dict:
     from django.conf import settings
 
@@ -390,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per concurrency; medians reported (default 3)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="first profile N GETs in-process")
     parser.add_argument("--write-doc", action="store_true", help="write the results block in docs/benchmarks.md")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database when it already holds exactly --golden customers from an earlier run (no reload)",
+    )
     args = parser.parse_args(argv)
     try:
         levels = [int(c) for c in args.connections.split(",") if c.strip()]
@@ -403,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     database_url = common.database_url_required()
     machine = common.machine_description(database_url)
     print(f"machine: {common.machine_line(machine)}", file=sys.stderr)
-    data.fresh(database_url)
+    ids = reused_ids(args.golden, database_url) if args.reuse else None
+    if ids is None:
+        data.fresh(database_url)
 
     import django
 
@@ -412,10 +431,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from canonical.api.clients import api_client_create
     from canonical.audit import Channel, audit_context
+    from canonical.models import ApiClient
 
-    started = time.perf_counter()
-    ids = golden_load(args.golden)
-    print(f"loaded {len(ids)} golden customers in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    if ids is None:
+        started = time.perf_counter()
+        ids = golden_load(args.golden)
+        print(f"loaded {len(ids)} golden customers in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    else:
+        print(f"reusing the {len(ids)} golden customers already loaded", file=sys.stderr)
+    ApiClient.objects.filter(name="bench-reader").delete()  # an earlier run's (--reuse); no history table
     with audit_context(actor="bench:api_latency", channel=Channel.JOB, reason="benchmark client"):
         _, key = api_client_create(name="bench-reader", scopes=["read:customer"])
     profile = None

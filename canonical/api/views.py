@@ -39,6 +39,7 @@ from canonical.services.ingest import EnvelopeError, envelope_parse, source_reco
 from .auth import django_user_detach
 from .clients import SCOPE_INGEST, SCOPE_PERSONAL, read_scope
 from .errors import ApiError
+from .fetch import golden_fetch
 from .filters import BoundedSearchFilter, golden_filterset
 from .pagination import GoldenCursorPagination
 from .parsers import DecimalJSONParser
@@ -50,6 +51,7 @@ from .serializers import (
     IngestResponseSerializer,
     XrefResolveQuerySerializer,
     XrefResolveSerializer,
+    golden_representer,
     golden_serializer,
 )
 
@@ -213,16 +215,19 @@ class GoldenRecordViewSet(AuditedApiMixin, viewsets.ReadOnlyModelViewSet):
         as_of = request.query_params.get("as_of")
         if as_of is not None:
             return self._retrieve_as_of(pk, parse_as_of(as_of))
-        record = self.get_queryset().filter(pk=pk).first()
+        domain = self.spec.name
+        record, xrefs = golden_fetch(domain, pk)
         if record is None:
             raise _not_found(self.spec, pk)
         survivor_id = record.pk
         if record.status == GoldenStatus.MERGED and record.merged_into_id:
-            survivor_id = golden_survivor_id(self.spec.name, record.merged_into_id)
-            record = self.get_queryset().filter(pk=survivor_id).first() if survivor_id else None
+            survivor_id = golden_survivor_id(domain, record.merged_into_id)
+            record, xrefs = golden_fetch(domain, survivor_id) if survivor_id else (None, None)
             if record is None:
                 raise _not_found(self.spec, pk)
-        data = self._serialize(record, xrefs=xrefs_by_golden(self.spec.name, [record.pk]))
+        if xrefs is None:
+            xrefs = xrefs_by_golden(domain, [record.pk]).get(record.pk, [])
+        data = golden_representer(domain, has_scope(request, SCOPE_PERSONAL))(record, xrefs)
         etag = _etag(data)
         headers = {"ETag": etag}
         if survivor_id != pk:
