@@ -4,11 +4,12 @@ To add routes from another module, append one line to `urlpatterns`:
     path("", include("canonical.api.<module>")),
 """
 
-from django.urls import include, path
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from canonical.domains import DOMAINS
 
+from .matching import urlpatterns as matching_urlpatterns
 from .views import VIEWSETS, IngestView, XrefResolveView
 
 router = SimpleRouter()
@@ -18,6 +19,8 @@ for name, spec in DOMAINS.items():
 urlpatterns = [
     path("xrefs/resolve/", XrefResolveView.as_view(), name="xref-resolve"),
     path("ingest/<str:system>/<str:domain>/", IngestView.as_view(), name="ingest"),
-    path("", include("canonical.api.matching")),  # before the router: <domain>/match/ is not a record id
+    # Before the router (<domain>/match/ is not a record id), and flat, not include()d: a failing include builds
+    # the list of patterns it tried, which cost as much as the rest of the URL resolution of every record GET.
+    *matching_urlpatterns,
     *router.urls,
 ]
