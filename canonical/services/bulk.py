@@ -5,20 +5,26 @@
 
 1. one query for the chunk's source ids that exist already, one for cross-references a push made for new
    ids, one for pending references waiting for them;
-2. records in order. A *simple* record — new to the hub, not deleted, valid, its references resolved, the
-   matcher saying "new" (a golden record of its own), complete — is accepted in memory: its golden record,
-   cross-reference, match keys and outbox event wait to be written together. The match decision is
-   canonical/matching/batch.py's: fuzzy's scoring over candidates read in bulk for a window of records plus
-   an overlay of what the chunk accepted so far, so a record sees the chunk's earlier records as
-   record-by-record ingest would;
+2. records in order, a window at a time. A *simple* record — new to the hub, not deleted, valid, its references
+   resolved, the matcher saying "new" (a golden record of its own, complete) or "link" (to a golden record in
+   the database or one the chunk made) — is accepted in memory. The match decision is canonical/matching/
+   batch.py's: fuzzy's scoring over candidates read in bulk for a window of records plus an in-memory overlay
+   of what the chunk accepted so far, so a record sees the chunk's earlier records as record-by-record ingest
+   would. The window is matched first (pass 1); then the golden records it links to are read in bulk (rows,
+   live source records, active overrides, open ownership-conflict exceptions) and the window is applied in
+   order (pass 2) as `golden_record_create` / `golden_record_apply` would: survivorship, the golden record's
+   new version and history row, the ChangeEvent, the non-owners' conflicts and ownership_conflict exceptions;
 3. anything else (an existing source record, a delete, an invalid or incomplete record, an unresolved or
-   golden-id reference, a link to or a review against an existing golden record, a record someone waits for)
-   first writes what was accepted so far, then goes through the record-by-record pipeline, in order, so the
-   result is the one record-by-record ingest gives;
-4. the write: SourceRecords, golden records and cross-references with their history rows (actor, channel,
-   request id and reason as the `pre_create_historical_record` receiver in canonical/audit.py stamps them —
-   simple-history's bulk path sends no signal), MatchKeys, ChangeEvents, and the connectors' outbox fan-out
-   (feed entries, deliveries, deal cycles) that the ChangeEvent post_save receiver would have run.
+   golden-id reference, a review, a link that would leave a required field empty or to a golden record that is
+   not active or keeps a `retained` value, a record someone waits for) first writes what was accepted so far,
+   then goes through the record-by-record pipeline, in order, so the result is the one record-by-record ingest
+   gives. When pass 2 meets such a link, the window's later records are matched again after it;
+4. the write: SourceRecords, golden records (new and changed) and cross-references with their history rows
+   (actor, channel, request id, user and reason as the `pre_create_historical_record` receiver in
+   canonical/audit.py stamps them — bulk writes send no signal), MatchKeys, DataExceptions with their history,
+   the conflicts of source records already in the database, ChangeEvents in the order record-by-record ingest
+   writes them, and the connectors' outbox fan-out (feed entries, deliveries, deal cycles) that the
+   ChangeEvent post_save receiver would have run.
 
 It needs the fuzzy matcher (settings.MDM_MATCHER); with another matcher it is the record-by-record path.
 The whole call is one transaction, as `source_records_ingest` is.
@@ -26,13 +32,14 @@ The whole call is one transaction, as `source_records_ingest` is.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from canonical.audit import current_context
 from canonical.domains import DomainSpec, get_domain
@@ -44,6 +51,9 @@ from canonical.models import (
     ChangeEvent,
     ChangeEventType,
     CrossReference,
+    DataException,
+    ExceptionStatus,
+    FieldOverride,
     GoldenStatus,
     MatchKey,
     PendingReference,
@@ -51,7 +61,14 @@ from canonical.models import (
     SourceStatus,
     System,
 )
-from canonical.services.golden import _apply_values, golden_compute, golden_survivor_map, golden_values
+from canonical.services.golden import (
+    _apply_values,
+    _reason,
+    _without_times,
+    golden_compute,
+    golden_survivor_map,
+    golden_values,
+)
 from canonical.services.ingest import (
     _CHUNK,
     Envelope,
@@ -64,21 +81,54 @@ from canonical.services.ownership import rules_cached, system_codes
 from canonical.services.survivorship import missing_required
 from canonical.validation import validate_attributes
 
-_WINDOW = 128  # records whose candidates are read together
+_WINDOW = 128  # records whose candidates (and linked golden records) are read together
+_CONFLICT = "ownership_conflict"
+
+
+@dataclass
+class _Plan:
+    """Pass 1's decision for a record: a new golden record of its own, or a link to `golden_id`."""
+
+    env: Envelope
+    sr: SourceRecord  # unsaved, its pk a temporary negative id
+    match_values: dict[str, Any]
+    outcome: Any
+    keys: set[tuple[str, str]]
+    golden_id: uuid.UUID
+    new: bool
+    survival: Any = None  # for a new golden record
 
 
 @dataclass
 class _Accepted:
-    """A simple record accepted in memory, waiting to be written."""
+    """A record applied in memory, waiting to be written."""
 
     env: Envelope
-    temp_id: int
-    digest: str
-    values: dict[str, Any]
-    golden_id: uuid.UUID
-    survival: Any
+    sr: SourceRecord
+    match_values: dict[str, Any]
     keys: set[tuple[str, str]]
-    result: IngestResult
+    golden_id: uuid.UUID
+
+
+@dataclass
+class _Golden:
+    """A golden record as the chunk has made it so far (new, or read from the database and maybe changed)."""
+
+    record: Any
+    new: bool
+    sources: list[SourceRecord]  # live source records, by pk (the chunk's own, temporary ids, last)
+    overrides: dict[str, Any]
+    db_sources: list[SourceRecord] = field(default_factory=list)  # its live source records read from the database
+    dirty: bool = False  # an existing record that changed: updated when written
+
+
+@dataclass
+class _Exc:
+    """An ownership_conflict exception the chunk created or changed (or read, to change it)."""
+
+    obj: DataException
+    new: bool
+    dirty: bool = False
 
 
 @dataclass
@@ -95,6 +145,14 @@ class _Chunk:
     ov_xrefs: dict[tuple[str, str, str], uuid.UUID] = field(default_factory=dict)
     validated: dict[int, dict | None] = field(default_factory=dict)  # id(envelope) -> valid values or None
     next_temp: int = -1
+    # what the accepted records did, until written (all cleared by _flush)
+    goldens: dict[uuid.UUID, _Golden | None] = field(default_factory=dict)  # None: read, not linkable in bulk
+    open_conflicts: dict[int, list[_Exc]] = field(default_factory=dict)  # source record id -> open exceptions
+    excs: list[_Exc] = field(default_factory=list)  # exceptions created or changed, in order
+    golden_history: list[tuple[str, str, dict, dt.datetime]] = field(default_factory=list)
+    exc_history: list[tuple[_Exc, str, dict, dt.datetime]] = field(default_factory=list)
+    events: list[ChangeEvent] = field(default_factory=list)
+    conflicted: dict[int, SourceRecord] = field(default_factory=dict)  # database source records whose conflicts changed
 
 
 def source_records_ingest_bulk(*, system: System | str, domain: str, envelopes: list[Envelope]) -> list[IngestResult]:
@@ -136,18 +194,48 @@ def _chunk_ingest(
     )
     self_referencing = any(f.ref_domain == spec.name for f in spec.ref_fields)
     prefetched_to = 0  # envelopes[:prefetched_to] have had their candidates read
-    for i, env in enumerate(envelopes):
-        result = None
-        if _maybe_simple(chunk, env):
-            if i >= prefetched_to:
-                prefetched_to = min(len(envelopes), i + _WINDOW)
-                _prefetch(chunk, envelopes[i:prefetched_to])
-            result = _accept(chunk, env)
-        chunk.seen.add(env.source_id)
-        if result is not None:
+    i, n = 0, len(envelopes)
+    while i < n:
+        # Pass 1: match a run of simple records (each sees the ones before it through the overlay).
+        plans: list[_Plan] = []
+        j = i
+        while j < n and len(plans) < _WINDOW and _maybe_simple(chunk, envelopes[j]):
+            if j >= prefetched_to:
+                prefetched_to = min(n, j + _WINDOW)
+                _prefetch(chunk, envelopes[j:prefetched_to])
+            plan = _plan(chunk, envelopes[j])
+            if plan is None:
+                break
+            plans.append(plan)
+            chunk.seen.add(plan.env.source_id)
+            j += 1
+        # Pass 2: the golden records it links to, read in bulk; then apply in order.
+        made = {p.golden_id for p in plans if p.new}
+        _load_goldens(
+            chunk, {p.golden_id for p in plans if p.golden_id not in chunk.goldens and p.golden_id not in made}
+        )
+        for k, plan in enumerate(plans):
+            result = _apply(chunk, plan)
+            if result is None:  # not linkable in bulk: this record and the ones after it are done again
+                for later in plans[k:]:
+                    chunk.seen.discard(later.env.source_id)
+                    chunk.ov_xrefs.pop((system.code, spec.name, later.env.source_id), None)
+                chunk.batch.overlay_clear()
+                for a in chunk.accepted:
+                    chunk.batch.overlay_add(temp_id=a.sr.pk, golden_id=a.golden_id, values=a.match_values, keys=a.keys)
+                j = i + k
+                break
             results.append(result)
-            continue
-        # Not simple: write what was accepted, then the record-by-record pipeline for this one.
+        else:
+            if len(plans) == _WINDOW:  # the window is full and applied: go on with the next one
+                i = j
+                continue
+        i = j
+        if i >= n:
+            break
+        env = envelopes[i]
+        # envelopes[i] is not simple: write what was accepted, then the record-by-record pipeline for it.
+        chunk.seen.add(env.source_id)
         _flush(chunk)
         results.extend(source_records_ingest(system=system, domain=spec.name, envelopes=[env]))
         chunk.ref_cache.pop((system.code, spec.name, env.source_id), None)
@@ -162,6 +250,7 @@ def _chunk_ingest(
         if self_referencing:
             # A record of this domain may now wait for a later one of the chunk (a customer's parent).
             chunk.waiting = _waiting_for(system, spec, ids)
+        i += 1
     _flush(chunk)
 
 
@@ -242,8 +331,9 @@ def _load_refs(chunk: _Chunk, targets: set[tuple[str, str, str]]) -> None:
         chunk.ref_cache[target] = survivors[target[1]].get(golden_id) if golden_id is not None else None
 
 
-def _accept(chunk: _Chunk, env: Envelope) -> IngestResult | None:
-    """Accept a new record in memory if it is simple; None if it must go through the record-by-record path."""
+def _plan(chunk: _Chunk, env: Envelope) -> _Plan | None:
+    """Pass 1 for a new record: validate, resolve references, match. None if the record-by-record path must
+    take it (invalid, a reference that waits, a review, a new golden record that would be incomplete)."""
     spec = chunk.spec
     values = _valid_values(chunk, env)
     if values is None:
@@ -265,66 +355,273 @@ def _accept(chunk: _Chunk, env: Envelope) -> IngestResult | None:
     match_values = _matcher_values(spec, values)
     outcome, key_list = chunk.batch.match(values=match_values)
     keys = set(key_list)  # as the MatchKey rows record-by-record ingest writes (a set)
-    if outcome.decision != "new":
-        return None  # link or review: the record-by-record path (its matcher.match sends match_decided)
+    if outcome.decision not in ("new", "link"):
+        return None  # review: the record-by-record path (its matcher.match sends match_decided)
     temp_id = chunk.next_temp
     sr = SourceRecord(
         pk=temp_id,
         system_id=chunk.system.code,
         domain=spec.name,
         source_id=env.source_id,
+        attributes=env.attributes,
         values=values,
         updated_at=env.updated_at,
+        deleted=False,
+        content_hash=content_hash(env.attributes, env.deleted),
         status=SourceStatus.APPLIED,
+        errors={},
+        conflicts={},
     )
-    survival = golden_compute(spec.name, None, [sr])
-    if missing_required(spec, survival.values):
-        return None  # incomplete: a data-quality exception, from the record-by-record path
-    match_decided.send(sender=type(chunk.batch.matcher), domain=spec.name, values=match_values, outcome=outcome)
+    survival = None
+    if outcome.decision == "new":
+        survival = golden_compute(spec.name, None, [sr])
+        if missing_required(spec, survival.values):
+            return None  # incomplete: a data-quality exception, from the record-by-record path
+        golden_id = uuid.uuid4()
+    else:
+        golden_id = uuid.UUID(str(outcome.golden_id))
     chunk.next_temp -= 1
-    golden_id = uuid.uuid4()
-    result = IngestResult(source_id=env.source_id, outcome="created", golden_id=str(golden_id))
-    chunk.accepted.append(
-        _Accepted(
-            env=env,
-            temp_id=temp_id,
-            digest=content_hash(env.attributes, env.deleted),
-            values=values,
-            golden_id=golden_id,
-            survival=survival,
-            keys=keys,
-            result=result,
-        )
-    )
+    sr.golden_id = golden_id
     chunk.batch.overlay_add(temp_id=temp_id, golden_id=golden_id, values=match_values, keys=keys)
     chunk.ov_xrefs[(chunk.system.code, spec.name, env.source_id)] = golden_id
-    return result
+    return _Plan(
+        env=env,
+        sr=sr,
+        match_values=match_values,
+        outcome=outcome,
+        keys=keys,
+        golden_id=golden_id,
+        new=outcome.decision == "new",
+        survival=survival,
+    )
 
 
-def _history_kwargs() -> dict:
-    """What canonical.audit._stamp_history puts on every history row (bulk history sends no signal)."""
+def _load_goldens(chunk: _Chunk, golden_ids: set[uuid.UUID]) -> None:
+    """Read the golden records these links go to, with their live sources, active overrides and the open
+    ownership-conflict exceptions of those sources: four queries for a window. A golden record that is not
+    simply active (merged, inactive, keeping a `retained` value) is marked None: its links go record by record."""
+    if not golden_ids:
+        return
+    spec = chunk.spec
+    records = {r.pk: r for r in spec.model.objects.select_for_update().filter(pk__in=golden_ids)}
+    usable = set()
+    for golden_id in golden_ids:
+        record = records.get(golden_id)
+        if (
+            record is None
+            or record.merged_into_id is not None
+            or record.status != GoldenStatus.ACTIVE
+            or any(p.get("rule") == "retained" for p in (record.provenance or {}).values())
+        ):
+            chunk.goldens[golden_id] = None
+        else:
+            usable.add(golden_id)
+            chunk.goldens[golden_id] = _Golden(record=record, new=False, sources=[], overrides={})
+    if not usable:
+        return
+    for sr in SourceRecord.objects.filter(
+        domain=spec.name, golden_id__in=usable, deleted=False, status=SourceStatus.APPLIED
+    ).order_by("pk"):
+        chunk.goldens[sr.golden_id].sources.append(sr)
+        chunk.goldens[sr.golden_id].db_sources.append(sr)
+        chunk.open_conflicts.setdefault(sr.pk, [])
+    for golden_id, name, value in FieldOverride.objects.filter(
+        domain=spec.name, golden_id__in=usable, is_active=True
+    ).values_list("golden_id", "field", "value"):
+        chunk.goldens[golden_id].overrides[name] = value
+    sr_ids = [sr.pk for g in usable for sr in chunk.goldens[g].sources]
+    for start in range(0, len(sr_ids), 5000):
+        for exc in DataException.objects.filter(
+            kind=_CONFLICT, status=ExceptionStatus.OPEN, source_record_id__in=sr_ids[start : start + 5000]
+        ).order_by("-created_at", "id"):
+            chunk.open_conflicts[exc.source_record_id].append(_Exc(obj=exc, new=False))
+
+
+def _snapshot(record) -> dict:
+    """The values simple-history copies into a history row (its tracked fields), as they are now."""
+    return {f.attname: getattr(record, f.attname) for f in type(record).history.model.tracked_fields}
+
+
+def _event(chunk: _Chunk, record, event_type: str, changed_fields: list[str]) -> None:
     ctx = current_context()
-    kwargs: dict[str, Any] = {
-        "custom_historical_attrs": {
-            "history_actor": ctx.actor,
-            "history_channel": ctx.channel,
-            "history_request_id": ctx.request_id,
-        }
+    data = {"id": str(record.pk), "status": record.status, "version": record.version, **golden_values(record)}
+    chunk.events.append(
+        ChangeEvent(
+            type=event_type,
+            domain=record.DOMAIN,
+            golden_id=record.pk,
+            version=record.version,
+            changed_fields=changed_fields,
+            data=data,
+            origin_system_id=chunk.system.code,
+            actor=ctx.actor,
+            request_id=ctx.request_id,
+        )
+    )
+
+
+def _apply(chunk: _Chunk, plan: _Plan) -> IngestResult | None:
+    """Pass 2: what `source_record_process` does for this new record, in memory. None if it must go record by
+    record after all (a link that would leave a required field empty, or to a golden record not linkable)."""
+    spec, sr, golden_id = chunk.spec, plan.sr, plan.golden_id
+    now = timezone.now()
+    if plan.new:
+        survival = plan.survival
+        record = spec.model(pk=golden_id, status=GoldenStatus.ACTIVE, version=1, provenance=survival.provenance)
+        _apply_values(record, survival.values)
+        record.created_at = record.updated_at = now
+        match_decided.send(
+            sender=type(chunk.batch.matcher), domain=spec.name, values=plan.match_values, outcome=plan.outcome
+        )
+        chunk.goldens[golden_id] = _Golden(record=record, new=True, sources=[sr], overrides={})
+        reason = current_context().reason or f"created from {chunk.system.code} {spec.name} {sr.source_id}"
+        chunk.golden_history.append(("+", reason, _snapshot(record), now))
+        _event(chunk, record, ChangeEventType.CREATED, spec.field_names)
+        outcome = "created"
+    else:
+        golden = chunk.goldens.get(golden_id)
+        if golden is None:
+            return None
+        record = golden.record
+        sources = [*golden.sources, sr]
+        survival = golden_compute(spec.name, golden_id, sources, overrides=golden.overrides)
+        if missing_required(spec, survival.values):
+            return None  # no `retained` values here (_load_goldens): an `incomplete` exception, record by record
+        match_decided.send(
+            sender=type(chunk.batch.matcher), domain=spec.name, values=plan.match_values, outcome=plan.outcome
+        )
+        changed = _apply_values(record, survival.values)
+        provenance_changed = _without_times(record.provenance) != _without_times(survival.provenance)
+        _sync_conflicts(chunk, sources, survival, now)
+        golden.sources.append(sr)
+        if changed or provenance_changed:
+            record.provenance = survival.provenance
+            record.version += 1
+            record.updated_at = now
+            golden.dirty = not golden.new
+            chunk.golden_history.append(
+                ("~", _reason(chunk.system.code, changed, provenance_changed), _snapshot(record), now)
+            )
+            if changed:
+                _event(chunk, record, ChangeEventType.UPDATED, changed)
+        outcome = "linked"
+    chunk.accepted.append(
+        _Accepted(env=plan.env, sr=sr, match_values=plan.match_values, keys=plan.keys, golden_id=golden_id)
+    )
+    return IngestResult(source_id=sr.source_id, outcome=outcome, golden_id=str(golden_id))
+
+
+def _sync_conflicts(chunk: _Chunk, sources: list[SourceRecord], survival, now: dt.datetime) -> None:
+    """golden.py's `_sync_conflicts` in memory: each source's conflicts, its ownership_conflict exception raised
+    (created, or the open one refreshed) or closed, as `exception_raise` / `exception_close` would."""
+    for sr in sources:
+        conflicts = survival.conflicts.get(sr.pk, {})
+        previous = sr.conflicts
+        if sr.conflicts != conflicts:
+            sr.conflicts = conflicts
+            if sr.pk > 0:
+                chunk.conflicted[sr.pk] = sr
+        open_excs = chunk.open_conflicts.setdefault(sr.pk, [])
+        if conflicts:
+            fields = ", ".join(sorted(conflicts))
+            owner = next(iter(conflicts.values()))["owner"]
+            message = f"{sr.system_id} disagrees with the owner ({owner}) on {fields}; its value is kept, not applied"
+            detail = {"conflicts": conflicts}
+            if open_excs:
+                exc = open_excs[0]
+                obj = exc.obj
+                if obj.message != message or obj.detail != detail or obj.golden_id != sr.golden_id:
+                    obj.message, obj.detail, obj.golden_id = message, detail, sr.golden_id
+                    obj.updated_at = now
+                    _exc_changed(chunk, exc, "~", now)
+            else:
+                obj = DataException(
+                    kind=_CONFLICT,
+                    message=message,
+                    detail=detail,
+                    source_record_id=sr.pk,
+                    golden_id=sr.golden_id,
+                    domain=sr.domain,
+                    system_id=sr.system_id,
+                    status=ExceptionStatus.OPEN,
+                    created_at=now,
+                    updated_at=now,
+                )
+                exc = _Exc(obj=obj, new=True)
+                open_excs.append(exc)
+                _exc_changed(chunk, exc, "+", now)
+        elif previous:
+            for exc in open_excs:
+                obj = exc.obj
+                obj.status = ExceptionStatus.RESOLVED
+                obj.resolution_note = "the conflict went away"
+                obj.resolved_at = now
+                obj.updated_at = now
+                _exc_changed(chunk, exc, "~", now)
+            open_excs.clear()
+
+
+def _exc_changed(chunk: _Chunk, exc: _Exc, history_type: str, now: dt.datetime) -> None:
+    if not exc.dirty:
+        exc.dirty = True
+        chunk.excs.append(exc)
+    chunk.exc_history.append((exc, history_type, _snapshot(exc.obj), now))
+
+
+def _history_rows(model, rows: list[tuple[str, str | None, dict, dt.datetime]]) -> None:
+    """History rows as the `pre_create_historical_record` receiver (canonical/audit.py) stamps them."""
+    if not rows:
+        return
+    ctx = current_context()
+    history = model.history.model
+    history.objects.bulk_create(
+        [
+            history(
+                history_date=date,
+                history_type=history_type,
+                history_change_reason=reason,
+                history_user_id=ctx.user_id,
+                history_actor=ctx.actor,
+                history_channel=ctx.channel,
+                history_request_id=ctx.request_id,
+                **snapshot,
+            )
+            for history_type, reason, snapshot, date in rows
+        ]
+    )
+
+
+def _real_provenance(provenance: dict | None, real_id: dict[int, int]) -> dict | None:
+    """Provenance with the chunk's temporary source record ids replaced by the written ones."""
+    if not provenance or not any(
+        isinstance(e.get("source_record"), int) and e["source_record"] < 0 for e in provenance.values()
+    ):
+        return provenance
+    return {
+        name: (
+            {**entry, "source_record": real_id[entry["source_record"]]}
+            if isinstance(entry.get("source_record"), int) and entry["source_record"] < 0
+            else entry
+        )
+        for name, entry in provenance.items()
     }
-    if ctx.user_id is not None:
-        kwargs["default_user"] = get_user_model().objects.filter(pk=ctx.user_id).first()
-    return kwargs
 
 
 def _flush(chunk: _Chunk) -> None:
     """Write what the chunk accepted: the state record-by-record ingest leaves for those records."""
     accepted, chunk.accepted = chunk.accepted, []
+    goldens, chunk.goldens = chunk.goldens, {}
+    excs, chunk.excs = chunk.excs, []
+    golden_history, chunk.golden_history = chunk.golden_history, []
+    exc_history, chunk.exc_history = chunk.exc_history, []
+    events, chunk.events = chunk.events, []
+    conflicted, chunk.conflicted = chunk.conflicted, {}
+    chunk.open_conflicts = {}
     chunk.ov_xrefs.clear()
     if not accepted:
         return
     spec, system = chunk.spec, chunk.system
     ctx = current_context()
-    history = _history_kwargs()
     model = spec.model
 
     srs = SourceRecord.objects.bulk_create(
@@ -332,35 +629,49 @@ def _flush(chunk: _Chunk) -> None:
             SourceRecord(
                 system=system,
                 domain=spec.name,
-                source_id=a.env.source_id,
-                attributes=a.env.attributes,
-                values=a.values,
-                updated_at=a.env.updated_at,
+                source_id=a.sr.source_id,
+                attributes=a.sr.attributes,
+                values=a.sr.values,
+                updated_at=a.sr.updated_at,
                 deleted=False,
-                content_hash=a.digest,
+                content_hash=a.sr.content_hash,
                 status=SourceStatus.APPLIED,
                 errors={},
-                conflicts={},
+                conflicts=a.sr.conflicts,
                 golden_id=a.golden_id,
             )
             for a in accepted
         ]
     )
-    real_id = {a.temp_id: sr.pk for a, sr in zip(accepted, srs, strict=True)}
+    real_id = {a.sr.pk: sr.pk for a, sr in zip(accepted, srs, strict=True)}
     chunk.batch.overlay_written(real_id)
+    # overlay_written keeps only the chunk's own sources of a golden record it links to: read its others again.
+    linked_db = [g for g in goldens.values() if g is not None and not g.new and len(g.sources) > len(g.db_sources)]
+    by_system: dict[str, list[str]] = {}
+    for g in linked_db:
+        for sr in g.db_sources:
+            by_system.setdefault(sr.system_id, []).append(sr.source_id)
+    for code, source_ids in by_system.items():
+        chunk.batch.refresh(system=code, source_ids=source_ids)
 
-    goldens = []
-    for a in accepted:
-        provenance = {
-            name: {**entry, "source_record": real_id.get(entry.get("source_record"), entry.get("source_record"))}
-            for name, entry in a.survival.provenance.items()
-        }
-        record = model(pk=a.golden_id, status=GoldenStatus.ACTIVE, version=1, provenance=provenance)
-        _apply_values(record, a.survival.values)
-        record._change_reason = ctx.reason or f"created from {system.code} {spec.name} {a.env.source_id}"
-        goldens.append(record)
-    model.objects.bulk_create(goldens)
-    model.history.bulk_history_create(goldens, **history)
+    new_records, changed_records = [], []
+    for g in goldens.values():
+        if g is None or not (g.new or g.dirty):
+            continue
+        g.record.provenance = _real_provenance(g.record.provenance, real_id)
+        (new_records if g.new else changed_records).append(g.record)
+    if new_records:
+        model.objects.bulk_create(new_records)
+    if changed_records:
+        fields = [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name != "created_at"]
+        model.objects.bulk_update(changed_records, fields)
+    _history_rows(
+        model,
+        [
+            (t, reason, {**snap, "provenance": _real_provenance(snap["provenance"], real_id)}, date)
+            for t, reason, snap, date in golden_history
+        ],
+    )
 
     xrefs = CrossReference.objects.bulk_create(
         [
@@ -370,7 +681,7 @@ def _flush(chunk: _Chunk) -> None:
             for sr in srs
         ]
     )
-    CrossReference.history.bulk_history_create(xrefs, default_change_reason=ctx.reason or None, **history)
+    _history_rows(CrossReference, [("+", ctx.reason or None, _snapshot(x), timezone.now()) for x in xrefs])
 
     MatchKey.objects.bulk_create(
         [
@@ -380,28 +691,30 @@ def _flush(chunk: _Chunk) -> None:
         ]
     )
 
-    events = ChangeEvent.objects.bulk_create(
-        [
-            ChangeEvent(
-                type=ChangeEventType.CREATED,
-                domain=spec.name,
-                golden_id=record.pk,
-                version=record.version,
-                changed_fields=spec.field_names,
-                data={
-                    "id": str(record.pk),
-                    "status": record.status,
-                    "version": record.version,
-                    **golden_values(record),
-                },
-                origin_system_id=system.code,
-                actor=ctx.actor,
-                request_id=ctx.request_id,
+    if excs:
+        for exc in excs:
+            if exc.obj.source_record_id < 0:
+                exc.obj.source_record_id = real_id[exc.obj.source_record_id]
+        created = [exc.obj for exc in excs if exc.new]
+        if created:
+            DataException.objects.bulk_create(created)
+        changed_excs = [exc.obj for exc in excs if not exc.new]
+        if changed_excs:
+            DataException.objects.bulk_update(
+                changed_excs,
+                ["message", "detail", "golden_id", "status", "resolution_note", "resolved_at", "updated_at"],
             )
-            for record in goldens
-        ]
-    )
-    outbox_on_events(events=events)
+        _history_rows(
+            DataException,
+            [
+                (t, ctx.reason or None, {**snap, "id": exc.obj.pk, "source_record_id": exc.obj.source_record_id}, date)
+                for exc, t, snap, date in exc_history
+            ],
+        )
+    if conflicted:
+        SourceRecord.objects.bulk_update(list(conflicted.values()), ["conflicts"])
+
+    outbox_on_events(events=ChangeEvent.objects.bulk_create(events))
 
 
 def outbox_on_events(*, events: list[ChangeEvent]) -> None:

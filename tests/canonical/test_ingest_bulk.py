@@ -14,6 +14,7 @@ import datetime as dt
 import random
 import re
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from django.core.cache import cache
@@ -32,10 +33,12 @@ from canonical.models import (
     PendingReference,
     SourceRecord,
 )
+from canonical.services import bulk as bulk_module
 from canonical.services.bulk import source_records_ingest_bulk
 from canonical.services.ingest import envelope_parse, source_records_ingest
 from connectors.models import Delivery, FeedEntry
 from stewardship.models import ReviewTask
+from stewardship.services.overrides import field_override_set
 
 pytestmark = pytest.mark.django_db
 
@@ -111,13 +114,45 @@ def scenario(seed: int = 7, companies: int = 120) -> list[tuple[str, str, list[d
         _row(f"EKX{i}", 2, contract_number=f"ERP-{i}", title="ERP only", customer=f"E{i + companies // 3}")
         for i in range(10)
     ]
+    # Companies the ERP has first; the CRM (the owner of names) then sends them, so the ERP's records now disagree
+    # with the owner (ownership conflicts raised on records already in the database), and some a second time with
+    # the ERP's own name, later (the conflict goes away). Some golden records carry a steward override by then.
+    erp_first, crm_later = [], []
+    for i in range(companies // 4):
+        firm = _company(rng, 1000 + i)
+        erp_first.append(_row(f"EF{i}", 1, **{**firm, "name": firm["name"].lower(), "address_line1": f"{i} Quay"}))
+        crm_later.append(_row(f"CL{i}", 4, industry="Energy", **firm))
+        if i % 3 == 0:
+            crm_later.append(_row(f"CL{i}b", 6, **{**firm, "name": firm["name"].lower(), "industry": None}))
+        if i % 5 == 0:
+            crm_later.append(_row(f"CL{i}c", 5, **{**firm, "name": firm["name"].upper(), "phone": None}))
     return [
         ("crm", "customer", crm),
         ("crm", "contract", contracts_crm),
         ("erp", "customer", erp),
+        ("erp", "customer", erp_first),
+        Override("erp", [f"EF{i}" for i in range(0, companies // 4, 4)], "industry", "Steward Pinned"),
+        Override("erp", [f"EF{i}" for i in range(1, companies // 4, 6)], "name", "Pinned Name Ltd"),
+        ("crm", "customer", crm_later),
         ("crm", "customer", resend),
         ("erp", "contract", contracts_erp),
     ]
+
+
+@dataclass(frozen=True)
+class Override:
+    """A steward pins a field of the golden customers these ERP records belong to (a step between batches)."""
+
+    system: str
+    source_ids: list[str]
+    field: str
+    value: str
+
+    def __call__(self) -> None:
+        for xref in CrossReference.objects.filter(system=self.system, domain="customer", source_id__in=self.source_ids):
+            field_override_set(
+                domain="customer", golden_id=xref.golden_id, field=self.field, value=self.value, reason="pinned"
+            )
 
 
 def _reset_caches() -> None:
@@ -131,7 +166,12 @@ def run(batches, ingest_fn, *, batch_size: int = 500) -> tuple[list, dict]:
     _reset_caches()
     results = []
     with transaction.atomic():
-        for step, (system, domain, rows) in enumerate(batches):
+        for step, batch in enumerate(batches):
+            if callable(batch):
+                with audit_context(actor="steward", channel=Channel.STEWARD, request_id=f"step-{step}"):
+                    batch()
+                continue
+            system, domain, rows = batch
             spec = get_domain(domain)
             envelopes = [envelope_parse(r, spec=spec) for r in rows]
             with audit_context(actor="pytest", channel=Channel.JOB, request_id=f"step-{step}", reason=""):
@@ -187,9 +227,12 @@ def capture() -> dict:
                  "merged_into": record.merged_into_id}
             )  # fmt: skip
         for h in model.history.order_by("history_id"):
+            values = {
+                f.name: (getattr(h, f"{f.name}_id") if f.kind == "ref" else getattr(h, f.name)) for f in spec.fields
+            }
             state["golden_history"].setdefault((domain, m(str(h.id))), []).append(
-                (h.history_type, h.history_actor, h.history_channel, h.history_request_id, m(h.history_change_reason),
-                 h.version, h.status, h.history_user_id)
+                m((h.history_type, h.history_actor, h.history_channel, h.history_request_id, h.history_change_reason,
+                   h.version, h.status, h.history_user_id, h.provenance, values, h.merged_into_id))
             )  # fmt: skip
     state["sources"] = {
         sr_label[sr.pk]: m(
@@ -236,8 +279,11 @@ def capture() -> dict:
         m((str(g), s, v)) for g, s, v in Delivery.objects.values_list("golden_id", "system", "version")
     )
     state["exceptions"] = sorted(
-        (repr(m((e.kind, e.status, e.domain, e.system_id, sr_label.get(e.source_record_id), e.golden_id, e.message,
-                 e.detail, e.resolution_note))), e.history.count())
+        repr(m((e.kind, e.status, e.domain, e.system_id, sr_label.get(e.source_record_id), e.golden_id, e.message,
+                e.detail, e.resolution_note, e.resolved_at is None,
+                [(h.history_type, h.history_actor, h.history_channel, h.history_request_id, h.history_change_reason,
+                  h.history_user_id, h.status, h.message, h.detail, h.golden_id, h.resolution_note,
+                  sr_label.get(h.source_record_id)) for h in e.history.order_by("history_id")])))
         for e in DataException.objects.all()
     )  # fmt: skip
     state["pending"] = sorted(
@@ -261,10 +307,34 @@ def assert_same_state(a: dict, b: dict) -> None:
         assert a[part] == b[part], f"{part} differs"
 
 
-def test_bulk_ingest_leaves_the_state_record_by_record_ingest_leaves():
+def test_bulk_ingest_leaves_the_state_record_by_record_ingest_leaves(monkeypatch):
     batches = scenario()
     one_by_one, state_a = run(batches, source_records_ingest)
+    fallbacks = []  # records the bulk path handed to the record-by-record pipeline
+    record_by_record = bulk_module.source_records_ingest
+
+    def counted(**kwargs):
+        fallbacks.extend((kwargs["system"].code, env.source_id) for env in kwargs["envelopes"])
+        return record_by_record(**kwargs)
+
+    monkeypatch.setattr(bulk_module, "source_records_ingest", counted)
     bulk, state_b = run(batches, source_records_ingest_bulk)
+    monkeypatch.undo()
+
+    # links to golden records in the database and to ones made earlier in the same batch are applied in bulk
+    linked_in_bulk = {(s, r["source_id"]) for s, d, r in bulk if r["outcome"] == "linked"} - set(fallbacks)
+    assert {("erp", "E60"), ("crm", "C9d"), ("crm", "CL0")} <= linked_in_bulk and len(linked_in_bulk) > 60
+    # ... with the ownership conflicts they raise on records already there and resolve, and steward overrides
+    exceptions = "\n".join(state_a["exceptions"])
+    assert "'ownership_conflict', 'open', 'customer', 'erp', 'erp:customer:EF" in exceptions
+    assert "'ownership_conflict', 'resolved', 'customer', 'erp', 'erp:customer:EF" in exceptions
+    assert "the conflict went away" in exceptions
+    assert any(
+        p.get("industry", {}).get("rule") == "steward_override" and len(h) > 2
+        for (d, label), g in state_a["golden"].items()
+        for p in [g["provenance"]]
+        for h in [state_a["golden_history"][(d, label)]]
+    )
 
     outcomes = {r["outcome"] for _, _, r in one_by_one}
     # the scenario reaches every path: new, linked duplicates, updates, unchanged, stale, deletes, held, invalid
@@ -312,7 +382,7 @@ def test_bulk_history_rows_carry_actor_channel_request_id_and_reason():
 def test_bulk_ingest_matches_record_by_record_on_random_small_batches(seed, batch_size, companies):
     batches = scenario(seed=seed, companies=companies)
     rng = random.Random(seed)
-    batches = [(s, d, rng.sample(rows, len(rows))) for s, d, rows in batches]  # any order within a batch
+    batches = [b if callable(b) else (b[0], b[1], rng.sample(b[2], len(b[2]))) for b in batches]  # any order
     results_a, state_a = run(batches, source_records_ingest, batch_size=batch_size)
     results_b, state_b = run(batches, source_records_ingest_bulk, batch_size=batch_size)
     assert [r["outcome"] for _, _, r in results_a] == [r["outcome"] for _, _, r in results_b]
