@@ -24,10 +24,69 @@ class FieldComparison:
 
 @dataclass
 class Candidate:
-    golden_id: uuid.UUID
+    golden_id: uuid.UUID | None
     score: float
     reason: str
     comparisons: list[FieldComparison] = field(default_factory=list)
+
+
+_UNREAD: Any = object()
+
+
+class ScoredCandidate(Candidate):
+    """A Candidate whose reason and per-field explanation come from a scored pair (scoring.Scored) on first read:
+    most candidates of a decision are never shown, and building their explanation costs more than scoring them.
+    It reads, compares, copies and pickles as the plain Candidate it stands for."""
+
+    def __init__(
+        self,
+        golden_id: uuid.UUID | None,
+        score: float,
+        reason: str = _UNREAD,
+        comparisons: list[FieldComparison] = _UNREAD,
+        *,
+        scored: Any = None,
+    ) -> None:
+        self.golden_id = golden_id
+        self.score = score
+        self._scored = scored
+        self._reason = reason
+        self._comparisons = [] if comparisons is _UNREAD and scored is None else comparisons
+
+    @property
+    def reason(self) -> str:
+        if self._reason is _UNREAD:
+            self._reason = self._scored.reason if self._scored is not None else ""
+        return self._reason
+
+    @reason.setter
+    def reason(self, value: str) -> None:
+        self._reason = value
+
+    @property
+    def comparisons(self) -> list[FieldComparison]:
+        if self._comparisons is _UNREAD:
+            self._comparisons = self._scored.comparisons
+        return self._comparisons
+
+    @comparisons.setter
+    def comparisons(self, value: list[FieldComparison]) -> None:
+        self._comparisons = value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Candidate):
+            return NotImplemented
+        return (self.golden_id, self.score, self.reason, self.comparisons) == (
+            other.golden_id,
+            other.score,
+            other.reason,
+            other.comparisons,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # as the dataclass's
+
+    def __reduce__(self):
+        return (Candidate, (self.golden_id, self.score, self.reason, self.comparisons))
 
 
 @dataclass

@@ -16,8 +16,10 @@ was read from the database (after anything else wrote to it); `overlay_clear()` 
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from collections import defaultdict
+from operator import itemgetter
 from typing import Any
 
 from django.core.cache import cache
@@ -25,7 +27,7 @@ from django.db import connection
 
 from .base import MatchOutcome
 from .definitions import get_definition
-from .fuzzy import _POPULATION_CACHE_FROM, KEY_CAP, MAX_CANDIDATES, FuzzyMatcher, _GoldenScore, _key_rows
+from .fuzzy import _POPULATION_CACHE_FROM, KEY_CAP, MAX_CANDIDATES, FuzzyMatcher, _key_rows, golden_scores
 from .fuzzy import _population as _fuzzy_population
 from .scoring import MIN_TF_POPULATION
 
@@ -57,6 +59,22 @@ def key_rows_bulk(domain: str, keys: list[Key]) -> dict[Key, list[tuple[str, int
     return out
 
 
+def _frozen(value: Any) -> Any:
+    if value is None or type(value) is str:
+        return value
+    if type(value) is dict:
+        return ("dict", tuple((_frozen(k), _frozen(v)) for k, v in value.items()))  # in order: stricter
+    if type(value) in (list, tuple):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    return (type(value).__qualname__, repr(value))  # equal only if the same type and written the same
+
+
+def content_key(values: dict) -> tuple:
+    """A hashable key two value dicts share only if normalising them must give the same features: the same keys
+    in the same order, values of the same types written the same (1, 1.0, True and Decimal("1.0") stay apart)."""
+    return _frozen(values)
+
+
 def _population_cache_key(domain: str) -> str:
     """The shared-cache key fuzzy keeps the live record count under (per database in newer versions)."""
     from . import fuzzy
@@ -73,6 +91,8 @@ class BatchMatch:
         self.matcher = matcher
         self.defn = get_definition(domain)
         self._features: dict[int, dict] = {}  # prepared features of candidate source records, by id
+        self._probes: dict[tuple, tuple[dict, list[Key]]] = {}  # the last prefetched window's, by content
+        self._last_probe: tuple[tuple, dict] | None = None  # the record match() saw last: content, features
         self.invalidate()
         self.overlay_clear()
 
@@ -104,6 +124,8 @@ class BatchMatch:
         self._ov_sr_golden[temp_id] = golden_id
         self._ov_sources[golden_id].append((temp_id, values))
         self._ov_applied += 1
+        if self._last_probe is not None and self._last_probe[0] == content_key(values):
+            self._features.setdefault(temp_id, self._last_probe[1])  # prepared by match() already
 
     def overlay_written(self, real_ids: dict[int, int]) -> None:
         """The overlay was written with these source record ids (temporary id -> real): it is database now."""
@@ -130,13 +152,23 @@ class BatchMatch:
         self.overlay_clear()
 
     def keys(self, values: dict) -> list[Key]:
-        return self.defn.keys(self.defn.prepare(values))
+        return list(self._probe(values, content_key(values))[1])
+
+    def _probe(self, values: dict, content: tuple) -> tuple[dict, list[Key]]:
+        """An incoming record's features and blocking keys, prepared once for prefetch() and match() (the last
+        prefetched window's, by content: the caller may pass equal copies)."""
+        found = self._probes.get(content)
+        if found is None:
+            features = self.defn.prepare(values)
+            found = self._probes[content] = (features, self.defn.keys(features))
+        return found
 
     # --- database reads in bulk -------------------------------------------------------------------------
 
     def prefetch(self, values_list: list[dict]) -> None:
         """Read the candidates of these records (their blocking keys' rows, then the golden records' sources)."""
-        per_record = [self.keys(values) for values in values_list]
+        self._probes = {}
+        per_record = [self._probe(values, content_key(values))[1] for values in values_list]
         wanted = list(dict.fromkeys(key for keys in per_record for key in keys if key not in self._db_rows))
         if wanted:
             self._rows_add(key_rows_bulk(self.domain, wanted))
@@ -285,24 +317,41 @@ class BatchMatch:
         The caller sends `match_decided` when it acts on the outcome itself (fuzzy sends it in match()).
         """
         defn = self.defn
-        features = defn.prepare(values)
-        keys = defn.keys(features)
-        missing = [key for key in keys if key not in self._db_rows]
+        content = content_key(values)
+        features, keys = self._probe(values, content)
+        self._last_probe = (content, features)
+        db_rows, ov_rows = self._db_rows, self._ov_rows
+        missing = [key for key in keys if key not in db_rows]
         if missing:
             self._rows_add(key_rows_bulk(self.domain, missing))
-        rows = {key: (self._db_rows[key] + self._ov_rows.get(key, []))[: KEY_CAP + 1] for key in keys}
-        counts = {key: len(found) for key, found in rows.items()}
-        shared: dict[str, set[str]] = defaultdict(set)
-        via: dict[str, set[int]] = defaultdict(set)
-        for (key_type, _), found in rows.items():
+        # the database's rows then the overlay's, at most KEY_CAP + 1 per key (fuzzy's _key_rows)
+        counts: dict[Key, int] = {}
+        shared: dict[str, set[str]] = {}
+        via: dict[str, set[int]] = {}
+        for key in keys:
+            found = db_rows[key]
             if len(found) > KEY_CAP:
-                continue
+                counts[key] = KEY_CAP + 1
+                continue  # too common to block on
+            extra = ov_rows.get(key)
+            if extra:
+                found = found + extra[: KEY_CAP + 1 - len(found)]
+                if len(found) > KEY_CAP:
+                    counts[key] = KEY_CAP + 1
+                    continue
+            counts[key] = len(found)
+            key_type = key[0]
             for golden_id, source_record_id in found:
-                shared[golden_id].add(key_type)
-                via[golden_id].add(source_record_id)
-        ranked = sorted(shared, key=lambda g: (-len(shared[g]), g))[:MAX_CANDIDATES]
-        if not ranked:
-            return self.matcher.decide(defn, []), keys
+                types = shared.get(golden_id)
+                if types is None:
+                    shared[golden_id] = {key_type}
+                    via[golden_id] = {source_record_id}
+                else:
+                    types.add(key_type)
+                    via[golden_id].add(source_record_id)
+        if not shared:
+            return self.matcher.decide(defn, []), list(keys)
+        ranked = heapq.nsmallest(MAX_CANDIDATES, shared, key=lambda g: (-len(shared[g]), g))  # sorted()[:n]
         found_ids = [sid for g in ranked for sid in via[g]]
         self._load_sources({sid for sid in found_ids if sid >= 0})
         current: set[uuid.UUID] = set()
@@ -310,25 +359,27 @@ class BatchMatch:
             golden = self._ov_sr_golden.get(sid) if sid < 0 else self._db_sr_golden.get(sid)
             if golden is not None:
                 current.add(golden)
-        sources: list[tuple[int, uuid.UUID, dict]] = []
+        # the database orders by pk; the overlay's records get greater pks than every row written before them
+        # (-1 first, then -2, ...)
+        db_sources: list[tuple[int, uuid.UUID, dict]] = []
+        ov_sources: list[tuple[int, uuid.UUID, dict]] = []
         for golden in current:
             for sid, stored in self._db_sources.get(golden, ()):
-                sources.append((sid, golden, stored))
+                (db_sources if sid >= 0 else ov_sources).append((sid, golden, stored))
             for sid, stored in self._ov_sources.get(golden, ()):
-                sources.append((sid, golden, stored))
-        # the database orders by pk; the overlay's records get greater pks than every row written before them
-        sources.sort(key=lambda s: (s[0] < 0, abs(s[0])))
+                (db_sources if sid >= 0 else ov_sources).append((sid, golden, stored))
+        db_sources.sort(key=itemgetter(0))
+        ov_sources.sort(key=itemgetter(0), reverse=True)
         tf = self._tf(counts)
-        per_golden: dict[uuid.UUID, list] = defaultdict(list)
-        for sid, golden, stored in sources:
-            per_golden[golden].append(self.matcher._score(defn, features, self._prepared(sid, stored), tf))
-        scored = []
-        for golden_id, results in per_golden.items():
-            vetoed = next((r for r in results if r.veto), None)
-            ordered = sorted(results, key=lambda r: -r.weight)
-            identified = any(
-                c.field in defn.identifiers and c.level.startswith("exact") for c in ordered[0].comparisons
-            )
-            scored.append(_GoldenScore(golden_id, ordered[0], ordered[-1], vetoed, len(results), identified))
-        scored.sort(key=lambda g: (-(g.best.weight if g.vetoed is None else float("-inf")), str(g.golden_id)))
-        return self.matcher.decide(defn, scored), keys
+        score = self.matcher._scorer(defn).score
+        prepared = self._prepared
+        per_golden: dict[uuid.UUID, list] = {}
+        for sources in (db_sources, ov_sources):
+            for sid, golden, stored in sources:
+                scored = score(features, prepared(sid, stored), tf)
+                results = per_golden.get(golden)
+                if results is None:
+                    per_golden[golden] = [scored]
+                else:
+                    results.append(scored)
+        return self.matcher.decide(defn, golden_scores(defn, per_golden)), list(keys)

@@ -24,9 +24,9 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection
 
-from .base import Candidate, MatchOutcome
+from .base import Candidate, MatchOutcome, ScoredCandidate
 from .definitions import MatchDefinition, get_definition
-from .scoring import Scored, score_pair
+from .scoring import Scored, Scorer, scorer_for
 
 KEY_CAP = 200
 MAX_CANDIDATES = 16
@@ -86,6 +86,21 @@ class _GoldenScore:
     vetoed: Scored | None
     members: int
     identified: bool = False  # the best member shares a trusted identifier exactly
+
+
+def golden_scores(defn: MatchDefinition, per_golden: dict[uuid.UUID, list[Scored]]) -> list[_GoldenScore]:
+    """Each golden record's score from its source records' (in the order they were read: by pk), best first."""
+    scored = []
+    for golden_id, results in per_golden.items():
+        vetoed = next((r for r in results if r.veto), None)
+        if len(results) == 1:
+            best = worst = results[0]
+        else:
+            ordered = sorted(results, key=lambda r: -r.weight)
+            best, worst = ordered[0], ordered[-1]
+        scored.append(_GoldenScore(golden_id, best, worst, vetoed, len(results), best.exact_on(defn.identifiers)))
+    scored.sort(key=lambda g: (-(g.best.weight if g.vetoed is None else float("-inf")), str(g.golden_id)))
+    return scored
 
 
 def population_cache_key(domain: str) -> str:
@@ -166,10 +181,12 @@ class FuzzyMatcher:
 
         return tf
 
+    @staticmethod
+    def _scorer(defn: MatchDefinition) -> Scorer:
+        return scorer_for(defn.comparisons, defn.hard_rules, defn.prior, defn.noun)
+
     def _score(self, defn: MatchDefinition, a: dict, b: dict, tf) -> Scored:
-        return score_pair(
-            comparisons=defn.comparisons, hard_rules=defn.hard_rules, prior=defn.prior, a=a, b=b, tf=tf, noun=defn.noun
-        )
+        return self._scorer(defn).score(a, b, tf)
 
     def candidates(
         self, *, domain: str, values: dict[str, Any], exclude_source_record: int | None = None, exclude_golden=None
@@ -218,31 +235,18 @@ class FuzzyMatcher:
             .values_list("golden_id", "values")
         )
         tf = self._tf(domain, counts)
+        score = self._scorer(defn).score
         per_golden: dict[uuid.UUID, list[Scored]] = defaultdict(list)
         for golden_id, stored in sources:
-            per_golden[golden_id].append(self._score(defn, features, prepared_cache.get(defn, stored), tf))
-        scored = []
-        for golden_id, results in per_golden.items():
-            if exclude_golden is not None and str(golden_id) == str(exclude_golden):
-                continue
-            vetoed = next((r for r in results if r.veto), None)
-            ordered = sorted(results, key=lambda r: -r.weight)
-            identified = any(
-                c.field in defn.identifiers and c.level.startswith("exact") for c in ordered[0].comparisons
-            )
-            scored.append(_GoldenScore(golden_id, ordered[0], ordered[-1], vetoed, len(results), identified))
-        scored.sort(key=lambda g: (-(g.best.weight if g.vetoed is None else float("-inf")), str(g.golden_id)))
-        return defn, scored
+            per_golden[golden_id].append(score(features, prepared_cache.get(defn, stored), tf))
+        if exclude_golden is not None:
+            per_golden = {g: results for g, results in per_golden.items() if str(g) != str(exclude_golden)}
+        return defn, golden_scores(defn, per_golden)
 
     @staticmethod
     def _candidate(g: _GoldenScore) -> Candidate:
         scored = g.vetoed or g.best
-        return Candidate(
-            golden_id=g.golden_id,
-            score=round(scored.probability, 6),
-            reason=scored.reason,
-            comparisons=scored.comparisons,
-        )
+        return ScoredCandidate(g.golden_id, round(scored.probability, 6), scored=scored)
 
     # --- the interface ------------------------------------------------------------------------------------
 

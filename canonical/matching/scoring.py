@@ -14,8 +14,9 @@ Hard rules veto a pair outright (two legal entities with different valid tax ids
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .base import FieldComparison
@@ -61,13 +62,80 @@ class HardRule:
     check: Callable[[dict, dict], str | None]
 
 
-@dataclass
 class Scored:
-    weight: float
-    probability: float
-    comparisons: list[FieldComparison] = field(default_factory=list)
-    veto: str | None = None
-    reason: str = ""
+    """A scored pair: its match weight and probability (or the hard rule that vetoes it), and, built on first read,
+    the per-field explanation (`comparisons`) and the reason line. Deciding needs only the weights, and most
+    scored pairs are never shown, so the explanation waits until someone asks; it is built from what scoring
+    recorded (each comparison's level, shown values and weight), so it is the same whenever it is read."""
+
+    __slots__ = ("weight", "probability", "veto", "_comparisons", "_reason", "_scorer", "_results", "_weights")
+
+    def __init__(
+        self,
+        weight: float,
+        probability: float,
+        comparisons: list[FieldComparison] | None = None,
+        veto: str | None = None,
+        reason: str = "",
+    ) -> None:
+        self.weight = weight
+        self.probability = probability
+        self.veto = veto
+        self._comparisons = comparisons if comparisons is not None else []
+        self._reason: str | None = reason
+        self._scorer: Scorer | None = None
+        self._results: list | None = None
+        self._weights: list | None = None
+
+    @classmethod
+    def _recorded(
+        cls, scorer: Scorer, weight: float, probability: float, veto: str | None, results: list, weights: list
+    ) -> Scored:
+        scored = cls.__new__(cls)
+        scored.weight = weight
+        scored.probability = probability
+        scored.veto = veto
+        scored._comparisons = None
+        scored._reason = f"never the same: {veto}" if veto else None
+        scored._scorer, scored._results, scored._weights = scorer, results, weights
+        return scored
+
+    @property
+    def comparisons(self) -> list[FieldComparison]:
+        if self._comparisons is None:
+            self._comparisons = self._scorer.explanation(self._results, self._weights)
+        return self._comparisons
+
+    @comparisons.setter
+    def comparisons(self, value: list[FieldComparison]) -> None:
+        self._comparisons = value
+
+    @property
+    def reason(self) -> str:
+        if self._reason is None:
+            self._reason = reason_line(self, self._scorer.comparisons, noun=self._scorer.noun)
+        return self._reason
+
+    @reason.setter
+    def reason(self, value: str) -> None:
+        self._reason = value
+
+    def exact_on(self, fields: frozenset[str] | set[str]) -> bool:
+        """Whether one of these comparisons landed on an exact level (term-frequency adjusted or not)."""
+        if self._results is None:
+            return any(c.field in fields and c.level.startswith("exact") for c in self.comparisons)
+        results = self._results
+        for i in self._scorer.indexes(fields):
+            level_name = results[i][0]
+            if level_name is not None and level_name.startswith("exact"):
+                return True
+        return False
+
+    def __repr__(self) -> str:
+        return (
+            f"Scored(weight={self.weight!r}, probability={self.probability!r}, comparisons={self.comparisons!r}, "
+            f"veto={self.veto!r}, reason={self.reason!r})"
+        )
 
 
 def probability(weight: float) -> float:
@@ -83,6 +151,113 @@ def prior_weight(prior: float) -> float:
     return math.log2(prior / (1.0 - prior))
 
 
+class Scorer:
+    """`score_pair` for one definition's comparisons, hard rules and prior, with each level's weight worked out
+    once. `score(a, b, tf)` computes only what a decision needs (the comparisons' levels, the match weight,
+    the veto) and records enough to build the explanation exactly as `score_pair` always has, if it is read."""
+
+    def __init__(
+        self, comparisons: tuple[Comparison, ...], hard_rules: tuple[HardRule, ...], prior: float, noun: str
+    ) -> None:
+        self.comparisons = comparisons
+        self.hard_rules = hard_rules
+        self.prior = prior
+        self.noun = noun
+        self.prior_weight = prior_weight(prior)
+        self.names = tuple(comp.name for comp in comparisons)
+        self.items = []
+        for comp in comparisons:
+            table: dict[str, tuple[float, float]] = {}
+            for lvl in reversed(comp.levels):  # the first level of a name wins, as Comparison.level finds it
+                table[lvl.name] = (lvl.weight, lvl.u)
+            first = comp.levels[0].name if comp.levels else None
+            tf_key = comp.tf_key or None
+            self.items.append((comp, comp.compare, table, first, tf_key, comp.tf_feature))
+        self.items = tuple(self.items)
+        self.checks = tuple(rule.check for rule in hard_rules)
+        self._indexes: dict[frozenset[str], tuple[int, ...]] = {}
+
+    def indexes(self, fields: frozenset[str] | set[str]) -> tuple[int, ...]:
+        """Positions of the comparisons with these names."""
+        found = self._indexes.get(fields) if isinstance(fields, frozenset) else None
+        if found is None:
+            found = tuple(i for i, name in enumerate(self.names) if name in fields)
+            if isinstance(fields, frozenset) and len(self._indexes) < 16:
+                self._indexes[fields] = found
+        return found
+
+    def score(self, a: dict, b: dict, tf: Callable[[str, str], float | None] | None = None) -> Scored:
+        total = self.prior_weight
+        results: list[tuple[str | None, Any, Any]] = []
+        weights: list[float | tuple[float, float] | None] = []
+        for comp, compare, table, first, tf_key, tf_feature in self.items:
+            result = compare(a, b)
+            results.append(result)
+            level_name = result[0]
+            if level_name is None:
+                weights.append(None)
+                continue
+            try:
+                weight, u = table[level_name]
+            except KeyError:
+                comp.level(level_name)  # raises the KeyError naming the comparison
+                raise
+            if tf is not None and tf_key and level_name == first:
+                value = a.get(tf_feature)
+                if value:
+                    u_tf = tf(tf_key, value)
+                    if u_tf:
+                        adjust = max(TF_CLAMP[0], min(TF_CLAMP[1], math.log2(u / u_tf)))
+                        if abs(adjust) >= 0.05:
+                            weight += adjust
+                            total += weight
+                            weights.append((weight, adjust))
+                            continue
+            total += weight
+            weights.append(weight)
+        for check in self.checks:
+            veto = check(a, b)
+            if veto:
+                return Scored._recorded(self, -math.inf, 0.0, veto, results, weights)
+        return Scored._recorded(self, total, probability(total), None, results, weights)
+
+    def explanation(self, results: list, weights: list) -> list[FieldComparison]:
+        """The per-field explanation of a scored pair, as `score_pair` has always shown it."""
+        fields = []
+        for name, (level_name, shown_a, shown_b), weight in zip(self.names, results, weights, strict=True):
+            if weight is None:
+                fields.append(FieldComparison(name, shown_a, shown_b, "missing", 0.0))
+            elif isinstance(weight, tuple):
+                weight, adjust = weight
+                label = f"{level_name} (term frequency {adjust:+.1f})"
+                fields.append(FieldComparison(name, shown_a, shown_b, label, round(weight, 3)))
+            else:
+                fields.append(FieldComparison(name, shown_a, shown_b, level_name, round(weight, 3)))
+        return fields
+
+
+_SCORERS_SIZE = 64  # definitions in use (six domains; EM and evaluations make a few more)
+_scorers: OrderedDict[int, tuple[tuple, Scorer]] = OrderedDict()
+
+
+def scorer_for(
+    comparisons: tuple[Comparison, ...], hard_rules: tuple[HardRule, ...], prior: float, noun: str = "record"
+) -> Scorer:
+    """The Scorer of these comparisons, hard rules, prior and noun (memoised by identity, at most _SCORERS_SIZE)."""
+    key = id(comparisons)
+    found = _scorers.get(key)
+    if found is not None:
+        held, scorer = found
+        if held[0] is comparisons and held[1] is hard_rules and scorer.prior == prior and scorer.noun == noun:
+            _scorers.move_to_end(key)
+            return scorer
+    scorer = Scorer(comparisons, hard_rules, prior, noun)
+    _scorers[key] = ((comparisons, hard_rules), scorer)  # holding them keeps their ids from being reused
+    if len(_scorers) > _SCORERS_SIZE:
+        _scorers.popitem(last=False)
+    return scorer
+
+
 def score_pair(
     *,
     comparisons: tuple[Comparison, ...],
@@ -93,38 +268,10 @@ def score_pair(
     tf: Callable[[str, str], float | None] | None = None,
     noun: str = "record",
 ) -> Scored:
-    """Score feature dicts `a` (the incoming record) and `b` (a candidate's source record)."""
-    fields: list[FieldComparison] = []
-    total = prior_weight(prior)
-    for comp in comparisons:
-        level_name, shown_a, shown_b = comp.compare(a, b)
-        if level_name is None:
-            fields.append(FieldComparison(comp.name, shown_a, shown_b, "missing", 0.0))
-            continue
-        lvl = comp.level(level_name)
-        weight = lvl.weight
-        label = lvl.name
-        if tf is not None and comp.tf_key and level_name == comp.levels[0].name and a.get(comp.tf_feature):
-            u_tf = tf(comp.tf_key, a[comp.tf_feature])
-            if u_tf:
-                adjust = max(TF_CLAMP[0], min(TF_CLAMP[1], math.log2(lvl.u / u_tf)))
-                if abs(adjust) >= 0.05:
-                    weight += adjust
-                    label = f"{lvl.name} (term frequency {adjust:+.1f})"
-        total += weight
-        fields.append(FieldComparison(comp.name, shown_a, shown_b, label, round(weight, 3)))
-    veto = None
-    for rule in hard_rules:
-        veto = rule.check(a, b)
-        if veto:
-            break
-    if veto:
-        return Scored(
-            weight=-math.inf, probability=0.0, comparisons=fields, veto=veto, reason=f"never the same: {veto}"
-        )
-    scored = Scored(weight=total, probability=probability(total), comparisons=fields)
-    scored.reason = reason_line(scored, comparisons, noun=noun)
-    return scored
+    """Score feature dicts `a` (the incoming record) and `b` (a candidate's source record).
+
+    The weight, probability and veto are computed now; the per-field explanation and reason line when read."""
+    return scorer_for(tuple(comparisons), tuple(hard_rules), prior, noun).score(a, b, tf)
 
 
 def reason_line(scored: Scored, comparisons: tuple[Comparison, ...], *, noun: str) -> str:
