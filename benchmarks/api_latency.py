@@ -11,7 +11,7 @@
    `bulk_create_with_history` (history rows as usual). It is a read benchmark: the ingest is measured by
    benchmarks/ingest_customers.py.
 3. Create an API client with `read:customer` (`api_client_create`), start `gunicorn mdm.wsgi:application`
-   (sync workers, `--workers`) on a free loopback port with DEBUG off, and warm it up.
+   (`--workers` sync workers, or gthread workers with `--threads` each) on a free loopback port with DEBUG off, and warm it up.
 4. For each `--connections` C, `--runs` times: `wrk -t1 -cC -dDs` with a Lua script that asks for
    `GET /api/v1/customers/<random loaded id>/` with the client's key. wrk is closed-loop: C clients, each
    sending its next request when the last one is answered, for D seconds. Reports p50/p95/p99/max (wrk's
@@ -24,8 +24,9 @@ at a few percent of one core, so nearly all of the machine's two cores stay with
 Python asyncio + httpx client would need most of a core for the same request rate and would compete with
 the server it measures. The script prints wrk's own CPU time so that can be checked.
 
-Throttling stays on (its Redis round trip is part of every request) with a rate above what the run can
-reach: API_THROTTLE_RATE=100000000/min.
+Throttling stays on with a rate above what the run can reach: API_THROTTLE_RATE=100000000/min. Each web
+process then counts its requests in Redis 100 at a time (a lease, canonical/api/throttling.py); at the default
+6000/min a lease is 12 requests: one Redis round trip (~0.1 ms of CPU) per 12 requests instead of per 100.
 """
 
 from __future__ import annotations
@@ -188,17 +189,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_start(port: int, workers: int, log: Path) -> subprocess.Popen:
+def server_start(port: int, workers: int, log: Path, threads: int = 1) -> subprocess.Popen:
     gunicorn = Path(common.PYTHON).with_name("gunicorn")
     if not gunicorn.exists():
         sys.exit(f"{gunicorn} not found: install the project (`.venv/bin/pip install -e .`), gunicorn is pinned")
     env = os.environ.copy()
     env.update({"DEBUG": "false", "API_THROTTLE_RATE": THROTTLE_RATE, "LOG_LEVEL": "WARNING"})
     cmd = [str(gunicorn), "mdm.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
-    cmd += ["--worker-class", "sync", "--backlog", "2048", "--timeout", "60", "--log-level", "warning"]
+    if threads > 1:  # gthread: a thread pool per worker, and HTTP keep-alive (sync workers close every connection)
+        cmd += ["--worker-class", "gthread", "--threads", str(threads)]
+    else:
+        cmd += ["--worker-class", "sync"]
+    cmd += ["--backlog", "2048", "--timeout", "60", "--log-level", "warning"]
     return subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
     )
+
+
+def server_line(args: argparse.Namespace) -> str:
+    if args.threads > 1:
+        return f"{args.workers} gthread workers × {args.threads} threads"
+    return f"{args.workers} sync workers"
 
 
 def server_stop(proc: subprocess.Popen) -> None:
@@ -351,12 +362,14 @@ FIGURES = ("rps", "p50_ms", "p95_ms", "p99_ms", "max_ms", "server_cpu_ms_per_req
 def markdown(series: list[dict], machine: dict, args: argparse.Namespace, golden: int, profile: dict | None) -> str:
     command = (
         f"DATABASE_URL=… REDIS_URL=… .venv/bin/python benchmarks/api_latency.py --golden {golden} "
-        f"--workers {args.workers} --connections {args.connections} --duration {args.duration} --runs {args.runs}"
+        f"--workers {args.workers}"
+        + (f" --threads {args.threads}" if args.threads > 1 else "")
+        + f" --connections {args.connections} --duration {args.duration} --runs {args.runs}"
         + (f" --profile {args.profile}" if args.profile else "")
     )
     out = [
         f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {common.machine_line(machine)}; "
-        f"gunicorn {args.workers} sync workers, wrk 1 thread.",
+        f"gunicorn {server_line(args)}, wrk 1 thread.",
         "",
         f"    {command}",
         "",
@@ -396,7 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--golden", type=int, default=10_000, help="golden customers to load (default 10,000)")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="threads per worker: 1 = sync workers (default), more = gthread"
+    )
     parser.add_argument("--connections", default="4,16", help="concurrent clients, comma separated (default 4,16)")
     parser.add_argument("--duration", type=int, default=20, help="seconds per run (default 20)")
     parser.add_argument("--runs", type=int, default=3, help="runs per concurrency; medians reported (default 3)")
@@ -414,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--connections takes numbers separated by commas, e.g. 4,16")
     if not levels or min(levels) < 1 or args.golden < 1 or args.runs < 1 or args.duration < 1 or args.workers < 1:
         parser.error("--golden, --workers, --connections, --duration and --runs must be positive")
+    if args.threads < 1:
+        parser.error("--threads must be positive")
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `apt-get install wrk` (Debian's package), then run this again")
 
@@ -460,11 +478,11 @@ def main(argv: list[str] | None = None) -> int:
     script.write_text(LUA)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = server_start(port, args.workers, log)
+    server = server_start(port, args.workers, log, args.threads)
     series = []
     try:
         server_ready(f"{base}/api/v1/customers/{ids[0]}/", key, server, log)
-        print(f"gunicorn ({args.workers} workers) on {base}; warming up", file=sys.stderr)
+        print(f"gunicorn ({server_line(args)}) on {base}; warming up", file=sys.stderr)
         wrk_run(base, script, key, ids_file, max(levels), 5)
         for level in levels:
             runs = []
@@ -492,7 +510,11 @@ def main(argv: list[str] | None = None) -> int:
     errors = sum(r["non_2xx"] + r["socket_errors"] for s in series for r in s["runs"])
     block = markdown(series, machine, args, len(ids), profile)
     print(block)
-    print(json.dumps({"machine": machine, "golden": len(ids), "workers": args.workers, "series": series}))
+    print(
+        json.dumps(
+            {"machine": machine, "golden": len(ids), "workers": args.workers, "threads": args.threads, "series": series}
+        )
+    )
     if errors:
         print(f"{errors} request(s) failed (non-2xx or socket errors); gunicorn's log: {log}", file=sys.stderr)
     if args.write_doc:

@@ -116,7 +116,7 @@ class AuditContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request_id = request.headers.get("X-Request-ID") or new_request_id()
+        request_id = request.META.get("HTTP_X_REQUEST_ID") or new_request_id()  # not .headers: it copies them all
         request_id = request_id[:64]
         channel = Channel.API if request.path.startswith("/api/") else Channel.WEB
         user = getattr(request, "user", None)

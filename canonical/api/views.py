@@ -232,7 +232,7 @@ class GoldenRecordViewSet(AuditedApiMixin, viewsets.ReadOnlyModelViewSet):
         headers = {"ETag": etag}
         if survivor_id != pk:
             headers["Content-Location"] = self._detail_url(survivor_id)
-        if _etag_matches(request.headers.get("If-None-Match", ""), etag):
+        if _etag_matches(request.META.get("HTTP_IF_NONE_MATCH", ""), etag):
             return Response(status=http.HTTP_304_NOT_MODIFIED, headers=headers)
         return Response(data, headers=headers)
 

@@ -210,8 +210,11 @@ def test_last_used_at_is_written_at_most_once_a_minute_per_process(make_api, clo
 
 
 @pytest.fixture(params=["redis", "locmem"])
-def throttle_cache(request, settings):
+def throttle_cache(request, settings, monkeypatch):
     """Throttling on the Redis cache (one pipelined round trip) and on Django's in-process cache."""
+    from canonical.api import throttling
+
+    monkeypatch.setattr(throttling, "_leases", {})
     if request.param == "locmem":
         settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     elif "redis" not in settings.CACHES["default"]["BACKEND"].lower():
@@ -269,3 +272,53 @@ def test_the_window_slides_across_the_minute(make_api, throttle_cache, throttle_
     assert soon.status_code == 429
     assert 0 < int(soon["Retry-After"]) <= 55
     assert later == [200, 200, 429]
+
+
+def _throttled_request(pk: int):
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    request = Request(APIRequestFactory().get("/api/v1/customers/"))
+    request._user = type("Staff", (), {"is_authenticated": True, "pk": pk})()
+    request._auth = None
+    return request
+
+
+def test_at_high_rates_processes_take_leases_and_never_let_more_through_than_the_rate(
+    throttle_cache, throttle_clock, settings, monkeypatch
+):
+    from canonical.api import throttling
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "2000/min"}}
+    hits = []
+    real_hit = throttling.ClientRateThrottle._hit
+    monkeypatch.setattr(
+        throttling.ClientRateThrottle, "_hit", lambda self, *a: hits.append(a[-1]) or real_hit(self, *a)
+    )
+    processes = [{}, {}, {}]  # three web processes' lease memories
+    request = _throttled_request(pk=424242)
+    allowed = 0
+    for i in range(2100):
+        monkeypatch.setattr(throttling, "_leases", processes[i % 3])
+        allowed += throttling.ClientRateThrottle().allow_request(request, None)
+
+    unused = sum(p[f"throttle_client_user-{request.user.pk}"][1] for p in processes if p)
+    assert 2000 - 3 * (4 - 1) <= allowed <= 2000  # leases of 2000 // 500 = 4 requests
+    assert allowed + unused <= 2000
+    assert len(hits) < 2100 / 2  # most requests did not ask the cache
+
+    throttle_clock[0] += 60 * 2  # two windows later: nothing counts any more
+    monkeypatch.setattr(throttling, "_leases", processes[0])
+    assert throttling.ClientRateThrottle().allow_request(request, None)
+
+
+def test_leases_are_per_client(throttle_cache, throttle_clock, settings, monkeypatch):
+    from canonical.api import throttling
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"client": "1000/min"}}
+    busy, other = _throttled_request(pk=515151), _throttled_request(pk=616161)
+
+    allowed = sum(throttling.ClientRateThrottle().allow_request(busy, None) for _ in range(1010))
+
+    assert allowed == 1000
+    assert throttling.ClientRateThrottle().allow_request(other, None)
