@@ -437,9 +437,15 @@ def _load_goldens(chunk: _Chunk, golden_ids: set[uuid.UUID]) -> None:
             chunk.open_conflicts[exc.source_record_id].append(_Exc(obj=exc, new=False))
 
 
+_tracked: dict[type, tuple[str, ...]] = {}
+
+
 def _snapshot(record) -> dict:
     """The values simple-history copies into a history row (its tracked fields), as they are now."""
-    return {f.attname: getattr(record, f.attname) for f in type(record).history.model.tracked_fields}
+    names = _tracked.get(type(record))
+    if names is None:  # `Model.history` builds a manager class on every access: once per model
+        names = _tracked[type(record)] = tuple(f.attname for f in type(record).history.model.tracked_fields)
+    return {name: getattr(record, name) for name in names}
 
 
 def _event(chunk: _Chunk, record, event_type: str, changed_fields: list[str]) -> None:
@@ -573,21 +579,104 @@ def _history_rows(model, rows: list[tuple[str, str | None, dict, dt.datetime]]) 
     if not rows:
         return
     ctx = current_context()
-    history = model.history.model
-    history.objects.bulk_create(
+    stamps = {
+        "history_user_id": ctx.user_id,
+        "history_actor": ctx.actor,
+        "history_channel": ctx.channel,
+        "history_request_id": ctx.request_id,
+    }
+    _insert_rows(
+        _history_model(model),
         [
-            history(
-                history_date=date,
-                history_type=history_type,
-                history_change_reason=reason,
-                history_user_id=ctx.user_id,
-                history_actor=ctx.actor,
-                history_channel=ctx.channel,
-                history_request_id=ctx.request_id,
-                **snapshot,
-            )
+            {"history_date": date, "history_type": history_type, "history_change_reason": reason, **stamps, **snapshot}
             for history_type, reason, snapshot, date in rows
-        ]
+        ],
+    )
+
+
+_history_models: dict[type, type] = {}
+
+
+def _history_model(model) -> type:
+    if model not in _history_models:
+        _history_models[model] = model.history.model
+    return _history_models[model]
+
+
+# --- writing: COPY on PostgreSQL, bulk_create elsewhere ------------------------------------------------------
+
+
+def _copy(table: str, columns: list[str], rows: list[tuple]) -> None:
+    from psycopg import sql
+
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _new_ids(model, count: int) -> list[int]:
+    """`count` primary keys drawn from the table's sequence, ascending (as one multi-row INSERT would get them)."""
+    meta = model._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [connection.ops.quote_name(meta.db_table), meta.pk.column, count],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def _insert(model, objs: list, *, ids: bool = False) -> list:
+    """INSERT these unsaved instances as bulk_create would (auto_now fields set, pks set on the instances):
+    COPY on PostgreSQL, its serial pks drawn from the sequence first when `ids`; bulk_create elsewhere."""
+    if not objs:
+        return objs
+    if connection.vendor != "postgresql":
+        return model.objects.bulk_create(objs)
+    meta = model._meta
+    auto_pk = meta.pk if meta.pk.get_internal_type() in ("AutoField", "BigAutoField") else None
+    if auto_pk is not None and ids:
+        for obj, pk in zip(objs, _new_ids(model, len(objs)), strict=True):
+            obj.pk = pk
+    fields = [f for f in meta.concrete_fields if f is not auto_pk or ids]
+    _copy(
+        meta.db_table,
+        [f.column for f in fields],
+        [tuple(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields) for obj in objs],
+    )
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = "default"
+    return objs
+
+
+def _insert_rows(model, rows: list[dict]) -> None:
+    """INSERT rows given as {attname: value} (the serial pk left to the database; other fields not given get
+    their defaults): COPY on PostgreSQL without making model instances; bulk_create elsewhere."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**row) for row in rows])
+        return
+    meta = model._meta
+    fields = [
+        f
+        for f in meta.concrete_fields
+        if not (f.primary_key and f.get_internal_type() in ("AutoField", "BigAutoField"))
+    ]
+    defaults = {f.attname: f.get_default() for f in fields if f.attname not in rows[0]}
+    _copy(
+        meta.db_table,
+        [f.column for f in fields],
+        [
+            tuple(
+                f.get_db_prep_save(row[f.attname] if f.attname in row else defaults[f.attname], connection)
+                for f in fields
+            )
+            for row in rows
+        ],
     )
 
 
@@ -624,7 +713,8 @@ def _flush(chunk: _Chunk) -> None:
     ctx = current_context()
     model = spec.model
 
-    srs = SourceRecord.objects.bulk_create(
+    srs = _insert(
+        SourceRecord,
         [
             SourceRecord(
                 system=system,
@@ -641,7 +731,8 @@ def _flush(chunk: _Chunk) -> None:
                 golden_id=a.golden_id,
             )
             for a in accepted
-        ]
+        ],
+        ids=True,
     )
     real_id = {a.sr.pk: sr.pk for a, sr in zip(accepted, srs, strict=True)}
     chunk.batch.overlay_written(real_id)
@@ -660,8 +751,7 @@ def _flush(chunk: _Chunk) -> None:
             continue
         g.record.provenance = _real_provenance(g.record.provenance, real_id)
         (new_records if g.new else changed_records).append(g.record)
-    if new_records:
-        model.objects.bulk_create(new_records)
+    _insert(model, new_records)
     if changed_records:
         fields = [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name != "created_at"]
         model.objects.bulk_update(changed_records, fields)
@@ -673,22 +763,25 @@ def _flush(chunk: _Chunk) -> None:
         ],
     )
 
-    xrefs = CrossReference.objects.bulk_create(
+    xrefs = _insert(
+        CrossReference,
         [
             CrossReference(
                 system=system, domain=spec.name, source_id=sr.source_id, golden_id=sr.golden_id, source_record=sr
             )
             for sr in srs
-        ]
+        ],
+        ids=True,
     )
     _history_rows(CrossReference, [("+", ctx.reason or None, _snapshot(x), timezone.now()) for x in xrefs])
 
-    MatchKey.objects.bulk_create(
+    _insert_rows(
+        MatchKey,
         [
-            MatchKey(domain=spec.name, key_type=t, key_value=v, golden_id=a.golden_id, source_record_id=sr.pk)
+            {"domain": spec.name, "key_type": t, "key_value": v, "golden_id": a.golden_id, "source_record_id": sr.pk}
             for a, sr in zip(accepted, srs, strict=True)
             for t, v in a.keys
-        ]
+        ],
     )
 
     if excs:
@@ -696,8 +789,7 @@ def _flush(chunk: _Chunk) -> None:
             if exc.obj.source_record_id < 0:
                 exc.obj.source_record_id = real_id[exc.obj.source_record_id]
         created = [exc.obj for exc in excs if exc.new]
-        if created:
-            DataException.objects.bulk_create(created)
+        _insert(DataException, created, ids=True)
         changed_excs = [exc.obj for exc in excs if not exc.new]
         if changed_excs:
             DataException.objects.bulk_update(
@@ -714,22 +806,25 @@ def _flush(chunk: _Chunk) -> None:
     if conflicted:
         SourceRecord.objects.bulk_update(list(conflicted.values()), ["conflicts"])
 
-    outbox_on_events(events=ChangeEvent.objects.bulk_create(events))
+    outbox_on_events(events=_insert(ChangeEvent, events, ids=True))
 
 
 def outbox_on_events(*, events: list[ChangeEvent]) -> None:
     """connectors' `outbox_on_event` for events written with bulk_create (no post_save): feed entries,
     deliveries and deal cycles, with the push targets worked out once per kind of event."""
-    from django.db.models.expressions import RawSQL
-
     from connectors.models import Delivery, FeedEntry
     from connectors.services.deals import deal_on_event
     from connectors.services.outbox import push_targets, relay_kick
 
     if not events:
         return
-    xid = RawSQL("pg_current_xact_id()::text::bigint", []) if connection.vendor == "postgresql" else 0
-    FeedEntry.objects.bulk_create([FeedEntry(event=event, xid=xid) for event in events])
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+            xid = cursor.fetchone()[0]
+    else:
+        xid = 0
+    _insert_rows(FeedEntry, [{"event_id": event.pk, "xid": xid} for event in events])
     targets: dict[tuple, list[str]] = {}
     deliveries = []
     for event in events:

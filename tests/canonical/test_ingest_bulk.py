@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 from hypothesis import HealthCheck, given, settings
@@ -355,22 +356,43 @@ def test_bulk_ingest_in_small_batches_leaves_the_same_state():
 
 def test_bulk_history_rows_carry_actor_channel_request_id_and_reason():
     spec = get_domain("customer")
-    envelopes = [envelope_parse(_row("N1", 0, name="Nova Foods GmbH", country="DE"), spec=spec)]
-    with audit_context(actor="cli:someone", channel=Channel.JOB, request_id="req-1", reason="ingest crm.csv"):
-        (result,) = source_records_ingest_bulk(system="crm", domain="customer", envelopes=envelopes)
-    assert result.outcome == "created"
-    golden = spec.model.objects.get(pk=result.golden_id)
-    (h,) = golden.history.all()
-    assert (h.history_type, h.history_actor, h.history_channel, h.history_request_id, h.history_change_reason) == (
-        "+", "cli:someone", "job", "req-1", "ingest crm.csv"
-    )  # fmt: skip
-    (xh,) = CrossReference.objects.get(source_id="N1").history.all()
-    assert (xh.history_actor, xh.history_channel, xh.history_request_id, xh.history_change_reason) == (
-        "cli:someone", "job", "req-1", "ingest crm.csv"
-    )  # fmt: skip
-    event = ChangeEvent.objects.get(golden_id=golden.pk)
-    assert FeedEntry.objects.filter(event=event).exists()
-    assert event.data["name"] == "Nova Foods GmbH" and event.actor == "cli:someone"
+    envelopes = [
+        envelope_parse(_row("N1", 0, name="Nova Foods GmbH", country="DE", website="nova.example.com"), spec=spec)
+    ]
+    envelopes.append(
+        envelope_parse(
+            _row("N2", 1, name="NOVA FOODS GMBH", country="DE", phone="+4930123456", website="www.nova.example.com"),
+            spec=spec,
+        )
+    )
+    user = get_user_model().objects.create(username="someone")
+    with audit_context(
+        actor="cli:someone", channel=Channel.JOB, request_id="req-1", reason="ingest crm.csv", user=user
+    ):
+        results = source_records_ingest_bulk(system="crm", domain="customer", envelopes=envelopes)
+    assert [r.outcome for r in results] == ["created", "linked"]
+    golden = spec.model.objects.get(pk=results[0].golden_id)
+    assert [
+        (h.history_type, h.history_actor, h.history_channel, h.history_request_id, h.history_change_reason,
+         h.history_user_id, h.version, h.phone)
+        for h in golden.history.order_by("history_id")
+    ] == [
+        ("+", "cli:someone", "job", "req-1", "ingest crm.csv", user.pk, 1, None),
+        ("~", "cli:someone", "job", "req-1", "ingest crm.csv", user.pk, 2, "+4930123456"),
+    ]  # fmt: skip
+    for source_id in ("N1", "N2"):
+        (xh,) = CrossReference.objects.get(source_id=source_id).history.all()
+        assert (xh.history_actor, xh.history_channel, xh.history_request_id, xh.history_change_reason,
+                xh.history_user_id, xh.golden_id) == ("cli:someone", "job", "req-1", "ingest crm.csv", user.pk, golden.pk)  # fmt: skip
+    events = list(ChangeEvent.objects.filter(golden_id=golden.pk).order_by("id"))
+    assert [(e.type, e.version, e.changed_fields) for e in events] == [
+        ("golden.created", 1, spec.field_names),
+        ("golden.updated", 2, ["name", "website", "phone"]),  # the later record of the owner wins
+    ]
+    assert FeedEntry.objects.filter(event__in=events).count() == 2
+    assert events[0].data["name"] == "Nova Foods GmbH" and events[0].actor == "cli:someone"
+    assert events[0].data["phone"] is None and events[1].data["phone"] == "+4930123456"
+    assert golden.provenance["phone"]["source_record"] == SourceRecord.objects.get(source_id="N2").pk
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
