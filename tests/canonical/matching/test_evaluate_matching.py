@@ -52,6 +52,24 @@ def test_evaluate_prints_the_contract_json_last_and_leaves_the_database_as_it_wa
     assert SourceRecord.objects.count() == 0  # rolled back
 
 
+def test_evaluate_through_the_bulk_path_measures_what_record_by_record_ingest_gives(fuzzy, tmp_path):
+    from canonical.models import SourceRecord
+
+    path = tmp_path / "resource.csv"
+    generate.main(["--domain", "resource", "--entities", "40", "--seed", "6", "--out", str(path)])
+    results = []
+    for extra in ([], ["--bulk"]):
+        out = io.StringIO()
+        call_command("evaluate_matching", "--domain", "resource", str(path), "--no-progress", *extra, stdout=out)
+        results.append(json.loads(out.getvalue().strip().splitlines()[-1]))
+    by_record, bulk = results
+    assert (by_record["path"], bulk["path"]) == ("record by record", "bulk")
+    same = ("true_pairs", "predicted_pairs", "precision", "recall", "f1", "review_tasks", "bcubed_f1")
+    assert {k: bulk[k] for k in same} == {k: by_record[k] for k in same}
+    assert by_record["predicted_pairs"] > 0
+    assert SourceRecord.objects.count() == 0  # rolled back
+
+
 def test_evaluate_counts_pairs_sent_to_stewards(fuzzy, tmp_path):
     path = tmp_path / "review.csv"
     path.write_text(
