@@ -127,6 +127,8 @@ def scenario(seed: int = 7, companies: int = 120) -> list[tuple[str, str, list[d
             crm_later.append(_row(f"CL{i}b", 6, **{**firm, "name": firm["name"].lower(), "industry": None}))
         if i % 5 == 0:
             crm_later.append(_row(f"CL{i}c", 5, **{**firm, "name": firm["name"].upper(), "phone": None}))
+        if i % 7 == 2:  # the owner clears the name: the link would leave it empty (an exception, record by record)
+            crm_later.append(_row(f"CL{i}n", 9, **{**firm, "name": None}))
     return [
         ("crm", "customer", crm),
         ("crm", "contract", contracts_crm),
@@ -325,6 +327,10 @@ def test_bulk_ingest_leaves_the_state_record_by_record_ingest_leaves(monkeypatch
     # links to golden records in the database and to ones made earlier in the same batch are applied in bulk
     linked_in_bulk = {(s, r["source_id"]) for s, d, r in bulk if r["outcome"] == "linked"} - set(fallbacks)
     assert {("erp", "E60"), ("crm", "C9d"), ("crm", "CL0")} <= linked_in_bulk and len(linked_in_bulk) > 60
+    # a link found in bulk that would leave a required field empty goes record by record, and the records after
+    # it in the same window are matched again
+    assert ("crm", "CL2n") in fallbacks and ("crm", "CL3") in linked_in_bulk
+    assert next(r["outcome"] for s, d, r in bulk if r["source_id"] == "CL2n") == "exception"
     # ... with the ownership conflicts they raise on records already there and resolve, and steward overrides
     exceptions = "\n".join(state_a["exceptions"])
     assert "'ownership_conflict', 'open', 'customer', 'erp', 'erp:customer:EF" in exceptions
