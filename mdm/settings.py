@@ -159,6 +159,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["canonical.api.permissions.HasScope"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "canonical.api.negotiation.RememberingContentNegotiation",
     "DEFAULT_THROTTLE_CLASSES": ["canonical.api.throttling.ClientRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"client": env_str("API_THROTTLE_RATE", "6000/min")},
     "DEFAULT_FILTER_BACKENDS": [
