@@ -33,7 +33,9 @@ MAX_CANDIDATES = 16
 _POPULATION_CACHE_FROM = 10_000  # below this, count live records every time (cheap, and exact)
 _POPULATION_MEMO_SECONDS = 30.0  # in-process memo in front of the shared cache (a Redis round trip per match)
 _population_memo: dict[str, tuple[float, int]] = {}
-PREPARED_CACHE_SIZE = 50_000  # prepared features of candidate source records, by their stored values
+# Prepared features of candidate source records, by their stored values: about 1.8 KiB an entry (its key, the
+# stored values as JSON, included), so at most about 17 MiB.
+PREPARED_CACHE_SIZE = 10_000
 
 
 _COMMON_KEYS_SECONDS = 300.0

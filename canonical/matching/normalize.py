@@ -17,11 +17,26 @@ import phonenumbers
 import tldextract
 from anyascii import anyascii
 from cleanco import basename as cleanco_basename
+from cleanco.clean import custom_basename as cleanco_custom_basename
+from cleanco.clean import normalized as cleanco_normalized
+from cleanco.clean import strip_punct as cleanco_strip_punct
+from cleanco.clean import strip_tail as cleanco_strip_tail
 
 # German umlauts fold the way Germans write them without: Müller → Mueller (anyascii alone gives Muller).
 _GERMAN = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"})
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _SPACES = re.compile(r"\s+")
+_NON_DIGIT = re.compile(r"\D")
+_DIGITS = re.compile(r"\d+")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+_NON_ALNUM_CHAR = re.compile(r"[^a-z0-9]")
+_ID_SEPARATORS = re.compile(r"[\s.\-/_]")
+_POSTAL_SEPARATORS = re.compile(r"[\s\-]")
+
+# Each normaliser that costs something is memoised per distinct value (names, phones and domains come back
+# again and again as candidates). The caches are bounded: together at most about 12 MiB when full (measured:
+# 10.7 MiB with every customer and resource normaliser's cache full).
+CACHE_SIZE = 8192
 
 # Legal forms cleanco leaves alone (long forms, some abbreviations), removed as whole trailing tokens.
 _EXTRA_LEGAL_FORMS = frozenset(
@@ -108,7 +123,7 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def ascii_fold(value: str) -> str:
     """Transliterate to ASCII, lower-case, punctuation to spaces, single spaces: 'Müller-Lüdenscheidt' → 'muller ludenscheidt'."""
     value = value.translate(_GERMAN)
@@ -122,9 +137,34 @@ def simple_text(value: Any) -> str | None:
     return ascii_fold(text) or None
 
 
-@lru_cache(maxsize=65536)
+@cache
+def _legal_terms_by_last_word() -> dict[str, list[tuple[int, tuple[int, list[str]]]]]:
+    """cleanco's default legal-form terms (its order kept by position), by their last word."""
+    index: dict[str, list[tuple[int, tuple[int, list[str]]]]] = {}
+    for position, term in enumerate(cleanco_basename.keywords["terms"]):
+        index.setdefault(term[1][-1] if term[1] else "", []).append((position, term))
+    return index
+
+
+def legal_basename(name: str) -> str:
+    """cleanco's `basename(name)` (legal-form suffixes off), asking it about the terms that could match only.
+
+    cleanco tries each of its ~320 terms, in order, against the end of the name as it stands, removing the
+    ones that match. A term can only match if its last word is one of the name's (normalised) words, since
+    removing words only shortens the name; so passing cleanco just those terms, in the same order, gives the
+    same result at a fraction of the cost (about 2 instead of 320 comparisons)."""
+    tail = cleanco_strip_tail(name)
+    # cleanco's normalisation (NFKD, case folded, accents off) of ASCII text is its lower case
+    words = set(map(cleanco_strip_punct, (tail.lower() if tail.isascii() else cleanco_normalized(tail)).split()))
+    index = _legal_terms_by_last_word()
+    found = [entry for word in (*words, "") for entry in index.get(word, ())]
+    found.sort(key=lambda entry: entry[0])
+    return cleanco_custom_basename(name, [term for _, term in found])
+
+
+@lru_cache(maxsize=CACHE_SIZE)
 def _company_core(text: str) -> str:
-    base = cleanco_basename(anyascii(text.translate(_GERMAN))) or text
+    base = legal_basename(anyascii(text.translate(_GERMAN))) or text
     # cleanco keeps punctuation-separated forms like "S.A." at times; fold and strip trailing legal-form tokens too.
     tokens = ascii_fold(base.replace("&", " and ").replace("+", " and ")).split()
     tokens = [_ABBREVIATIONS.get(t, t) for t in tokens]
@@ -166,7 +206,7 @@ def acronym(core: str | None) -> str | None:
     return "".join(t[0] for t in tokens)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def given_name(value: str) -> str:
     folded = ascii_fold(value)
     first = folded.split()[0] if folded else ""
@@ -187,7 +227,7 @@ def person_last(value: Any) -> str | None:
     return text.replace(" ", "") if text else None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def phonetic(value: str) -> str:
     """A phonetic code (NYSIIS) so that 'Catherine' and 'Katherine' share a blocking key."""
     return jellyfish.nysiis(value) if value else ""
@@ -201,7 +241,7 @@ def phone_e164(value: Any, country: str | None = None) -> str | None:
     return _phone(text, (country or "").upper() or None)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _phone(text: str, country: str | None) -> str | None:
     try:
         number = phonenumbers.parse(text, country)
@@ -209,7 +249,7 @@ def _phone(text: str, country: str | None) -> str | None:
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     except phonenumbers.NumberParseException:
         pass
-    digits = re.sub(r"\D", "", text)
+    digits = _NON_DIGIT.sub("", text)
     return digits or None
 
 
@@ -225,7 +265,7 @@ _RESERVED_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
 _RESERVED_TLDS = frozenset({"example", "test", "invalid", "localhost", "local"})
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _registrable(host: str) -> str | None:
     parts = _extractor()(host)
     domain = parts.top_domain_under_public_suffix  # tldextract 5.3+: the registrable domain ("" when none)
@@ -244,7 +284,7 @@ def registrable_domain(value: Any) -> str | None:
     text = text.lower()
     if "@" in text and "://" not in text:
         text = text.rsplit("@", 1)[1]
-    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text).split("/")[0].split(":")[0].strip(".")
+    host = _SCHEME.sub("", text, count=1).split("/")[0].split(":")[0].strip(".")
     if not host:
         return None
     return _registrable(host)
@@ -261,13 +301,14 @@ def phone_tail(e164: str | None) -> str | None:
     """The last 8 digits of a phone number: the same line written with or without its country or trunk prefix."""
     if not e164:
         return None
-    digits = re.sub(r"\D", "", e164)
+    digits = _NON_DIGIT.sub("", e164)
     return digits[-8:] if len(digits) >= 6 else None
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def house_number(text: str | None) -> str | None:
     """The first number in an address line ('hauptstrasse 12a' → '12')."""
-    found = re.search(r"\d+", text or "")
+    found = _DIGITS.search(text or "")
     return found.group(0) if found else None
 
 
@@ -277,7 +318,7 @@ def email_parts(value: Any) -> tuple[str, str] | None:
     if text is None or "@" not in text:
         return None
     local, _, domain = text.lower().rpartition("@")
-    local = re.sub(r"[^a-z0-9]", "", local.split("+")[0])
+    local = _NON_ALNUM_CHAR.sub("", local.split("+")[0])
     return (local, registrable_domain(domain) or domain) if local else None
 
 
@@ -286,7 +327,7 @@ def identifier(value: Any) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    return re.sub(r"[\s.\-/_]", "", anyascii(text)).upper() or None
+    return _ID_SEPARATORS.sub("", anyascii(text)).upper() or None
 
 
 def tax_id(value: Any, country: str | None) -> tuple[str, bool] | None:
@@ -297,7 +338,7 @@ def tax_id(value: Any, country: str | None) -> tuple[str, bool] | None:
     return _tax_id(text, (country or "").upper())
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=CACHE_SIZE)
 def _tax_id(text: str, country: str) -> tuple[str, bool] | None:
     from canonical.validation import _tax_module  # the hub's own choice of stdnum module per country
 
@@ -320,7 +361,7 @@ def postal_code(value: Any) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    return re.sub(r"[\s\-]", "", text).upper() or None
+    return _POSTAL_SEPARATORS.sub("", text).upper() or None
 
 
 def date_text(value: Any) -> str | None:
@@ -333,3 +374,9 @@ def ref_id(value: Any) -> str | None:
     if isinstance(value, dict):
         value = value.get("golden_id")
     return str(value) if value else None
+
+
+def caches_clear() -> None:
+    """Empty the normalisers' memos (benchmarks start cold; tests that change what a normaliser reads)."""
+    for fn in (ascii_fold, _company_core, given_name, phonetic, _phone, _registrable, house_number, _tax_id):
+        fn.cache_clear()

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
+from anyascii import anyascii
+from cleanco import basename as cleanco_basename
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from canonical.matching import normalize as norm
+
+LABELLED = Path(__file__).resolve().parents[3] / "fixtures" / "labelled"
 
 
 @pytest.mark.parametrize(
@@ -102,3 +111,34 @@ def test_normalisers_tolerate_junk(junk):
     assert norm.registrable_domain(junk) is None
     assert norm.email_parts(junk) is None
     assert norm.identifier(junk) is None
+
+
+_LEGAL_WORDS = ["GmbH", "Co.", "KG", "Ltd", "Ltd.", "S.A.", "de", "C.V.", "sp.", "z", "o.o.", "Sdn", "Bhd", "AG", "Inc"]
+_WORDS = ["Acme", "Müller", "Société", "Øster", "ÅB", "Газпром", "&", "-", ",", "Co", "Holding", "İstanbul", "ﬁne"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_LEGAL_WORDS + _WORDS) | st.text(max_size=6), max_size=6),
+    st.sampled_from(["", ".", " ,", "!"]),
+)
+def test_legal_basename_is_cleancos_basename(words, tail):
+    """cleanco given only the terms that could match (by their last word) removes what it removes given all."""
+    name = " ".join(words) + tail
+    assert norm.legal_basename(name) == cleanco_basename(name)
+
+
+def test_legal_basename_is_cleancos_basename_on_the_labelled_names():
+    names = []
+    for domain in ("customer", "legal_entity"):
+        with open(LABELLED / f"{domain}.csv", newline="", encoding="utf-8") as fh:
+            names += [row["name"] for row in csv.DictReader(fh) if row.get("name")]
+    names += [anyascii(name) for name in names]
+    assert [norm.legal_basename(n) for n in names] == [cleanco_basename(n) for n in names]
+
+
+def test_house_numbers_and_caches_clear():
+    assert norm.house_number("hauptstrasse 12a") == "12"
+    assert norm.house_number(None) is None
+    norm.caches_clear()
+    assert norm.house_number.cache_info().currsize == 0
