@@ -14,7 +14,7 @@ from canonical.audit import current_context
 from canonical.domains import get_domain
 from canonical.matching.base import Candidate, MatchOutcome
 from canonical.models import GoldenStatus, SourceRecord
-from canonical.services.golden import golden_survivor_id, to_json
+from canonical.services.golden import golden_survivor_id, golden_survivor_map, to_json
 from stewardship.models import PENDING_REVIEW, MergeDecision, ReviewStatus, ReviewTask
 
 from .common import NotFound, StewardshipError, real_user, require_reason, steward_action
@@ -48,13 +48,21 @@ def review_candidates_filter(
 ) -> list[dict]:
     """Candidates worth a steward's time: live survivors, not the record itself, not excluded by a not-a-match."""
     best: dict[uuid.UUID, dict] = {}
-    own = golden_survivor_id(domain, golden_id) if golden_id else None
+    candidates = list(candidates)
+    # survivors and their status read for all candidates at once (one query per merge-chain step, one for status)
+    survivors = golden_survivor_map(domain, [golden_id, *(c.golden_id for c in candidates)])
+    own = survivors.get(uuid.UUID(str(golden_id))) if golden_id else None
     model = get_domain(domain).model
+    live = set(
+        model.objects.filter(pk__in=set(survivors.values()))
+        .exclude(status=GoldenStatus.MERGED)
+        .values_list("pk", flat=True)
+    )
     for cand in candidates:
-        survivor = golden_survivor_id(domain, cand.golden_id) if cand.golden_id else None
+        survivor = survivors.get(uuid.UUID(str(cand.golden_id))) if cand.golden_id else None
         if survivor is None or survivor == own:
             continue
-        if not model.objects.filter(pk=survivor).exclude(status=GoldenStatus.MERGED).exists():
+        if survivor not in live:
             continue
         item = candidate_json(cand, golden_id=survivor)
         if survivor not in best or best[survivor]["score"] < item["score"]:
