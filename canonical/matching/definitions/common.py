@@ -174,8 +174,9 @@ def address_similarity(a: str, b: str) -> float:
 
 def location_comparison(*, says: str = "address") -> Comparison:
     """Street address, postal code and city together (they are not independent evidence, so one comparison):
-    same street address (same house number), same postal code, postal code one typo apart (one digit wrong or
-    two neighbouring digits swapped), same city, different."""
+    same street address (same house number), the same street and city with another postal code (records
+    corrupted in more than one field: febrl), same postal code, postal code one typo apart (one digit wrong or
+    two neighbouring digits swapped) in the same city, or elsewhere, same city, different."""
 
     def compare(a: Features, b: Features) -> tuple[str | None, Any, Any]:
         shown_a = ", ".join(x for x in (a.get("address"), a.get("postal"), a.get("city")) if x) or None
@@ -190,6 +191,8 @@ def location_comparison(*, says: str = "address") -> Comparison:
         if sa and sb and house_number(sa) == house_number(sb) and address_similarity(sa, sb) >= 0.85:
             if (postal_same or not postal_known) and (city_same or not city_known):
                 return "same street address", shown_a, shown_b
+            if postal_known and not postal_same and (city_same or not city_known):
+                return "same street, other postal code", shown_a, shown_b  # a mistyped or outdated code
         if postal_same:
             return "same postal code", shown_a, shown_b
         if (
@@ -197,6 +200,8 @@ def location_comparison(*, says: str = "address") -> Comparison:
             and len(pa) == len(pb)
             and (Levenshtein.distance(pa, pb, score_cutoff=1) <= 1 or _one_transposition(pa, pb))
         ):
+            if city_same:
+                return "postal code one typo apart, same city", shown_a, shown_b
             return "postal code one typo apart", shown_a, shown_b  # a digit wrong, or two swapped
         if city_same and not postal_known:
             return "same city", shown_a, shown_b
@@ -208,7 +213,9 @@ def location_comparison(*, says: str = "address") -> Comparison:
         says,
         levels(
             ("same street address", 0.6, 0.0005, f"same {says}"),
+            ("same street, other postal code", 0.03, 0.00005, "same street and house number, other postal code"),
             ("same postal code", 0.2, 0.003, "same postal code"),
+            ("postal code one typo apart, same city", 0.03, 0.0005, "same city, postal code one typo apart"),
             ("postal code one typo apart", 0.05, 0.005, "postal code one typo apart"),
             ("same city", 0.1, 0.05, "same city"),
             ("different", 0.05, 0.942, f"different {says}"),

@@ -63,6 +63,9 @@ def keys(f: Features) -> list[tuple[str, str]]:
         out.append(("dob", f["dob"]))
     if f["postal"] and last:
         out.append(("pc", f"{f['postal']}:{last[0]}"))
+    house = norm.house_number(f["address"])
+    if f["postal"] and house:  # same address whatever the names say (swapped, misspelt, married name)
+        out.append(("ad", f"{f['postal']}:{house}"))
     return compact_keys(out)
 
 
