@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import uuid
+import weakref
 from dataclasses import dataclass
-from functools import cache
 
 from django.db import connections, router
 
@@ -54,10 +54,22 @@ def _part(model, alias: str, connection, skip: tuple[str, ...] = ()) -> tuple[_P
     return _Part(model, tuple(f.attname for f in fields), tuple(converters), len(fields), pk_index), columns
 
 
-@cache
-def _plan(domain: str, alias: str) -> _Plan:
+_plans: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # connection -> {domain: plan}
+
+
+def _plan(domain: str, connection) -> _Plan:
+    """The plan of a domain on one connection (its converters are the connection's: one per thread)."""
+    plans = _plans.get(connection)
+    if plans is None:
+        plans = _plans[connection] = {}
+    plan = plans.get(domain)
+    if plan is None:
+        plan = plans[domain] = _plan_make(domain, connection)
+    return plan
+
+
+def _plan_make(domain: str, connection) -> _Plan:
     spec = DOMAINS[domain]
-    connection = connections[alias]
     qn = connection.ops.quote_name
     model = spec.model
     record, columns = _part(model, "g", connection)
@@ -106,7 +118,7 @@ def golden_fetch(domain: str, pk: uuid.UUID):
     model = DOMAINS[domain].model
     alias = router.db_for_read(model)
     connection = connections[alias]
-    plan = _plan(domain, alias)
+    plan = _plan(domain, connection)
     params = [model._meta.pk.get_db_prep_value(pk, connection)]
     if plan.xrefs_in_row:
         params.insert(0, domain)

@@ -171,3 +171,17 @@ def test_representer_output_equals_the_serializer_data(world):
     for personal in (False, True):
         data = golden_serializer("customer")(record, context={"personal": personal, "xrefs": xrefs}).data
         assert golden_representer("customer", personal)(record, xrefs[record.pk]) == data
+
+
+def test_on_databases_without_json_aggregates_the_xrefs_are_a_second_query(make_api, world, monkeypatch):
+    from django.db import connection
+
+    from canonical.api import fetch
+
+    monkeypatch.setattr(fetch, "_plans", type(fetch._plans)())
+    monkeypatch.setattr(connection, "vendor", "not-postgresql")
+
+    record, xrefs = golden_fetch("customer", world["customer"])
+
+    assert record is not None and xrefs is None
+    _assert_same(make_api, "customer", world["customer"])
