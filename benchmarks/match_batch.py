@@ -55,7 +55,7 @@ def prepared_values(rows: list[dict]) -> list[dict]:
     out = []
     for row in rows:
         attrs = {k: v for k, v in row.items() if spec.get(k) is not None and v not in ("", None)}
-        values, errors = validate_attributes(spec, attrs, system=row["system"])
+        values, errors = validate_attributes(spec, attrs, system=row.get("system") or "crm")
         if not errors:
             out.append(matcher_values(spec, values))
     return out
@@ -128,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N functions of one run")
-    parser.add_argument("--csv", help="match this CSV of customer rows (columns as fixtures/labelled) instead")
+    parser.add_argument(
+        "--csv",
+        help="match this CSV of customer rows instead (canonical column names, as fixtures/labelled or the CRM "
+        "export benchmarks/ingest_customers.py generates; system `crm` unless a `system` column says)",
+    )
     args = parser.parse_args(argv)
 
     import django

@@ -323,3 +323,32 @@ def test_content_key_tells_apart_what_normalises_differently():
     ]
     keys = [content_key(v) for v in [same, *variants]]
     assert len(set(keys)) == len(keys)
+
+
+@pytest.mark.django_db
+def test_live_sources_read_as_the_orm_reads_them(fuzzy):
+    """fuzzy's written-out candidate query returns what the ORM query it replaces returns (in order, values
+    converted by the JSONField), with and without a source record left out."""
+    from canonical.matching.fuzzy import live_sources_of
+    from canonical.models import SourceRecord, SourceStatus
+
+    from .conftest import ingest, rec
+
+    ingest("crm", "customer", rec("1", name="Nordwind Energy GmbH", website="nordwind.de", country="DE"))
+    ingest("erp", "customer", rec("E1", name="NORDWIND ENERGY G.m.b.H.", website="https://nordwind.de", phone="1"))
+    ingest("crm", "customer", rec("2", name="Südwind AG", country="DE", city="Köln"), rec("3", name="Other Ltd"))
+    ingest("crm", "customer", {**rec("3", name="Other Ltd"), "deleted": True})
+    ids = list(SourceRecord.objects.order_by("pk").values_list("pk", flat=True))
+    assert len(ids) == 4
+    for found, exclude in [(ids, None), (ids[:2], ids[0]), (ids[2:], None), ([ids[1]], ids[3]), ([], None)]:
+        current = SourceRecord.objects.filter(pk__in=found).values("golden_id")
+        expected = list(
+            SourceRecord.objects.filter(
+                domain="customer", golden_id__in=current, status=SourceStatus.APPLIED, deleted=False
+            )
+            .exclude(pk=exclude)
+            .order_by("pk")
+            .values_list("golden_id", "values")
+        )
+        assert live_sources_of("customer", found, exclude) == expected
+    assert len(live_sources_of("customer", ids)) == 3  # the deleted one is not live
