@@ -114,7 +114,7 @@ def febrl_files(tmp: Path) -> dict[str, Path]:
 # --- ours -----------------------------------------------------------------------------------------------
 
 
-def run_ours(domain: str, path: Path, *, bulk: bool = True) -> dict:
+def run_ours(domain: str, path: Path, *, bulk: bool = True, per_system: bool = False, batch_size: int = 200) -> dict:
     """Through the hub's pipeline (evaluate_matching's evaluation), by default by the bulk ingest path, which
     leaves the state record-by-record ingest leaves (tests/canonical/test_ingest_bulk.py) with less work."""
     import django
@@ -124,7 +124,15 @@ def run_ours(domain: str, path: Path, *, bulk: bool = True) -> dict:
 
     rows = ev.read_labelled(path, domain)
     cpu = time.process_time()
-    result = ev.evaluate(domain, rows, progress=False, reprocess_incomplete=True, bulk=bulk)
+    result = ev.evaluate(
+        domain,
+        rows,
+        progress=False,
+        reprocess_incomplete=True,
+        bulk=bulk,
+        per_system=per_system,
+        batch_size=batch_size,
+    )
     return {
         **result,
         "mode": f"pipeline ({'bulk' if bulk else 'record by record'})",

@@ -144,9 +144,12 @@ def evaluate(
     progress: bool = True,
     reprocess_incomplete: bool = False,
     bulk: bool = False,
+    per_system: bool = False,
 ) -> dict:
     """Ingest labelled rows through the pipeline (in a rolled-back transaction) and measure the clusters.
-    `bulk`: through the opt-in bulk path (canonical/services/bulk.py), which leaves the same state."""
+    `bulk`: through the opt-in bulk path (canonical/services/bulk.py), which leaves the same state.
+    `per_system`: each system's rows as one export (systems in order of first appearance, file order within
+    each), as the CLI ingests one file per system, instead of the file's interleaved order."""
     from canonical.matching.definitions import get_definition
     from canonical.matching.signals import match_decided
     from canonical.models import SourceRecord, SourceStatus, System
@@ -179,9 +182,15 @@ def evaluate(
                     System.objects.get_or_create(code=code, defaults={"name": code, "kind": "evaluation"})
                 by_system: dict[str, list[dict]] = defaultdict(list)
                 bar = tqdm(total=len(rows), desc=f"ingest {domain}", unit="rec", file=sys.stderr, disable=not progress)
-                # in file order, one batch per run of the same system
+                # in file order (or each system's rows together), one batch per run of the same system
+                ordered = rows
+                if per_system:
+                    grouped: dict[str, list[dict]] = {}
+                    for row in rows:
+                        grouped.setdefault(row["system"], []).append(row)
+                    ordered = [row for group in grouped.values() for row in group]
                 batch: list[dict] = []
-                for row in rows:
+                for row in ordered:
                     if batch and (row["system"] != batch[0]["system"] or len(batch) >= batch_size):
                         _ingest(batch, domain, spec, envelope_parse, source_records_ingest)
                         bar.update(len(batch))
@@ -263,11 +272,21 @@ class Command(BaseCommand):
             action="store_true",
             help="ingest through the opt-in bulk path (ingest --bulk), which leaves the same state, faster",
         )
+        parser.add_argument(
+            "--per-system",
+            action="store_true",
+            help="ingest each system's rows together, as one export per system (default: the file's order)",
+        )
+        parser.add_argument(
+            "--batch-size", type=int, default=200, help="records per ingest call (default 200; 1 to 10,000)"
+        )
 
     def handle(self, *args, **options):
         domain = options["domain"]
         if domain not in DOMAINS:
             raise CommandError(f"unknown domain {domain!r}; expected one of {', '.join(DOMAINS)}")
+        if not 1 <= options["batch_size"] <= 10_000:
+            raise CommandError(f"--batch-size must be between 1 and 10,000 (got {options['batch_size']})")
         rows = read_labelled(Path(options["file"]), domain)
         data = evaluate(
             domain,
@@ -275,5 +294,7 @@ class Command(BaseCommand):
             progress=not options["no_progress"],
             reprocess_incomplete=options["retry_held"],
             bulk=options["bulk"],
+            per_system=options["per_system"],
+            batch_size=options["batch_size"],
         )
         self.stdout.write(json.dumps(data))

@@ -84,6 +84,40 @@ def test_evaluate_counts_pairs_sent_to_stewards(fuzzy, tmp_path):
     assert (data["precision"], data["recall"], data["f1"]) == (1.0, 0.0, 0.0)
 
 
+def test_per_system_ingests_one_export_per_system_and_finds_the_same_clusters(fuzzy, tmp_path, monkeypatch):
+    from canonical.management.commands import evaluate_matching as ev
+
+    path = tmp_path / "customer.csv"
+    generate.main(["--domain", "customer", "--entities", "40", "--seed", "7", "--out", str(path)])
+    rows = ev.read_labelled(path, "customer")
+    assert len({r["system"] for r in rows[:10]}) > 1  # the file interleaves systems
+    calls: list[list[str]] = []
+    real = ev._ingest
+
+    def spy(batch, *args):
+        calls.append([r["system"] for r in batch])
+        return real(batch, *args)
+
+    monkeypatch.setattr(ev, "_ingest", spy)
+    file_order = ev.evaluate("customer", rows, progress=False, bulk=True)
+    interleaved_calls, calls[:] = list(calls), []
+    per_system = ev.evaluate("customer", rows, progress=False, bulk=True, per_system=True, batch_size=500)
+    systems = sorted({r["system"] for r in rows})
+    # one call per system (40 entities fit in a batch of 500), each all of one system's rows
+    assert sorted(c[0] for c in calls) == systems and all(len(set(c)) == 1 for c in calls)
+    assert [len(c) for c in calls] == [sum(1 for r in rows if r["system"] == c[0]) for c in calls]
+    assert len(interleaved_calls) > len(systems)
+    same = ("true_pairs", "predicted_pairs", "precision", "recall", "f1", "bcubed_f1")
+    assert {k: per_system[k] for k in same} == {k: file_order[k] for k in same}
+
+
+def test_batch_size_out_of_range_is_refused(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("source_id,cluster,name\n1,a,Acme\n")
+    with pytest.raises(CommandError, match="--batch-size must be between 1 and 10,000"):
+        call_command("evaluate_matching", "--domain", "customer", str(path), "--batch-size", "0")
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
