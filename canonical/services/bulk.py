@@ -65,9 +65,9 @@ from canonical.services.golden import (
     _apply_values,
     _reason,
     _without_times,
+    change_event_build,
     golden_compute,
     golden_survivor_map,
-    golden_values,
 )
 from canonical.services.ingest import (
     _CHUNK,
@@ -449,19 +449,9 @@ def _snapshot(record) -> dict:
 
 
 def _event(chunk: _Chunk, record, event_type: str, changed_fields: list[str]) -> None:
-    ctx = current_context()
-    data = {"id": str(record.pk), "status": record.status, "version": record.version, **golden_values(record)}
     chunk.events.append(
-        ChangeEvent(
-            type=event_type,
-            domain=record.DOMAIN,
-            golden_id=record.pk,
-            version=record.version,
-            changed_fields=changed_fields,
-            data=data,
-            origin_system_id=chunk.system.code,
-            actor=ctx.actor,
-            request_id=ctx.request_id,
+        change_event_build(
+            record=record, event_type=event_type, changed_fields=changed_fields, origin_system=chunk.system.code
         )
     )
 

@@ -192,16 +192,17 @@ def _apply_values(record, values: dict[str, Any]) -> list[str]:
     return changed
 
 
-def change_event_write(
+def change_event_build(
     *, record, event_type: str, changed_fields: list[str], origin_system: str | None, extra: dict | None = None
 ) -> ChangeEvent:
+    """The outbox event for a golden record's change, not saved (the bulk path inserts many at once)."""
     ctx = current_context()
     data = {"id": str(record.pk), "status": record.status, "version": record.version, **golden_values(record)}
     if record.merged_into_id:
         data["merged_into"] = str(record.merged_into_id)
     if extra:
         data.update(extra)
-    return ChangeEvent.objects.create(
+    return ChangeEvent(
         type=event_type,
         domain=record.DOMAIN,
         golden_id=record.pk,
@@ -212,6 +213,16 @@ def change_event_write(
         actor=ctx.actor,
         request_id=ctx.request_id,
     )
+
+
+def change_event_write(
+    *, record, event_type: str, changed_fields: list[str], origin_system: str | None, extra: dict | None = None
+) -> ChangeEvent:
+    event = change_event_build(
+        record=record, event_type=event_type, changed_fields=changed_fields, origin_system=origin_system, extra=extra
+    )
+    event.save(force_insert=True)
+    return event
 
 
 def _sync_conflicts(domain: str, sources: list[SourceRecord], survival: Survival) -> None:
