@@ -171,16 +171,21 @@ def live_sources_of(
         )
     table = connection.ops.quote_name(SourceRecord._meta.db_table)
     values_field = SourceRecord._meta.get_field("values")
+    # The golden ids first, then each one's live sources by the (domain, golden_id) index: a LATERAL join keeps
+    # that plan whatever the statistics say (with `golden_id IN (subquery)` and a table not analysed since it
+    # grew, the planner scanned every live source record, 140 ms a match at 36,000 records).
+    exclude = " AND id <> %s" if exclude_source_record is not None else ""
     sql = (
-        f'SELECT golden_id, "values" FROM {table} WHERE domain = %s AND golden_id IN '
-        f"(SELECT golden_id FROM {table} WHERE id = ANY(%s)) AND status = %s AND NOT deleted"
+        f"SELECT s.golden_id, s.stored FROM (SELECT DISTINCT golden_id FROM {table} WHERE id = ANY(%s) "
+        f"AND golden_id IS NOT NULL) AS g CROSS JOIN LATERAL "
+        f'(SELECT id, golden_id, "values" AS stored FROM {table} WHERE domain = %s AND golden_id = g.golden_id '
+        f"AND status = %s AND NOT deleted{exclude}) AS s ORDER BY s.id"
     )
-    params: list[Any] = [domain, list(source_record_ids), SourceStatus.APPLIED.value]
+    params: list[Any] = [list(source_record_ids), domain, SourceStatus.APPLIED.value]
     if exclude_source_record is not None:
-        sql += " AND id <> %s"
         params.append(exclude_source_record)
     with connection.cursor() as cur:
-        cur.execute(sql + " ORDER BY id", params)
+        cur.execute(sql, params)
         rows = cur.fetchall()
     return [(golden_id, values_field.from_db_value(stored, None, connection)) for golden_id, stored in rows]
 
