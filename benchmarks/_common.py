@@ -247,14 +247,39 @@ class ChildRun:
     extra: dict = field(default_factory=dict)
 
 
-def run_child(cmd: list[str], *, env: dict[str, str] | None = None) -> ChildRun:
-    """Run a command and measure it alone: wall time, and its own peak RSS and CPU time (wait4's rusage)."""
+def rss_mib(pid: int) -> float | None:
+    """A process's resident set size now (VmRSS), or None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def run_child(cmd: list[str], *, env: dict[str, str] | None = None, watch=None, watch_every: float = 2.0) -> ChildRun:
+    """Run a command and measure it alone: wall time, and its own peak RSS and CPU time (wait4's rusage).
+    `watch(pid)`, if given, is called every `watch_every` seconds while it runs (from another thread)."""
     import tempfile
 
     with tempfile.TemporaryFile(mode="w+") as out, tempfile.TemporaryFile(mode="w+") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env or os.environ.copy(), stdout=out, stderr=err, text=True)
+        done = threading.Event()
+        watcher = None
+        if watch is not None:
+
+            def _watch() -> None:
+                while not done.wait(watch_every):
+                    watch(proc.pid)
+
+            watcher = threading.Thread(target=_watch, daemon=True)
+            watcher.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
+        if watcher is not None:
+            watcher.join()
         seconds = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)

@@ -305,13 +305,45 @@ def ingest_cli(path: Path, system: str, batch_size: int | None) -> common.ChildR
         cmd.append("--bulk")
     if batch_size:
         cmd += ["--batch-size", str(batch_size)]
-    run = common.run_child(cmd)
+    samples: list[tuple[int, float]] = []  # (source records of this system written, RSS of the command)
+    try:
+        import psycopg
+
+        watch_conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+    except Exception:  # noqa: BLE001 - the curve is a nicety; the run is measured without it
+        watch_conn = None
+
+    def watch(pid: int) -> None:
+        rss = common.rss_mib(pid)
+        if rss is None or watch_conn is None:
+            return
+        written = watch_conn.execute(
+            "SELECT count(*) FROM canonical_sourcerecord WHERE system_id = %s AND domain = 'customer'", [system]
+        ).fetchone()[0]
+        samples.append((written, rss))
+
+    run = common.run_child(cmd, watch=watch)
+    if watch_conn is not None:
+        watch_conn.close()
+    run.extra["rss_curve"] = samples
     if run.returncode:
         sys.exit(f"{' '.join(cmd)} failed (exit {run.returncode}):\n{(run.stdout + run.stderr)[-4000:]}")
     found = _SUMMARY_RE.search(run.stdout)
     run.extra["pipeline_seconds"] = float(found.group(2)) if found else None
     run.extra["summary"] = " ".join(run.stdout.split("\n")[1:2]).strip()
     return run
+
+
+def rss_at_quarters(curve: list[tuple[int, float]], rows: int | None) -> dict[str, float | None]:
+    """The command's RSS when a quarter, half, three quarters and all of its file's rows were written (the last
+    sample at or below each mark), to show whether memory grows with the data within one run."""
+    out: dict[str, float | None] = {}
+    if not rows:
+        return out
+    for pct in (25, 50, 75, 100):
+        below = [rss for written, rss in curve if written <= rows * pct / 100]
+        out[f"{pct}%"] = round(below[-1], 1) if below else None
+    return out
 
 
 def run_once(rows: int, files: dict, database_url: str, batch_size: int | None, analyze_every: float) -> dict:
@@ -329,6 +361,10 @@ def run_once(rows: int, files: dict, database_url: str, batch_size: int | None, 
         "peak_rss_mib": round(max(crm.max_rss_mib, erp.max_rss_mib), 1),
         "cli_cpu_share": round((crm.user_s + crm.sys_s + erp.user_s + erp.sys_s) / wall, 2),
         "cli_cpu_ms_per_record": round(1000 * (crm.user_s + crm.sys_s + erp.user_s + erp.sys_s) / rows, 2),
+        "rss_by_progress": {
+            system: rss_at_quarters(run.extra["rss_curve"], files[system + "_rows"])
+            for system, run in (("crm", crm), ("erp", erp))
+        },
         "crm": {
             "seconds": round(crm.seconds, 2),
             "rss_mib": round(crm.max_rss_mib, 1),
@@ -530,6 +566,20 @@ def markdown(results: list[dict], machine: dict, argv: str, analyze_every: float
             f"{c['xref_history']:,}) | {c['outbox_events']:,} | {c['open_exceptions']:,} "
             f"| {m['load_avg_mean']} / {m['load_avg_peak']} |"
         )
+    curves = [res for res in results if res["median"].get("rss_by_progress")]
+    if curves:
+        out += [
+            "",
+            "RSS of `ingest` (MiB) when 25 / 50 / 75 / 100 % of each file's rows were written (median run):",
+            "",
+        ]
+        for res in curves:
+            m = res["median"]
+            parts = []
+            for system, marks in m["rss_by_progress"].items():
+                shown = " / ".join("–" if v is None else f"{v:.0f}" for v in marks.values())
+                parts.append(f"{system} {shown}")
+            out.append(f"- {m['rows']:,} rows: " + "; ".join(parts))
     return "\n".join(out)
 
 
