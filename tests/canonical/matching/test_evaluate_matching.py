@@ -157,3 +157,43 @@ def test_retry_held_runs_records_held_as_incomplete_once_more(fuzzy, tmp_path):
     retried_data = json.loads(retried.getvalue().strip().splitlines()[-1])
     assert (plain_data["predicted_pairs"], plain_data["not_in_a_golden_record"]) == (0, 1)
     assert (retried_data["predicted_pairs"], retried_data["reprocessed_incomplete"]) == (1, 1)
+
+
+def test_statistics_are_refreshed_inside_the_rolled_back_run_as_the_hub_doubles(fuzzy, tmp_path, monkeypatch):
+    """Autovacuum never sees the evaluation's uncommitted rows, so the run ANALYZEs the tables matching reads
+    itself: once `_ANALYZE_FROM` records are in, then each time the hub has doubled (PostgreSQL only)."""
+    from django.db import connection
+
+    from canonical.management.commands import evaluate_matching as ev
+
+    path = tmp_path / "customer.csv"
+    generate.main(["--domain", "customer", "--entities", "16", "--seed", "8", "--out", str(path)])
+    rows = ev.read_labelled(path, "customer")
+    monkeypatch.setattr(ev, "_ANALYZE_FROM", 4)
+    ingested, batch_ends, analyzed = [0], [], []
+    real = ev._ingest
+
+    def counting(batch, *args):
+        real(batch, *args)
+        ingested[0] += len(batch)
+        batch_ends.append(ingested[0])
+
+    def spy(execute, sql, params, many, context):
+        if sql.startswith("ANALYZE"):
+            assert '"canonical_sourcerecord"' in sql and '"canonical_matchkey"' in sql
+            analyzed.append(ingested[0])
+        return execute(sql, params, many, context)
+
+    monkeypatch.setattr(ev, "_ingest", counting)
+    with connection.execute_wrapper(spy):
+        ev.evaluate("customer", rows, progress=False, batch_size=3)
+    assert batch_ends[-1] == len(rows) >= 20
+    if connection.vendor != "postgresql":
+        assert analyzed == []
+        return
+    expected, at = [], 4
+    for done in batch_ends[:-1]:  # the last batch is followed by the measurement, not by more matching
+        if done >= at:
+            expected.append(done)
+            at = 2 * done
+    assert analyzed == expected and len(expected) >= 2
