@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from django.db import connection, transaction
@@ -437,15 +438,26 @@ def _load_goldens(chunk: _Chunk, golden_ids: set[uuid.UUID]) -> None:
             chunk.open_conflicts[exc.source_record_id].append(_Exc(obj=exc, new=False))
 
 
-_tracked: dict[type, tuple[str, ...]] = {}
+_tracked: dict[type, tuple[tuple[str, ...], attrgetter]] = {}
+
+
+def _tracked_names(model) -> tuple[str, ...]:
+    """The attnames of the fields simple-history tracks for `model` (read once per model)."""
+    return _tracked_fields(model)[0]
+
+
+def _tracked_fields(model) -> tuple[tuple[str, ...], attrgetter]:
+    if model not in _tracked:  # `Model.history` builds a manager class on every access: once per model
+        names = tuple(f.attname for f in model.history.model.tracked_fields)
+        _tracked[model] = (names, attrgetter(*names))
+    return _tracked[model]
 
 
 def _snapshot(record) -> dict:
     """The values simple-history copies into a history row (its tracked fields), as they are now."""
-    names = _tracked.get(type(record))
-    if names is None:  # `Model.history` builds a manager class on every access: once per model
-        names = _tracked[type(record)] = tuple(f.attname for f in type(record).history.model.tracked_fields)
-    return {name: getattr(record, name) for name in names}
+    names, get = _tracked_fields(type(record))
+    values = get(record)
+    return dict(zip(names, values if len(names) > 1 else (values,), strict=True))
 
 
 def _event(chunk: _Chunk, record, event_type: str, changed_fields: list[str]) -> None:
@@ -564,24 +576,39 @@ def _exc_changed(chunk: _Chunk, exc: _Exc, history_type: str, now: dt.datetime) 
     chunk.exc_history.append((exc, history_type, _snapshot(exc.obj), now))
 
 
-def _history_rows(model, rows: list[tuple[str, str | None, dict, dt.datetime]]) -> None:
-    """History rows as the `pre_create_historical_record` receiver (canonical/audit.py) stamps them."""
-    if not rows:
+def _history_rows(
+    model,
+    values: dict[str, list],
+    *,
+    history_type: list[str],
+    reason: list[str | None],
+    date: list[dt.datetime],
+) -> None:
+    """History rows as the `pre_create_historical_record` receiver (canonical/audit.py) stamps them, given as
+    columns: `values` the tracked fields ({attname: [value, ...]}), one row per item of `history_type`."""
+    n = len(history_type)
+    if not n:
         return
     ctx = current_context()
-    stamps = {
-        "history_user_id": ctx.user_id,
-        "history_actor": ctx.actor,
-        "history_channel": ctx.channel,
-        "history_request_id": ctx.request_id,
-    }
-    _insert_rows(
+    _insert_columns(
         _history_model(model),
-        [
-            {"history_date": date, "history_type": history_type, "history_change_reason": reason, **stamps, **snapshot}
-            for history_type, reason, snapshot, date in rows
-        ],
+        n,
+        {
+            "history_date": date,
+            "history_type": history_type,
+            "history_change_reason": reason,
+            "history_user_id": [ctx.user_id] * n,
+            "history_actor": [ctx.actor] * n,
+            "history_channel": [ctx.channel] * n,
+            "history_request_id": [ctx.request_id] * n,
+            **values,
+        },
     )
+
+
+def _snapshot_columns(model, snapshots: list[dict]) -> dict[str, list]:
+    """`_snapshot`s of `model` records as columns."""
+    return {name: [s[name] for s in snapshots] for name in _tracked_names(model)}
 
 
 _history_models: dict[type, type] = {}
@@ -594,17 +621,159 @@ def _history_model(model) -> type:
 
 
 # --- writing: COPY on PostgreSQL, bulk_create elsewhere ------------------------------------------------------
+#
+# COPY is given each value as `Field.get_db_prep_save(value, connection)` returns it. That call costs a couple of
+# microseconds (a chain of prep methods, and the `connection` proxy resolved through asgiref's Local for each
+# value) and a flush makes hundreds of thousands of them. So a column is prepared at once (`_prep_column`): for
+# the field classes whose conversion of a value type is known — the value itself (text, UUID, bool), or one call
+# of the backend's adapter (JSON, integers, aware datetimes) — that conversion is applied to the column when
+# every value in it has such a type, with the connection resolved once; any other column goes through
+# get_db_prep_save value by value. tests/canonical/test_bulk_write.py checks the shortcuts against it.
+
+_NONE_TYPE = type(None)
+_JSON_TYPES = (dict, list, str, int, float, bool)
+_kinds: dict[int, tuple[str, Any]] = {}  # id(field) -> (kind, the field whose conversion applies)
+_type_ok: dict[tuple[str, type], bool] = {}
 
 
-def _copy(table: str, columns: list[str], rows: list[tuple]) -> None:
+def _kind(field) -> tuple[str, Any]:
+    """How `field.get_db_prep_save` converts its common values: "same", "uuid", "bool" (the value itself),
+    "json", "int", "autopk", "datetime" (one call of the backend's adapter), or "" (none known:
+    get_db_prep_save itself, value by value); with the field doing the conversion (a foreign key's target)."""
+    key = id(field)
+    if key not in _kinds:
+        _kinds[key] = _kind_of(field)
+    return _kinds[key]
+
+
+def _kind_of(field) -> tuple[str, Any]:
+    from django.db.models import (
+        BooleanField,
+        CharField,
+        DateTimeField,
+        ForeignKey,
+        IntegerField,
+        JSONField,
+        TextField,
+        UUIDField,
+    )
+    from django.db.models.fields import AutoFieldMixin, Field
+
+    cls = type(field)
+    if isinstance(field, ForeignKey):
+        # None -> None; "" -> None when the target does not allow empty strings (no shortcut takes a str then).
+        if (
+            cls.get_db_prep_save is not ForeignKey.get_db_prep_save
+            or connection.features.interprets_empty_strings_as_nulls
+        ):
+            return "", field
+        kind, target = _kind(field.target_field)
+        return (kind, target) if kind in ("same", "uuid", "autopk", "int") else ("", field)
+    save, value, prep, to_python = cls.get_db_prep_save, cls.get_db_prep_value, cls.get_prep_value, cls.to_python
+    if save is JSONField.get_db_prep_save:
+        ok = value is JSONField.get_db_prep_value and prep is Field.get_prep_value
+        return ("json" if ok else ""), field
+    if save is not Field.get_db_prep_save:
+        return "", field
+    if value is Field.get_db_prep_value and (prep, to_python) in (
+        (CharField.get_prep_value, CharField.to_python),
+        (TextField.get_prep_value, TextField.to_python),
+    ):
+        return "same", field
+    if value is Field.get_db_prep_value and (prep, to_python) == (BooleanField.get_prep_value, BooleanField.to_python):
+        return "bool", field
+    if value is UUIDField.get_db_prep_value and connection.features.has_native_uuid_field:
+        return "uuid", field
+    if value is IntegerField.get_db_prep_value and prep is IntegerField.get_prep_value:
+        return "int", field
+    if value is AutoFieldMixin.get_db_prep_value and prep is IntegerField.get_prep_value:
+        return "autopk", field
+    if (value, prep, to_python) == (
+        DateTimeField.get_db_prep_value,
+        DateTimeField.get_prep_value,
+        DateTimeField.to_python,
+    ):
+        return "datetime", field
+    return "", field
+
+
+def _accepts(kind: str, t: type) -> bool:
+    """Whether the shortcut of `kind` gives get_db_prep_save's result for a (non-None) value of type `t`."""
+    key = (kind, t)
+    if key not in _type_ok:
+        if kind == "same":  # CharField/TextField: get_prep_value returns a str (or str subclass) as it is
+            ok = issubclass(t, str) and not hasattr(t, "as_sql")
+        elif kind == "uuid":  # UUIDField on a backend with native UUIDs: a UUID as it is
+            ok = issubclass(t, uuid.UUID) and not hasattr(t, "as_sql")
+        elif kind == "bool":  # BooleanField: bool(True) is True
+            ok = t is bool
+        elif kind in ("int", "autopk"):  # int(value) is value for an int
+            ok = t is int
+        elif kind == "datetime":  # to_python returns a datetime as it is (an aware one: checked per value)
+            ok = t is dt.datetime
+        elif kind == "json":
+            ok = t in _JSON_TYPES
+        else:
+            ok = False
+        _type_ok[key] = ok
+    return _type_ok[key]
+
+
+def _prep_column(field, values: list, conn) -> list:
+    """[field.get_db_prep_save(v, conn) for v in values], by the field's shortcut where it applies."""
+    kind, leaf = _kind(field)
+    if kind and all(_accepts(kind, t) for t in set(map(type, values)) if t is not _NONE_TYPE):
+        if kind in ("same", "uuid", "bool"):
+            return values
+        if kind == "json":
+            adapt, encoder = conn.ops.adapt_json_value, leaf.encoder
+            return [None if v is None else adapt(v, encoder) for v in values]
+        if kind == "int":
+            adapt, internal_type = conn.ops.adapt_integerfield_value, leaf.get_internal_type()
+            return [None if v is None else adapt(v, internal_type) for v in values]
+        if kind == "autopk":
+            validate = conn.ops.validate_autopk_value
+            return [None if v is None else validate(v) for v in values]
+        if kind == "datetime":
+            from django.conf import settings
+
+            # An aware datetime goes to the adapter as it is; a naive one (a warning, made aware) takes the long way.
+            if not settings.USE_TZ or all(v is None or v.utcoffset() is not None for v in values):
+                adapt = conn.ops.adapt_datetimefield_value
+                return [None if v is None else adapt(v) for v in values]
+    save = field.get_db_prep_save
+    return [save(v, conn) for v in values]
+
+
+def _copy(table: str, columns: list[str], rows) -> None:
     from psycopg import sql
 
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in columns)
     )
     with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        write_row = copy.write_row
         for row in rows:
-            copy.write_row(row)
+            write_row(row)
+
+
+def _copy_columns(table: str, fields: list, columns: list[list], conn) -> None:
+    """COPY rows given as one list of values per field, each prepared as get_db_prep_save would."""
+    _copy(
+        table,
+        [f.column for f in fields],
+        zip(*(_prep_column(f, values, conn) for f, values in zip(fields, columns, strict=True)), strict=True),
+    )
+
+
+def _default_connection():
+    from django.db import DEFAULT_DB_ALIAS, connections
+
+    return connections[DEFAULT_DB_ALIAS]
+
+
+def _serial_pk(meta):
+    return meta.pk if meta.pk.get_internal_type() in ("AutoField", "BigAutoField") else None
 
 
 def _new_ids(model, count: int) -> list[int]:
@@ -618,28 +787,96 @@ def _new_ids(model, count: int) -> list[int]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
+def _plain_pre_save(f) -> bool:
+    """Whether `f.pre_save(obj, True)` is just the instance's value."""
+    from django.db.models import DateField, DateTimeField
+    from django.db.models.fields import Field
+
+    pre_save = type(f).pre_save
+    if pre_save is Field.pre_save:
+        return True
+    return pre_save in (DateTimeField.pre_save, DateField.pre_save) and not (f.auto_now or f.auto_now_add)
+
+
 def _insert(model, objs: list, *, ids: bool = False) -> list:
     """INSERT these unsaved instances as bulk_create would (auto_now fields set, pks set on the instances):
     COPY on PostgreSQL, its serial pks drawn from the sequence first when `ids`; bulk_create elsewhere."""
     if not objs:
         return objs
-    if connection.vendor != "postgresql":
+    conn = _default_connection()
+    if conn.vendor != "postgresql":
         return model.objects.bulk_create(objs)
     meta = model._meta
-    auto_pk = meta.pk if meta.pk.get_internal_type() in ("AutoField", "BigAutoField") else None
+    auto_pk = _serial_pk(meta)
     if auto_pk is not None and ids:
         for obj, pk in zip(objs, _new_ids(model, len(objs)), strict=True):
             obj.pk = pk
     fields = [f for f in meta.concrete_fields if f is not auto_pk or ids]
-    _copy(
+    # pre_save's own values (auto_now: the time, set on the instance) taken row by row, field by field, as
+    # bulk_create takes them; the other fields' values as they are on the instances.
+    special = [f for f in fields if not _plain_pre_save(f)]
+    taken: dict[Any, list] = {f: [] for f in special}
+    if special:
+        for obj in objs:
+            for f in special:
+                taken[f].append(f.pre_save(obj, True))
+    _copy_columns(
         meta.db_table,
-        [f.column for f in fields],
-        [tuple(f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields) for obj in objs],
+        fields,
+        [taken[f] if f in taken else [getattr(obj, f.attname) for obj in objs] for f in fields],
+        conn,
     )
     for obj in objs:
         obj._state.adding = False
         obj._state.db = "default"
     return objs
+
+
+def _insert_columns(model, n: int, given: dict[str, list], *, ids: bool = False) -> dict[str, list]:
+    """INSERT `n` rows given as columns ({attname: [value, ...]}) as bulk_create would write instances made with
+    those values: a field not given its default (per row), an auto_now/auto_now_add field the time of writing
+    (row by row, field by field, as pre_save takes it), the serial pk drawn from the sequence first when `ids`
+    (else left to the database). COPY on PostgreSQL without making instances; bulk_create elsewhere. Returns
+    the columns written, the pk's when `ids`, and the auto_now ones."""
+    if not n:
+        return {}
+    from django.db.models import DateTimeField
+
+    meta = model._meta
+    auto_pk = _serial_pk(meta)
+    conn = _default_connection()
+    columns = dict(given)
+    if conn.vendor != "postgresql":
+        objs = [model(**{name: column[i] for name, column in given.items()}) for i in range(n)]
+        model.objects.bulk_create(objs)
+        for f in meta.concrete_fields:
+            if f.attname not in columns and (f is not auto_pk or ids):
+                columns[f.attname] = [getattr(obj, f.attname) for obj in objs]
+        return columns
+    if auto_pk is not None and ids:
+        columns[auto_pk.attname] = _new_ids(model, n)
+    fields = [f for f in meta.concrete_fields if f is not auto_pk or ids]
+    stamped = []
+    for f in fields:
+        if f.attname in columns:
+            continue
+        if _plain_pre_save(f):
+            get_default = f.get_default
+            columns[f.attname] = [get_default() for _ in range(n)]
+        elif type(f).pre_save is DateTimeField.pre_save:  # auto_now or auto_now_add: timezone.now()
+            stamped.append(f)
+        else:
+            raise ValueError(f"{meta.label}.{f.name}: a value is needed")
+    if stamped:
+        times: list[list] = [[] for _ in stamped]
+        now = timezone.now
+        for _ in range(n):
+            for column in times:
+                column.append(now())
+        for f, column in zip(stamped, times, strict=True):
+            columns[f.attname] = column
+    _copy_columns(meta.db_table, fields, [columns[f.attname] for f in fields], conn)
+    return columns
 
 
 def _update(model, objs: list, field_names: list[str]) -> None:
@@ -648,7 +885,8 @@ def _update(model, objs: list, field_names: list[str]) -> None:
     per row and field costs milliseconds of query building per record); bulk_update elsewhere."""
     if not objs:
         return
-    if connection.vendor != "postgresql":
+    conn = _default_connection()
+    if conn.vendor != "postgresql":
         model.objects.bulk_update(objs, field_names)
         return
     from psycopg import sql
@@ -667,14 +905,11 @@ def _update(model, objs: list, field_names: list[str]) -> None:
             )
         )
         cursor.execute(sql.SQL("TRUNCATE {}").format(ident(temp)).as_string(cursor.cursor))
-    _copy(
+    _copy_columns(
         temp,
-        columns,
-        [
-            (pk.get_db_prep_save(obj.pk, connection),)
-            + tuple(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields)
-            for obj in objs
-        ],
+        [pk, *fields],
+        [[obj.pk for obj in objs]] + [[getattr(obj, f.attname) for obj in objs] for f in fields],
+        conn,
     )
     with connection.cursor() as cursor:
         cursor.execute(
@@ -690,39 +925,15 @@ def _update(model, objs: list, field_names: list[str]) -> None:
         )
 
 
-def _insert_rows(model, rows: list[dict]) -> None:
-    """INSERT rows given as {attname: value} (the serial pk left to the database; other fields not given get
-    their defaults): COPY on PostgreSQL without making model instances; bulk_create elsewhere."""
-    if not rows:
-        return
-    if connection.vendor != "postgresql":
-        model.objects.bulk_create([model(**row) for row in rows])
-        return
-    meta = model._meta
-    fields = [
-        f
-        for f in meta.concrete_fields
-        if not (f.primary_key and f.get_internal_type() in ("AutoField", "BigAutoField"))
-    ]
-    defaults = {f.attname: f.get_default() for f in fields if f.attname not in rows[0]}
-    _copy(
-        meta.db_table,
-        [f.column for f in fields],
-        [
-            tuple(
-                f.get_db_prep_save(row[f.attname] if f.attname in row else defaults[f.attname], connection)
-                for f in fields
-            )
-            for row in rows
-        ],
-    )
-
-
 def _real_provenance(provenance: dict | None, real_id: dict[int, int]) -> dict | None:
     """Provenance with the chunk's temporary source record ids replaced by the written ones."""
-    if not provenance or not any(
-        isinstance(e.get("source_record"), int) and e["source_record"] < 0 for e in provenance.values()
-    ):
+    if not provenance:
+        return provenance
+    for entry in provenance.values():
+        ref = entry.get("source_record")
+        if isinstance(ref, int) and ref < 0:
+            break
+    else:
         return provenance
     return {
         name: (
@@ -750,29 +961,32 @@ def _flush(chunk: _Chunk) -> None:
     spec, system = chunk.spec, chunk.system
     ctx = current_context()
     model = spec.model
+    n = len(accepted)
 
-    srs = _insert(
+    # The source records, as columns (no instances: only their ids are needed further on).
+    source_ids = [a.sr.source_id for a in accepted]
+    golden_ids = [a.golden_id for a in accepted]
+    written = _insert_columns(
         SourceRecord,
-        [
-            SourceRecord(
-                system=system,
-                domain=spec.name,
-                source_id=a.sr.source_id,
-                attributes=a.sr.attributes,
-                values=a.sr.values,
-                updated_at=a.sr.updated_at,
-                deleted=False,
-                content_hash=a.sr.content_hash,
-                status=SourceStatus.APPLIED,
-                errors={},
-                conflicts=a.sr.conflicts,
-                golden_id=a.golden_id,
-            )
-            for a in accepted
-        ],
+        n,
+        {
+            "system_id": [system.pk] * n,
+            "domain": [spec.name] * n,
+            "source_id": source_ids,
+            "attributes": [a.sr.attributes for a in accepted],
+            "values": [a.sr.values for a in accepted],
+            "updated_at": [a.sr.updated_at for a in accepted],
+            "deleted": [False] * n,
+            "content_hash": [a.sr.content_hash for a in accepted],
+            "status": [SourceStatus.APPLIED] * n,
+            "errors": [{} for _ in range(n)],
+            "conflicts": [a.sr.conflicts for a in accepted],
+            "golden_id": golden_ids,
+        },
         ids=True,
     )
-    real_id = {a.sr.pk: sr.pk for a, sr in zip(accepted, srs, strict=True)}
+    sr_ids = written["id"]
+    real_id = {a.sr.pk: pk for a, pk in zip(accepted, sr_ids, strict=True)}
     chunk.batch.overlay_written(real_id)
     # overlay_written keeps only the chunk's own sources of a golden record it links to: read its others again.
     linked_db = [g for g in goldens.values() if g is not None and not g.new and len(g.sources) > len(g.db_sources)]
@@ -780,8 +994,8 @@ def _flush(chunk: _Chunk) -> None:
     for g in linked_db:
         for sr in g.db_sources:
             by_system.setdefault(sr.system_id, []).append(sr.source_id)
-    for code, source_ids in by_system.items():
-        chunk.batch.refresh(system=code, source_ids=source_ids)
+    for code, ids in by_system.items():
+        chunk.batch.refresh(system=code, source_ids=ids)
 
     new_records, changed_records = [], []
     for g in goldens.values():
@@ -793,33 +1007,48 @@ def _flush(chunk: _Chunk) -> None:
     if changed_records:
         fields = [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name != "created_at"]
         _update(model, changed_records, fields)
-    _history_rows(
-        model,
-        [
-            (t, reason, {**snap, "provenance": _real_provenance(snap["provenance"], real_id)}, date)
-            for t, reason, snap, date in golden_history
-        ],
-    )
+    if golden_history:
+        values = _snapshot_columns(model, [snap for _, _, snap, _ in golden_history])
+        values["provenance"] = [_real_provenance(p, real_id) for p in values["provenance"]]
+        _history_rows(
+            model,
+            values,
+            history_type=[t for t, _, _, _ in golden_history],
+            reason=[reason for _, reason, _, _ in golden_history],
+            date=[date for _, _, _, date in golden_history],
+        )
 
-    xrefs = _insert(
+    xrefs = _insert_columns(
         CrossReference,
-        [
-            CrossReference(
-                system=system, domain=spec.name, source_id=sr.source_id, golden_id=sr.golden_id, source_record=sr
-            )
-            for sr in srs
-        ],
+        n,
+        {
+            "system_id": [system.pk] * n,
+            "domain": [spec.name] * n,
+            "source_id": source_ids,
+            "golden_id": golden_ids,
+            "source_record_id": sr_ids,
+        },
         ids=True,
     )
-    _history_rows(CrossReference, [("+", ctx.reason or None, _snapshot(x), timezone.now()) for x in xrefs])
+    _history_rows(
+        CrossReference,
+        {name: xrefs[name] for name in _tracked_names(CrossReference)},
+        history_type=["+"] * n,
+        reason=[ctx.reason or None] * n,
+        date=[timezone.now() for _ in range(n)],
+    )
 
-    _insert_rows(
+    key_rows = [(t, v, a.golden_id, pk) for a, pk in zip(accepted, sr_ids, strict=True) for t, v in a.keys]
+    _insert_columns(
         MatchKey,
-        [
-            {"domain": spec.name, "key_type": t, "key_value": v, "golden_id": a.golden_id, "source_record_id": sr.pk}
-            for a, sr in zip(accepted, srs, strict=True)
-            for t, v in a.keys
-        ],
+        len(key_rows),
+        {
+            "domain": [spec.name] * len(key_rows),
+            "key_type": [r[0] for r in key_rows],
+            "key_value": [r[1] for r in key_rows],
+            "golden_id": [r[2] for r in key_rows],
+            "source_record_id": [r[3] for r in key_rows],
+        },
     )
 
     if excs:
@@ -835,13 +1064,17 @@ def _flush(chunk: _Chunk) -> None:
                 changed_excs,
                 ["message", "detail", "golden_id", "status", "resolution_note", "resolved_at", "updated_at"],
             )
-        _history_rows(
-            DataException,
-            [
-                (t, ctx.reason or None, {**snap, "id": exc.obj.pk, "source_record_id": exc.obj.source_record_id}, date)
-                for exc, t, snap, date in exc_history
-            ],
-        )
+        if exc_history:
+            values = _snapshot_columns(DataException, [snap for _, _, snap, _ in exc_history])
+            values["id"] = [exc.obj.pk for exc, _, _, _ in exc_history]
+            values["source_record_id"] = [exc.obj.source_record_id for exc, _, _, _ in exc_history]
+            _history_rows(
+                DataException,
+                values,
+                history_type=[t for _, t, _, _ in exc_history],
+                reason=[ctx.reason or None] * len(exc_history),
+                date=[date for _, _, _, date in exc_history],
+            )
     if conflicted:
         _update(SourceRecord, list(conflicted.values()), ["conflicts"])
 
@@ -863,7 +1096,7 @@ def outbox_on_events(*, events: list[ChangeEvent]) -> None:
             xid = cursor.fetchone()[0]
     else:
         xid = 0
-    _insert_rows(FeedEntry, [{"event_id": event.pk, "xid": xid} for event in events])
+    _insert_columns(FeedEntry, len(events), {"event_id": [event.pk for event in events], "xid": [xid] * len(events)})
     targets: dict[tuple, list[str]] = {}
     deliveries = []
     for event in events:
