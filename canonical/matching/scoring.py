@@ -165,15 +165,18 @@ class Scorer:
         self.noun = noun
         self.prior_weight = prior_weight(prior)
         self.names = tuple(comp.name for comp in comparisons)
-        self.items = []
-        for comp in comparisons:
-            table: dict[str, tuple[float, float]] = {}
-            for lvl in reversed(comp.levels):  # the first level of a name wins, as Comparison.level finds it
-                table[lvl.name] = (lvl.weight, lvl.u)
-            first = comp.levels[0].name if comp.levels else None
-            tf_key = comp.tf_key or None
-            self.items.append((comp, comp.compare, table, first, tf_key, comp.tf_feature))
-        self.items = tuple(self.items)
+        self.compares = tuple(comp.compare for comp in comparisons)
+        # per comparison: level name → weight (None, a missing value, → None)
+        self.weight_tables: tuple[dict[str | None, float | None], ...] = tuple(
+            {None: None, **{lvl.name: lvl.weight for lvl in reversed(comp.levels)}}  # a name's first level wins
+            for comp in comparisons
+        )
+        # the comparisons whose first level term frequencies adjust: (position, level, key, feature, its u)
+        self.tf_items = tuple(
+            (i, comp.levels[0].name, comp.tf_key, comp.tf_feature, comp.levels[0].u)
+            for i, comp in enumerate(comparisons)
+            if comp.tf_key and comp.levels
+        )
         self.checks = tuple(rule.check for rule in hard_rules)
         self._indexes: dict[frozenset[str], tuple[int, ...]] = {}
 
@@ -187,42 +190,64 @@ class Scorer:
         return found
 
     def score(self, a: dict, b: dict, tf: Callable[[str, str], float | None] | None = None) -> Scored:
-        total = self.prior_weight
-        results: list[tuple[str | None, Any, Any]] = []
-        weights: list[float | tuple[float, float] | None] = []
-        for comp, compare, table, first, tf_key, tf_feature in self.items:
-            result = compare(a, b)
-            results.append(result)
-            level_name = result[0]
-            if level_name is None:
-                weights.append(None)
-                continue
-            try:
-                weight, u = table[level_name]
-            except KeyError:
-                comp.level(level_name)  # raises the KeyError naming the comparison
-                raise
-            if tf is not None and tf_key and level_name == first:
-                value = a.get(tf_feature)
-                if value:
-                    u_tf = tf(tf_key, value)
-                    if u_tf:
-                        adjust = max(TF_CLAMP[0], min(TF_CLAMP[1], math.log2(u / u_tf)))
-                        if abs(adjust) >= 0.05:
-                            weight += adjust
-                            total += weight
-                            weights.append((weight, adjust))
-                            continue
-            total += weight
-            weights.append(weight)
+        results = [compare(a, b) for compare in self.compares]
+        # each field's weight from its level, or (weight, adjustment) where term frequencies adjust it; kept for
+        # the explanation only when one is adjusted (else the tables give them again)
+        weights = self._adjusted(a, results, tf) if tf is not None and self.tf_items else None
+        total = self.prior_weight  # plus each field's weight, in the comparisons' order
+        try:
+            if weights is None:
+                for table, result in zip(self.weight_tables, results, strict=False):
+                    weight = table[result[0]]
+                    if weight is not None:
+                        total += weight
+            else:
+                for weight in weights:
+                    if weight is not None:
+                        total += weight[0] if isinstance(weight, tuple) else weight
+        except KeyError:
+            self._unknown_level(results)
+            raise
         for check in self.checks:
             veto = check(a, b)
             if veto:
                 return Scored._recorded(self, -math.inf, 0.0, veto, results, weights)
         return Scored._recorded(self, total, probability(total), None, results, weights)
 
-    def explanation(self, results: list, weights: list) -> list[FieldComparison]:
+    def _adjusted(self, a: dict, results: list, tf: Callable[[str, str], float | None]) -> list | None:
+        """Each field's weight with the term-frequency adjustments, or None if no field's weight is adjusted."""
+        weights = None
+        for i, tf_level, tf_key, tf_feature, u in self.tf_items:
+            if results[i][0] == tf_level:
+                value = a.get(tf_feature)
+                if value:
+                    u_tf = tf(tf_key, value)
+                    if u_tf:
+                        adjust = max(TF_CLAMP[0], min(TF_CLAMP[1], math.log2(u / u_tf)))
+                        if abs(adjust) >= 0.05:
+                            if weights is None:
+                                weights = self.weights_of(results)
+                            weights[i] = (weights[i] + adjust, adjust)
+        return weights
+
+    def weights_of(self, results: list) -> list[float | None]:
+        """Each field's weight from its level (None where a value is missing), as the level tables give it."""
+        try:
+            return [table[result[0]] for table, result in zip(self.weight_tables, results, strict=True)]
+        except KeyError:
+            self._unknown_level(results)
+            raise
+
+    def _unknown_level(self, results: list) -> None:
+        """Raise the KeyError naming the comparison whose compare() gave a level it does not have."""
+        for comp, result in zip(self.comparisons, results, strict=True):
+            if result[0] is not None:
+                comp.level(result[0])
+
+    def explanation(self, results: list, weights: list | None) -> list[FieldComparison]:
         """The per-field explanation of a scored pair, as `score_pair` has always shown it."""
+        if weights is None:
+            weights = self.weights_of(results)
         fields = []
         for name, (level_name, shown_a, shown_b), weight in zip(self.names, results, weights, strict=True):
             if weight is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rapidfuzz import fuzz
-from rapidfuzz.distance import JaroWinkler, Levenshtein
+from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
 from ..normalize import house_number
 from ..scoring import Comparison, HardRule, Level
@@ -44,6 +44,27 @@ def text_similarity(a: str, b: str) -> float:
     return max(jw(a, b), fuzz.token_sort_ratio(a, b) / 100.0)
 
 
+def sorted_words(text: str) -> str | None:
+    """`text`'s words sorted and joined by single spaces, as rapidfuzz's token-sort ratio compares them, so a
+    feature can hold it once instead of every pair sorting it again. None for text that is not ASCII (rapidfuzz
+    splits on its own idea of white space there: that text is left to it)."""
+    return " ".join(sorted(text.split())) if text.isascii() else None
+
+
+def token_sort_similarity(a: str, b: str, sorted_a: str | None, sorted_b: str | None) -> float:
+    """`fuzz.token_sort_ratio(a, b) / 100` from the words sorted beforehand (`sorted_words`), when both are."""
+    if sorted_a is None or sorted_b is None:
+        return fuzz.token_sort_ratio(a, b) / 100.0
+    return fuzz.ratio(sorted_a, sorted_b) / 100.0
+
+
+def within_one_edit_or_swap(a: str, b: str) -> bool:
+    """One character inserted, deleted or replaced, or two neighbouring characters swapped (or equal): the
+    optimal-string-alignment distance is at most 1. The same as Levenshtein distance ≤ 1 or, for strings of the
+    same length, exactly two neighbouring positions differing by a swap."""
+    return OSA.distance(a, b, score_cutoff=1) <= 1
+
+
 def levels(*items: tuple[str, float, float, str]) -> tuple[Level, ...]:
     return tuple(Level(name, m, u, says) for name, m, u, says in items)
 
@@ -63,18 +84,11 @@ def exact_or_different(
             return None, va, vb
         if va == vb:
             return "exact", va, vb
-        if typo and Levenshtein.distance(str(va), str(vb), score_cutoff=1) <= 1:
-            return "one typo apart", va, vb
-        if typo and len(str(va)) == len(str(vb)) and _one_transposition(str(va), str(vb)):
+        if typo and within_one_edit_or_swap(str(va), str(vb)):
             return "one typo apart", va, vb
         return "different", va, vb
 
     return Comparison(name, levels(*items), compare)
-
-
-def _one_transposition(a: str, b: str) -> bool:
-    diff = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
-    return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
 
 
 def fuzzy_text(
@@ -130,7 +144,7 @@ def date_comparison(name: str, feature: str, *, says: str) -> Comparison:
         da, db = va.replace("-", ""), vb.replace("-", "")
         if Levenshtein.distance(da, db, score_cutoff=1) <= 1 or (
             len(da) == len(db) == 8
-            and (_one_transposition(da, db) or (da[:4] == db[:4] and da[4:6] == db[6:8] and da[6:8] == db[4:6]))
+            and (within_one_edit_or_swap(da, db) or (da[:4] == db[:4] and da[4:6] == db[6:8] and da[6:8] == db[4:6]))
         ):
             return "one typo apart", va, vb
         if da[:4] == db[:4]:
@@ -152,13 +166,21 @@ def date_comparison(name: str, feature: str, *, says: str) -> Comparison:
 def any_overlap(name: str, feature: str, *, m: float, u: float, says: str, m_diff: float = 0.1) -> Comparison:
     """Sets of values (web domains from website and e-mail): any shared value, or none."""
 
+    key = set_data_key(feature)
+
     def compare(a: Features, b: Features) -> tuple[str | None, Any, Any]:
-        va, vb = a.get(feature) or (), b.get(feature) or ()
+        va, vb = a.get(feature), b.get(feature)
+        da, db = a.get(key), b.get(key)
+        if da is None or da[0] is not va:
+            da = set_data(va)
+        if db is None or db[0] is not vb:
+            db = set_data(vb)
         if not va or not vb:
-            return None, ", ".join(va) or None, ", ".join(vb) or None
-        shared = sorted(set(va) & set(vb))
-        level = "exact" if shared else "different"
-        return level, ", ".join(va), ", ".join(vb)
+            return None, da[1] or None, db[1] or None
+        for value in va:
+            if value in vb:
+                return "exact", da[1], db[1]
+        return "different", da[1], db[1]
 
     return Comparison(
         name,
@@ -167,9 +189,32 @@ def any_overlap(name: str, feature: str, *, m: float, u: float, says: str, m_dif
     )
 
 
+def set_data_key(feature: str) -> str:
+    """Where a feature dict holds `set_data` of `feature` (worked out once, when the record is prepared)."""
+    return f"_{feature}_set"
+
+
+def set_data(values: Any) -> tuple[Any, str]:
+    """What `any_overlap` needs of a set of values besides them: the values it was made from, their display."""
+    return values, ", ".join(values or ())
+
+
 def address_similarity(a: str, b: str) -> float:
     """Street lines: edit-distance ratio on sorted words (no prefix bonus: 'rue de…' and 'rue du…' are not alike)."""
     return fuzz.token_sort_ratio(a, b) / 100.0
+
+
+# Where a feature dict holds `location_data` of its address, postal code and city (worked out when prepared).
+LOCATION_DATA = "_location"
+
+
+def location_data(address: Any, postal: Any, city: Any) -> tuple:
+    """What `location_comparison` needs of one side, worked out once per record rather than once per pair: the
+    three values it was made from, the address shown, the house number and the address's sorted words."""
+    shown = ", ".join(x for x in (address, postal, city) if x) or None
+    if not address:
+        return address, postal, city, shown, None, None
+    return address, postal, city, shown, house_number(address), sorted_words(address)
 
 
 def location_comparison(*, says: str = "address") -> Comparison:
@@ -179,31 +224,34 @@ def location_comparison(*, says: str = "address") -> Comparison:
     two neighbouring digits swapped) in the same city, or elsewhere, same city, different."""
 
     def compare(a: Features, b: Features) -> tuple[str | None, Any, Any]:
-        shown_a = ", ".join(x for x in (a.get("address"), a.get("postal"), a.get("city")) if x) or None
-        shown_b = ", ".join(x for x in (b.get("address"), b.get("postal"), b.get("city")) if x) or None
-        pa, pb = a.get("postal"), b.get("postal")
-        ca, cb = a.get("city"), b.get("city")
-        sa, sb = a.get("address"), b.get("address")
+        sa, pa, ca = a.get("address"), a.get("postal"), a.get("city")
+        da = a.get(LOCATION_DATA)
+        if da is None or da[0] is not sa or da[1] is not pa or da[2] is not ca:
+            da = location_data(sa, pa, ca)
+        sb, pb, cb = b.get("address"), b.get("postal"), b.get("city")
+        db = b.get(LOCATION_DATA)
+        if db is None or db[0] is not sb or db[1] is not pb or db[2] is not cb:
+            db = location_data(sb, pb, cb)
+        shown_a, shown_b = da[3], db[3]
         postal_known = bool(pa and pb)
         postal_same = postal_known and pa == pb
         city_known = bool(ca and cb)
-        city_same = city_known and (ca == cb or jw(ca, cb) >= 0.9)
-        if sa and sb and house_number(sa) == house_number(sb) and address_similarity(sa, sb) >= 0.85:
+        city_same = None  # worked out when needed: city_known and (ca == cb or jw(ca, cb) >= 0.9)
+        if sa and sb and da[4] == db[4] and token_sort_similarity(sa, sb, da[5], db[5]) >= 0.85:
+            city_same = city_known and (ca == cb or jw(ca, cb) >= 0.9)
             if (postal_same or not postal_known) and (city_same or not city_known):
                 return "same street address", shown_a, shown_b
             if postal_known and not postal_same and (city_same or not city_known):
                 return "same street, other postal code", shown_a, shown_b  # a mistyped or outdated code
         if postal_same:
             return "same postal code", shown_a, shown_b
-        if (
-            postal_known
-            and len(pa) == len(pb)
-            and (Levenshtein.distance(pa, pb, score_cutoff=1) <= 1 or _one_transposition(pa, pb))
-        ):
+        if postal_known and len(pa) == len(pb) and within_one_edit_or_swap(pa, pb):
+            if city_same is None:
+                city_same = city_known and (ca == cb or jw(ca, cb) >= 0.9)
             if city_same:
                 return "postal code one typo apart, same city", shown_a, shown_b
             return "postal code one typo apart", shown_a, shown_b  # a digit wrong, or two swapped
-        if city_same and not postal_known:
+        if not postal_known and city_known and (ca == cb or jw(ca, cb) >= 0.9):
             return "same city", shown_a, shown_b
         if postal_known or city_known:
             return "different", shown_a, shown_b
@@ -224,12 +272,38 @@ def location_comparison(*, says: str = "address") -> Comparison:
     )
 
 
+_DIGIT_RUNS = re.compile(r"\d+")
+
+
 def _digits(text: str) -> list[str]:
-    return re.findall(r"\d+", text)
+    return _DIGIT_RUNS.findall(text)
+
+
+def name_data_key(feature: str) -> str:
+    """Where a feature dict holds `name_data` of `feature` (worked out once, when the record is prepared)."""
+    return f"_{feature}_name"
+
+
+def name_data(core: str, tokens: tuple[str, ...] | None) -> tuple:
+    """What `company_name_comparison` needs of one side, worked out once per record rather than once per pair:
+    the core name and tokens it was made from, the name's digits, the name without spaces, the distinctive words
+    joined (or the name), and both with their words sorted."""
+    words = " ".join(tokens or ()) or core
+    return (
+        core,
+        tokens,
+        tuple(_digits(core)),
+        core.replace(" ", ""),
+        words,
+        sorted_words(core),
+        sorted_words(words),
+    )
 
 
 def company_name_comparison(feature: str = "name_core", tf_key: str = "n") -> Comparison:
     """Company names after legal forms, transliteration and abbreviations: exact, acronym, similar, different."""
+
+    key = name_data_key(feature)
 
     def compare(a: Features, b: Features) -> tuple[str | None, Any, Any]:
         va, vb = a.get(feature), b.get(feature)
@@ -237,8 +311,33 @@ def company_name_comparison(feature: str = "name_core", tf_key: str = "n") -> Co
             return None, va, vb
         if va == vb:
             return "exact", va, vb
-        if _digits(va) != _digits(vb):  # "Fund 1" and "Fund 2", "Customer 7" and "Customer 8"
+        ta, tb = a.get("name_tokens"), b.get("name_tokens")
+        da, db = a.get(key), b.get(key)
+        if da is None or da[0] is not va or da[1] is not ta:
+            da = name_data(va, ta)
+        if db is None or db[0] is not vb or db[1] is not tb:
+            db = name_data(vb, tb)
+        if da[2] != db[2]:  # "Fund 1" and "Fund 2", "Customer 7" and "Customer 8"
             return "different", va, vb
+        if ta and ta == tb:
+            return "similar", va, vb  # the same but for words like "group" or "the"
+        if (a.get("acronym") and a["acronym"] == db[3]) or (b.get("acronym") and b["acronym"] == da[3]):
+            return "acronym", va, vb
+        # the best of Jaro-Winkler and token-sort ratio, on the names and on their distinctive words
+        sim = jw(va, vb)
+        if sim >= 0.92:
+            return "similar", va, vb
+        sim = max(sim, token_sort_similarity(va, vb, da[5], db[5]))
+        if sim >= 0.92:
+            return "similar", va, vb
+        sa, sb = da[4], db[4]
+        if sa != va or sb != vb:  # else the same two strings again
+            sim = max(sim, jw(sa, sb), token_sort_similarity(sa, sb, da[6], db[6]))
+            if sim >= 0.92:
+                return "similar", va, vb
+        if sim >= 0.80 or (ta and tb and (set(ta) <= set(tb) or set(tb) <= set(ta))):
+            return "somewhat similar", va, vb
+        return "different", va, vb
         ta, tb = a.get("name_tokens") or (), b.get("name_tokens") or ()
         if ta and ta == tb:
             return "similar", va, vb  # the same but for words like "group" or "the"

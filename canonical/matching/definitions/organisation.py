@@ -5,7 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from .. import normalize as norm
-from .common import Comparison, Features, levels, location_comparison, token_key
+from .common import (
+    LOCATION_DATA,
+    Comparison,
+    Features,
+    levels,
+    location_comparison,
+    location_data,
+    name_data,
+    name_data_key,
+    set_data,
+    set_data_key,
+    token_key,
+)
+
+NAME_DATA = name_data_key("name_core")
+DOMAIN_DATA = set_data_key("domains")
 
 
 def prepare_organisation(values: dict[str, Any]) -> Features:
@@ -17,18 +32,25 @@ def prepare_organisation(values: dict[str, Any]) -> Features:
         domain = norm.registrable_domain(values.get(name))
         if domain and domain not in norm.FREE_MAIL and domain not in domains:
             domains.append(domain)
+    domains = tuple(domains)
     postal = norm.postal_code(values.get("postal_code"))
+    city = norm.simple_text(values.get("city"))
+    address = norm.simple_text(values.get("address_line1"))
     return {
         "name_raw": values.get("name"),
         "name_core": core,
         "name_tokens": tokens,
         "acronym": norm.acronym(core),
-        "domains": tuple(domains),
+        "domains": domains,
         "phone": norm.phone_tail(norm.phone_e164(values.get("phone"), country)),
         "country": country,
         "postal": postal,
-        "city": norm.simple_text(values.get("city")),
-        "address": norm.simple_text(values.get("address_line1")),
+        "city": city,
+        "address": address,
+        # what the comparisons need of this record, worked out once here rather than for every pair scored
+        NAME_DATA: name_data(core, tokens) if core else None,
+        DOMAIN_DATA: set_data(domains),
+        LOCATION_DATA: location_data(address, postal, city),
     }
 
 

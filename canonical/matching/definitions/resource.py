@@ -11,6 +11,7 @@ from typing import Any
 from .. import normalize as norm
 from ..scoring import Comparison, HardRule
 from .common import (
+    LOCATION_DATA,
     Features,
     MatchDefinition,
     compact_keys,
@@ -19,6 +20,7 @@ from .common import (
     jw,
     levels,
     location_comparison,
+    location_data,
 )
 
 
@@ -26,6 +28,8 @@ def prepare(values: dict[str, Any]) -> Features:
     first_raw = norm.simple_text(values.get("first_name"))
     email = norm.email_parts(values.get("email"))
     postal = norm.postal_code(values.get("postal_code"))
+    city = norm.simple_text(values.get("city"))
+    address = norm.simple_text(" ".join(str(values.get(k) or "") for k in ("address_line1", "address_line2")))
     return {
         "first": norm.person_first(values.get("first_name")),
         "first_raw": first_raw.split()[0] if first_raw else None,
@@ -39,9 +43,10 @@ def prepare(values: dict[str, Any]) -> Features:
         "national_id": norm.identifier(values.get("national_id")),
         "dob": norm.date_text(values.get("date_of_birth")),
         "postal": postal,
-        "city": norm.simple_text(values.get("city")),
-        "address": norm.simple_text(" ".join(str(values.get(k) or "") for k in ("address_line1", "address_line2"))),
+        "city": city,
+        "address": address,
         "country": values.get("country") or None,
+        LOCATION_DATA: location_data(address, postal, city),  # worked out once, not for every pair scored
     }
 
 
