@@ -3,15 +3,19 @@
 `BatchMatch.match(values)` decides exactly what `FuzzyMatcher.match` would decide for one record if every
 record the batch has accepted so far were already written, but it asks the database in bulk:
 
-- the MatchKey rows of every blocking key of a window of upcoming records in one query (at most KEY_CAP + 1
-  rows per key, as fuzzy's `_key_rows`), then the current golden id of the source records found and the live
-  source records of those golden records in one query each;
+- the MatchKey rows of every blocking key of a window of upcoming records in one query (a key with more than
+  KEY_CAP rows, too common to block on, as a count only), then the current golden id of the source records
+  found and the live source records of those golden records in one query each;
 - an in-memory overlay holds the keys, source values and golden records the batch created but has not
   written yet (temporary negative source record ids), so the batch's own earlier records are candidates too.
 
 The scoring and the decision are fuzzy.py's own (`FuzzyMatcher._score`, `FuzzyMatcher.decide`), so the
 comparisons, weights, thresholds and term-frequency adjustment stay in one place. `invalidate()` drops what
 was read from the database (after anything else wrote to it); `overlay_clear()` after the overlay is written.
+
+Candidates' stored values are read as JSON text: their prepared features are memoised by that text in fuzzy's
+`prepared_cache` (shared by every instance, so the next chunk does not prepare them again; keyed by content, so
+a source record whose values changed is simply a new entry).
 """
 
 from __future__ import annotations
@@ -27,36 +31,63 @@ from django.db import connection
 
 from .base import MatchOutcome
 from .definitions import get_definition
-from .fuzzy import _POPULATION_CACHE_FROM, KEY_CAP, MAX_CANDIDATES, FuzzyMatcher, _key_rows, golden_scores
+from .fuzzy import (
+    _POPULATION_CACHE_FROM,
+    KEY_CAP,
+    MAX_CANDIDATES,
+    FuzzyMatcher,
+    _key_rows,
+    golden_scores,
+    prepared_cache,
+)
 from .fuzzy import _population as _fuzzy_population
 from .scoring import MIN_TF_POPULATION
 
 Key = tuple[str, str]
 
 
-def key_rows_bulk(domain: str, keys: list[Key]) -> dict[Key, list[tuple[str, int]]]:
-    """fuzzy's `_key_rows` for many keys: one LATERAL query on PostgreSQL, UNION ALL chunks elsewhere."""
-    out: dict[Key, list[tuple[str, int]]] = {key: [] for key in keys}
+# How far a common key's MatchKey rows are counted: a lower bound kept above KEY_CAP by this much survives that
+# many source records rewritten by refresh() (each may have dropped one of its rows) before it is read again.
+COMMON_COUNT_CAP = KEY_CAP + 101
+
+
+def key_rows_bulk(domain: str, keys: list[Key]) -> tuple[dict[Key, list[tuple[str, int]]], dict[Key, int]]:
+    """fuzzy's `_key_rows` for many keys, without the rows of the common ones: (the rows of each key with at most
+    KEY_CAP of them, golden ids as text; for each key with more, how many, counted up to COMMON_COUNT_CAP).
+    One query on PostgreSQL (a row per key, its rows aggregated only when they are few); elsewhere fuzzy's
+    `_key_rows` in chunks, a common key's count then being KEY_CAP + 1."""
+    rows: dict[Key, list[tuple[str, int]]] = {}
+    common: dict[Key, int] = {}
     if not keys:
-        return out
+        return rows, common
     if connection.vendor != "postgresql":
         for start in range(0, len(keys), 200):  # SQLite allows 500 terms in a compound SELECT
-            out.update(_key_rows(domain, keys[start : start + 200]))
-        return out
+            for key, found in _key_rows(domain, keys[start : start + 200]).items():
+                if len(found) > KEY_CAP:
+                    common[key] = len(found)
+                else:
+                    rows[key] = found
+        return rows, common
     from canonical.models import MatchKey
 
     table = connection.ops.quote_name(MatchKey._meta.db_table)
     sql = (
-        "SELECT v.k, m.golden_id, m.source_record_id "
+        "SELECT v.k, m.n, m.g, m.s "
         "FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS v(kt, kv, k) "
-        f"CROSS JOIN LATERAL (SELECT golden_id, source_record_id FROM {table} "
-        f"WHERE domain = %s AND key_type = v.kt AND key_value = v.kv LIMIT {KEY_CAP + 1}) AS m"
+        f"CROSS JOIN LATERAL (SELECT count(*) AS n, "
+        f"CASE WHEN count(*) <= {KEY_CAP} THEN array_agg(golden_id::text) END AS g, "
+        f"CASE WHEN count(*) <= {KEY_CAP} THEN array_agg(source_record_id) END AS s "
+        f"FROM (SELECT golden_id, source_record_id FROM {table} "
+        f"WHERE domain = %s AND key_type = v.kt AND key_value = v.kv LIMIT {COMMON_COUNT_CAP}) AS q) AS m"
     )
     with connection.cursor() as cur:
         cur.execute(sql, [[k[0] for k in keys], [k[1] for k in keys], domain])
-        for k, golden_id, source_record_id in cur.fetchall():
-            out[keys[k - 1]].append((str(golden_id), source_record_id))
-    return out
+        for k, n, goldens, sids in cur.fetchall():
+            if n > KEY_CAP:
+                common[keys[k - 1]] = n
+            else:
+                rows[keys[k - 1]] = list(zip(goldens, sids, strict=True)) if n else []
+    return rows, common
 
 
 def _frozen(value: Any) -> Any:
@@ -73,6 +104,13 @@ def content_key(values: dict) -> tuple:
     """A hashable key two value dicts share only if normalising them must give the same features: the same keys
     in the same order, values of the same types written the same (1, 1.0, True and Decimal("1.0") stay apart)."""
     return _frozen(values)
+
+
+def _decode_values(text: str) -> dict:
+    """Stored values read as JSON text, decoded as the JSONField decodes them."""
+    from canonical.models import SourceRecord
+
+    return SourceRecord._meta.get_field("values").from_db_value(text, None, connection)
 
 
 def _population_cache_key(domain: str) -> str:
@@ -100,10 +138,14 @@ class BatchMatch:
 
     def invalidate(self) -> None:
         """Forget what was read from the database (something else has written to it since)."""
-        self._db_rows: dict[Key, list[tuple[str, int]]] = {}
+        # key -> its rows (all of them), or None for a key with more than KEY_CAP rows (too common to block on),
+        # whose count (at least KEY_CAP + 1) is in _db_common
+        self._db_rows: dict[Key, list[tuple[str, int]] | None] = {}
+        self._db_common: dict[Key, int] = {}
         self._sr_keys: dict[int, set[Key]] = defaultdict(set)  # source record id -> cached keys listing it
         self._db_sr_golden: dict[int, uuid.UUID | None] = {}
-        self._db_sources: dict[uuid.UUID, list[tuple[int, dict]]] = {}
+        # golden id -> its live source records: (id, stored values as JSON text, or as a dict once the overlay's)
+        self._db_sources: dict[uuid.UUID, list[tuple[int, str | dict]]] = {}
         self._src_of: dict[int, uuid.UUID] = {}  # source record id -> the golden record whose cached sources hold it
         self._db_counts: dict[Key, int] = {}
         self._db_population: int | None = None
@@ -119,8 +161,9 @@ class BatchMatch:
 
     def overlay_add(self, *, temp_id: int, golden_id: uuid.UUID, values: dict, keys: list[Key]) -> None:
         """A record the batch accepted (new golden record, live and applied), not written yet."""
+        golden = str(golden_id)
         for key in keys:
-            self._ov_rows[key].append((str(golden_id), temp_id))
+            self._ov_rows[key].append((golden, temp_id))
         self._ov_sr_golden[temp_id] = golden_id
         self._ov_sources[golden_id].append((temp_id, values))
         self._ov_applied += 1
@@ -131,10 +174,20 @@ class BatchMatch:
         """The overlay was written with these source record ids (temporary id -> real): it is database now."""
         for key, found in self._ov_rows.items():
             cached = self._db_rows.get(key)
-            if cached is not None and len(cached) <= KEY_CAP:
+            if cached is not None:  # all its rows: add the overlay's
                 cached += [(golden, real_ids[sid]) for golden, sid in found]
-                for _, sid in found:
-                    self._sr_keys[real_ids[sid]].add(key)
+                if len(cached) > KEY_CAP:  # now too common to block on: its count is enough
+                    for _, sid in cached:
+                        listed = self._sr_keys.get(sid)
+                        if listed is not None:
+                            listed.discard(key)
+                    self._db_rows[key] = None
+                    self._db_common[key] = len(cached)
+                else:
+                    for _, sid in found:
+                        self._sr_keys[real_ids[sid]].add(key)
+            elif key in self._db_common:
+                self._db_common[key] += len(found)
             self._db_counts.pop(key, None)
         for temp, golden in self._ov_sr_golden.items():
             self._db_sr_golden[real_ids[temp]] = golden
@@ -168,36 +221,51 @@ class BatchMatch:
     def prefetch(self, values_list: list[dict]) -> None:
         """Read the candidates of these records (their blocking keys' rows, then the golden records' sources)."""
         self._probes = {}
+        db_rows = self._db_rows
         per_record = [self._probe(values, content_key(values))[1] for values in values_list]
-        wanted = list(dict.fromkeys(key for keys in per_record for key in keys if key not in self._db_rows))
+        wanted = list(dict.fromkeys(key for keys in per_record for key in keys if key not in db_rows))
         if wanted:
-            self._rows_add(key_rows_bulk(self.domain, wanted))
+            self._rows_add(*key_rows_bulk(self.domain, wanted))
         # The sources of each record's best-ranked golden records as the database alone ranks them; match()
         # reads any others it needs once the overlay is counted in (rare: a key the overlay makes too common).
         sr_ids: set[int] = set()
         for keys in per_record:
-            shared: dict[str, set[str]] = defaultdict(set)
-            via: dict[str, set[int]] = defaultdict(set)
+            shared: dict[str, set[str]] = {}
+            via: dict[str, set[int]] = {}
             for key in keys:
-                found = self._db_rows[key]
-                if len(found) > KEY_CAP:
+                found = db_rows[key]
+                if not found or len(found) > KEY_CAP:
                     continue
+                key_type = key[0]
                 for golden_id, source_record_id in found:
-                    shared[golden_id].add(key[0])
-                    via[golden_id].add(source_record_id)
-            for g in sorted(shared, key=lambda g: (-len(shared[g]), g))[:MAX_CANDIDATES]:
-                sr_ids |= via[g]
+                    types = shared.get(golden_id)
+                    if types is None:
+                        shared[golden_id] = {key_type}
+                        via[golden_id] = {source_record_id}
+                    else:
+                        types.add(key_type)
+                        via[golden_id].add(source_record_id)
+            if len(shared) > MAX_CANDIDATES:
+                for g in heapq.nsmallest(MAX_CANDIDATES, shared, key=lambda g: (-len(shared[g]), g)):
+                    sr_ids |= via[g]
+            else:
+                for found_ids in via.values():
+                    sr_ids |= found_ids
         self._load_sources(sr_ids)
 
     def _load_sources(self, sr_ids: set[int]) -> None:
+        from django.db.models import TextField
+        from django.db.models.functions import Cast
+
         from canonical.models import SourceRecord, SourceStatus
 
-        sr_ids = {sid for sid in sr_ids if sid not in self._db_sr_golden}
+        known = self._db_sr_golden
+        sr_ids = [sid for sid in sr_ids if sid not in known]
         if not sr_ids:
             return
         found = dict(SourceRecord.objects.filter(pk__in=sr_ids).values_list("pk", "golden_id"))
         for sid in sr_ids:
-            self._db_sr_golden[sid] = found.get(sid)
+            known[sid] = found.get(sid)
         goldens = {g for g in found.values() if g is not None and g not in self._db_sources}
         if not goldens:
             return
@@ -208,27 +276,34 @@ class BatchMatch:
                 domain=self.domain, golden_id__in=goldens, status=SourceStatus.APPLIED, deleted=False
             )
             .order_by("pk")
-            .values_list("pk", "golden_id", "values")
+            .values_list("pk", "golden_id", Cast("values", TextField()))
         )
         for pk, golden_id, stored in rows:
             self._db_sources[golden_id].append((pk, stored))
             self._src_of[pk] = golden_id
 
-    def _rows_add(self, rows: dict[Key, list[tuple[str, int]]]) -> None:
+    def _rows_add(self, rows: dict[Key, list[tuple[str, int]]], common: dict[Key, int]) -> None:
         self._db_rows.update(rows)
+        sr_keys = self._sr_keys
         for key, found in rows.items():
             for _, sid in found:
-                self._sr_keys[sid].add(key)
+                sr_keys[sid].add(key)
+        for key, count in common.items():
+            self._db_rows[key] = None
+            self._db_common[key] = count
 
     def refresh(self, *, system: str, source_ids: list[str]) -> None:
         """These source records were just written by something else (a record-by-record fallback that changed
         nothing but them and their golden record's values): patch what was read about them instead of reading
         everything again."""
+        from django.db.models import TextField
+        from django.db.models.functions import Cast
+
         from canonical.models import MatchKey, SourceRecord, SourceStatus
 
         rows = list(
             SourceRecord.objects.filter(system_id=system, domain=self.domain, source_id__in=source_ids).values_list(
-                "pk", "golden_id", "status", "deleted", "values"
+                "pk", "golden_id", "status", "deleted", Cast("values", TextField())
             )
         )
         sr_ids = {row[0] for row in rows}
@@ -239,22 +314,51 @@ class BatchMatch:
             "source_record_id", "key_type", "key_value", "golden_id"
         ):
             new_keys[sid].append(((key_type, key_value), str(golden_id)))
+        # A common key's rows were not read, so whether one of these records had a row there that is gone now is
+        # not known: unless a record is still live with the same values as read (so the same keys), count its
+        # row as gone. A key that may have KEY_CAP rows or fewer now is read again when needed.
+        if self._db_common:
+            live: dict[int, str] = {
+                sid: stored
+                for sid, _, status, deleted, stored in rows
+                if status == SourceStatus.APPLIED and not deleted
+            }
+            changed = 0
+            for sid in sr_ids:
+                old = self._src_of.get(sid)
+                before = next((s for i, s in self._db_sources.get(old, ()) if i == sid), None) if old else None
+                if before is None or type(before) is not str or before != live.get(sid):
+                    changed += 1
+            if changed:
+                for key, count in list(self._db_common.items()):
+                    if count - changed > KEY_CAP:
+                        self._db_common[key] = count - changed
+                    else:
+                        del self._db_common[key]
+                        del self._db_rows[key]
+                        self._db_counts.pop(key, None)
         for sid in sr_ids:
             for key in self._sr_keys.pop(sid, set()):  # its old rows
                 found = self._db_rows.get(key)
                 if found is None:
                     continue
-                if len(found) > KEY_CAP:
-                    del self._db_rows[key]  # truncated: how many are left is unknown, read it again if needed
-                else:
-                    self._db_rows[key] = [row for row in found if row[1] != sid]
+                self._db_rows[key] = [row for row in found if row[1] != sid]
                 self._db_counts.pop(key, None)
             for key, golden in new_keys.get(sid, ()):  # its new rows
                 self._db_counts.pop(key, None)
                 found = self._db_rows.get(key)
-                if found is not None and len(found) <= KEY_CAP:
+                if found is not None:
                     found.append((golden, sid))
                     self._sr_keys[sid].add(key)
+                    if len(found) > KEY_CAP:  # now too common to block on: its count is enough
+                        for _, other in found:
+                            listed = self._sr_keys.get(other)
+                            if listed is not None:
+                                listed.discard(key)
+                        self._db_rows[key] = None
+                        self._db_common[key] = len(found)
+                elif key in self._db_common:
+                    self._db_common[key] += 1
             old = self._src_of.pop(sid, None)
             if old is not None:
                 self._db_sources[old] = [row for row in self._db_sources[old] if row[0] != sid]
@@ -303,10 +407,14 @@ class BatchMatch:
 
         return tf
 
-    def _prepared(self, sid: int, stored: dict) -> dict:
+    def _prepared(self, sid: int, stored: str | dict) -> dict:
         features = self._features.get(sid)
         if features is None:
-            features = self._features[sid] = self.defn.prepare(stored)
+            if type(stored) is str:  # as read: JSON text
+                features = prepared_cache.get_text(self.defn, stored, _decode_values)
+            else:
+                features = self.defn.prepare(stored)
+            self._features[sid] = features
         return features
 
     # --- the decision -----------------------------------------------------------------------------------
@@ -323,14 +431,14 @@ class BatchMatch:
         db_rows, ov_rows = self._db_rows, self._ov_rows
         missing = [key for key in keys if key not in db_rows]
         if missing:
-            self._rows_add(key_rows_bulk(self.domain, missing))
+            self._rows_add(*key_rows_bulk(self.domain, missing))
         # the database's rows then the overlay's, at most KEY_CAP + 1 per key (fuzzy's _key_rows)
         counts: dict[Key, int] = {}
         shared: dict[str, set[str]] = {}
         via: dict[str, set[int]] = {}
         for key in keys:
             found = db_rows[key]
-            if len(found) > KEY_CAP:
+            if found is None or len(found) > KEY_CAP:
                 counts[key] = KEY_CAP + 1
                 continue  # too common to block on
             extra = ov_rows.get(key)

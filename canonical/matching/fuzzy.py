@@ -73,6 +73,19 @@ class _PreparedCache:
             self.entries.popitem(last=False)
         return features
 
+    def get_text(self, defn: MatchDefinition, text: str, decode) -> dict:
+        """defn.prepare(decode(text)) for stored values read as JSON text (as the database writes them out: equal
+        texts, equal values), memoised by that text without decoding it again."""
+        key = (defn.domain, "text", text)  # a key of its own kind: never one of get()'s
+        found = self.entries.get(key)
+        if found is not None:
+            self.entries.move_to_end(key)
+            return found
+        features = self.entries[key] = defn.prepare(decode(text))
+        if len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+        return features
+
     def clear(self) -> None:
         self.entries.clear()
 
