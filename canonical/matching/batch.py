@@ -357,8 +357,7 @@ class BatchMatch:
                                 listed.discard(key)
                         self._db_rows[key] = None
                         self._db_common[key] = len(found)
-                elif key in self._db_common:
-                    self._db_common[key] += 1
+                # (a common key's count stays: its row may have been there before)
             old = self._src_of.pop(sid, None)
             if old is not None:
                 self._db_sources[old] = [row for row in self._db_sources[old] if row[0] != sid]

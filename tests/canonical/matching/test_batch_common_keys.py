@@ -1,0 +1,80 @@
+"""BatchMatch reads a key too common to block on as a count only: it must still decide what FuzzyMatcher decides,
+also once records sharing that key change (refresh) and the key may be rare again."""
+
+from __future__ import annotations
+
+import pytest
+
+from canonical.matching import batch as batch_module
+from canonical.matching import fuzzy as fuzzy_module
+from canonical.matching.batch import BatchMatch
+from canonical.services.bulk import source_records_ingest_bulk
+from canonical.services.ingest import source_records_ingest
+from tests.canonical.test_ingest_bulk import assert_same_state, run, scenario
+
+from .conftest import ingest, rec
+
+pytestmark = pytest.mark.django_db
+
+
+def _cap(monkeypatch, key_cap: int, count_cap: int) -> None:
+    monkeypatch.setattr(fuzzy_module, "KEY_CAP", key_cap)
+    monkeypatch.setattr(batch_module, "KEY_CAP", key_cap)
+    monkeypatch.setattr(batch_module, "COMMON_COUNT_CAP", count_cap)
+
+
+def _same(a, b) -> None:
+    assert (a.decision, a.golden_id, a.reason) == (b.decision, b.golden_id, b.reason)
+    assert [(c.golden_id, c.score, c.reason) for c in a.candidates] == [
+        (c.golden_id, c.score, c.reason) for c in b.candidates
+    ]
+
+
+def test_a_common_key_that_becomes_rare_after_a_refresh_is_blocked_on_again(fuzzy, monkeypatch):
+    _cap(monkeypatch, key_cap=3, count_cap=4)
+    names = ("Quorra Ltd", "Zebedee Plc", "Mulberry Ltd", "Yardley Ltd")
+    for i, name in enumerate(names):  # four records of one web domain (one golden record): too common for a cap of 3
+        ingest("crm", "customer", rec(f"s{i}", name=name, website="shared-domain.example", country="GB"))
+    probe = {"name": "Xylophone Holdings Ltd", "website": "shared-domain.example", "country": "FR"}
+    batch = BatchMatch(domain="customer", matcher=fuzzy)
+    batch.prefetch([probe])
+    before, _ = batch.match(values=probe)
+    _same(before, fuzzy.search(domain="customer", values=probe))
+    assert before.candidates == []  # the web domain is too common to block on
+    assert batch._db_rows[("d", "shared-domain.example")] is None  # read as a count only
+
+    # one of them moves to another web domain (record by record, as the bulk path's fallback): three are left
+    later = rec("s0", name="Quorra Ltd", website="quorra.example", country="GB")
+    later["updated_at"] = "2024-02-01T00:00:00+00:00"
+    ingest("crm", "customer", later)
+    batch.refresh(system="crm", source_ids=["s0"])
+    after, _ = batch.match(values=probe)
+    expected = fuzzy.search(domain="customer", values=probe)
+    assert len(expected.candidates) == 1  # the web domain is rare again: the golden record of the three is a candidate
+    _same(after, expected)
+
+
+def test_a_refresh_that_changes_nothing_keeps_a_common_key_without_reading_it_again(fuzzy, monkeypatch):
+    _cap(monkeypatch, key_cap=3, count_cap=4)
+    for i, name in enumerate(("Quorra Ltd", "Zebedee Plc", "Mulberry Ltd", "Yardley Ltd")):
+        ingest("crm", "customer", rec(f"s{i}", name=name, website="shared-domain.example", country="GB"))
+    probe = {"name": "Quorra Limited", "website": "shared-domain.example", "country": "GB"}
+    batch = BatchMatch(domain="customer", matcher=fuzzy)
+    batch.prefetch([probe])
+    _same(batch.match(values=probe)[0], fuzzy.search(domain="customer", values=probe))
+    assert batch._db_common[("d", "shared-domain.example")] == 4
+    batch.refresh(system="crm", source_ids=["s0"])  # read again, unchanged: its keys are the same
+    assert batch._db_common[("d", "shared-domain.example")] == 4
+    _same(batch.match(values=probe)[0], fuzzy.search(domain="customer", values=probe))
+
+
+@pytest.mark.parametrize(("key_cap", "count_cap", "batch_size"), [(3, 4, 500), (4, 9, 13), (2, 3, 7)])
+def test_bulk_ingest_with_many_common_keys_leaves_the_state_record_by_record_ingest_leaves(
+    monkeypatch, key_cap, count_cap, batch_size
+):
+    _cap(monkeypatch, key_cap, count_cap)
+    batches = scenario(seed=5, companies=60)
+    results_a, state_a = run(batches, source_records_ingest, batch_size=batch_size)
+    results_b, state_b = run(batches, source_records_ingest_bulk, batch_size=batch_size)
+    assert [r["outcome"] for _, _, r in results_a] == [r["outcome"] for _, _, r in results_b]
+    assert_same_state(state_a, state_b)
