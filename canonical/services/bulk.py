@@ -98,6 +98,7 @@ class _Plan:
     golden_id: uuid.UUID
     new: bool
     survival: Any = None  # for a new golden record
+    review: bool = False  # the matcher was unsure: a new golden record and a review task for a steward
 
 
 @dataclass
@@ -154,6 +155,7 @@ class _Chunk:
     exc_history: list[tuple[_Exc, str, dict, dt.datetime]] = field(default_factory=list)
     events: list[ChangeEvent] = field(default_factory=list)
     conflicted: dict[int, SourceRecord] = field(default_factory=dict)  # database source records whose conflicts changed
+    reviews: list[Any] = field(default_factory=list)  # review tasks opened (unsaved ReviewTask, history snapshot)
 
 
 def source_records_ingest_bulk(*, system: System | str, domain: str, envelopes: list[Envelope]) -> list[IngestResult]:
@@ -356,8 +358,8 @@ def _plan(chunk: _Chunk, env: Envelope) -> _Plan | None:
     match_values = _matcher_values(spec, values)
     outcome, key_list = chunk.batch.match(values=match_values)
     keys = set(key_list)  # as the MatchKey rows record-by-record ingest writes (a set)
-    if outcome.decision not in ("new", "link"):
-        return None  # review: the record-by-record path (its matcher.match sends match_decided)
+    if outcome.decision not in ("new", "link", "review"):
+        return None
     temp_id = chunk.next_temp
     sr = SourceRecord(
         pk=temp_id,
@@ -374,7 +376,7 @@ def _plan(chunk: _Chunk, env: Envelope) -> _Plan | None:
         conflicts={},
     )
     survival = None
-    if outcome.decision == "new":
+    if outcome.decision != "link":  # new, or review: a golden record of its own either way
         survival = golden_compute(spec.name, None, [sr])
         if missing_required(spec, survival.values):
             return None  # incomplete: a data-quality exception, from the record-by-record path
@@ -392,8 +394,9 @@ def _plan(chunk: _Chunk, env: Envelope) -> _Plan | None:
         outcome=outcome,
         keys=keys,
         golden_id=golden_id,
-        new=outcome.decision == "new",
+        new=outcome.decision != "link",
         survival=survival,
+        review=outcome.decision == "review",
     )
 
 
@@ -485,6 +488,8 @@ def _apply(chunk: _Chunk, plan: _Plan) -> IngestResult | None:
         reason = current_context().reason or f"created from {chunk.system.code} {spec.name} {sr.source_id}"
         chunk.golden_history.append(("+", reason, _snapshot(record), now))
         _event(chunk, record, ChangeEventType.CREATED, spec.field_names)
+        if plan.review:
+            _review_open(chunk, plan, now)
         outcome = "created"
     else:
         golden = chunk.goldens.get(golden_id)
@@ -517,6 +522,57 @@ def _apply(chunk: _Chunk, plan: _Plan) -> IngestResult | None:
         _Accepted(env=plan.env, sr=sr, match_values=plan.match_values, keys=plan.keys, golden_id=golden_id)
     )
     return IngestResult(source_id=sr.source_id, outcome=outcome, golden_id=str(golden_id))
+
+
+def _review_open(chunk: _Chunk, plan: _Plan, now: dt.datetime) -> None:
+    """stewardship's `review_task_open_for_match` for a record the matcher was unsure about, in memory: its
+    candidates' survivors (the chunk's new golden records are their own, and active), live ones only, the best
+    score per survivor, best first; a steward's not-a-match cannot involve a source record not written yet."""
+    from stewardship.models import ReviewStatus, ReviewTask
+    from stewardship.services.reviews import candidate_json, review_priority
+
+    spec = chunk.spec
+    made = {g for g, golden in chunk.goldens.items() if golden is not None and golden.new}
+    candidates = list(plan.outcome.candidates)
+    stored = {uuid.UUID(str(c.golden_id)) for c in candidates if c.golden_id} - made
+    survivors = golden_survivor_map(spec.name, stored) if stored else {}
+    live = (
+        set(
+            spec.model.objects.filter(pk__in=set(survivors.values()))
+            .exclude(status=GoldenStatus.MERGED)
+            .values_list("pk", flat=True)
+        )
+        if survivors
+        else set()
+    )
+    best: dict[uuid.UUID, dict] = {}
+    for cand in candidates:
+        if not cand.golden_id:
+            continue
+        gid = uuid.UUID(str(cand.golden_id))
+        survivor = gid if gid in made else survivors.get(gid)
+        if survivor is None or survivor == plan.golden_id or (survivor not in made and survivor not in live):
+            continue
+        item = candidate_json(cand, golden_id=survivor)
+        if survivor not in best or best[survivor]["score"] < item["score"]:
+            best[survivor] = item
+    kept = sorted(best.values(), key=lambda c: (-c["score"], c["golden_id"]))
+    if not kept:
+        return
+    task = ReviewTask(
+        domain=spec.name,
+        golden_id=plan.golden_id,
+        source_record_id=plan.sr.pk,  # temporary until written
+        candidates=kept,
+        score=kept[0]["score"],
+        reason=kept[0]["reason"],
+        status=ReviewStatus.OPEN,
+        priority=review_priority(kept),
+        created_by=current_context().actor,
+        created_at=now,
+        updated_at=now,
+    )
+    chunk.reviews.append(task)
 
 
 def _sync_conflicts(chunk: _Chunk, sources: list[SourceRecord], survival, now: dt.datetime) -> None:
@@ -954,6 +1010,7 @@ def _flush(chunk: _Chunk) -> None:
     exc_history, chunk.exc_history = chunk.exc_history, []
     events, chunk.events = chunk.events, []
     conflicted, chunk.conflicted = chunk.conflicted, {}
+    reviews, chunk.reviews = chunk.reviews, []
     chunk.open_conflicts = {}
     chunk.ov_xrefs.clear()
     if not accepted:
@@ -1077,8 +1134,22 @@ def _flush(chunk: _Chunk) -> None:
             )
     if conflicted:
         _update(SourceRecord, list(conflicted.values()), ["conflicts"])
+    _reviews_write(reviews, real_id)
 
     outbox_on_events(events=_insert(ChangeEvent, events, ids=True))
+
+
+def _reviews_write(reviews: list, real_id: dict[int, int]) -> None:
+    """The review tasks the chunk opened, with their history rows, once their source records are written."""
+    if not reviews:
+        return
+    from stewardship.models import ReviewTask
+
+    for task in reviews:
+        task.source_record_id = real_id[task.source_record_id]
+    _insert(ReviewTask, reviews, ids=True)
+    reason = current_context().reason or None
+    _history_rows(ReviewTask, [("+", reason, _snapshot(task), task.created_at) for task in reviews])
 
 
 def outbox_on_events(*, events: list[ChangeEvent]) -> None:
