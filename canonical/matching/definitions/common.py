@@ -211,7 +211,7 @@ LOCATION_DATA = "_location"
 def location_data(address: Any, postal: Any, city: Any) -> tuple:
     """What `location_comparison` needs of one side, worked out once per record rather than once per pair: the
     three values it was made from, the address shown, the house number and the address's sorted words."""
-    shown = ", ".join(x for x in (address, postal, city) if x) or None
+    shown = ", ".join(filter(None, (address, postal, city))) or None
     if not address:
         return address, postal, city, shown, None, None
     return address, postal, city, shown, house_number(address), sorted_words(address)
@@ -289,14 +289,15 @@ def name_data(core: str, tokens: tuple[str, ...] | None) -> tuple:
     the core name and tokens it was made from, the name's digits, the name without spaces, the distinctive words
     joined (or the name), and both with their words sorted."""
     words = " ".join(tokens or ()) or core
+    sorted_core = sorted_words(core)
     return (
         core,
         tokens,
         tuple(_digits(core)),
         core.replace(" ", ""),
         words,
-        sorted_words(core),
-        sorted_words(words),
+        sorted_core,
+        sorted_core if words == core else sorted_words(words),
     )
 
 

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import pytest
+from cleanco import basename as cleanco_basename
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz
@@ -31,7 +32,7 @@ from canonical.matching.definitions.common import (
     token_sort_similarity,
     within_one_edit_or_swap,
 )
-from canonical.matching.normalize import house_number
+from canonical.matching.normalize import house_number, legal_basename
 
 LABELLED = Path(__file__).resolve().parents[3] / "fixtures" / "labelled"
 
@@ -410,3 +411,19 @@ def test_location_equals_the_reference_on_hand_built_features(sa, sb, pa, pb, ca
     prepared_a = {**a, "_location": location_data(sa, pa, ca)}
     prepared_b = {**b, "_location": location_data(sb, pb, cb)}
     assert address.compare(prepared_a, prepared_b) == want
+
+
+_ASCII_LEGAL = "GmbH Co. KG Ltd Ltd. S.A. de C.V. sp. z o.o. AG Inc LLC B.V. SA Pty".split()
+_ASCII_WORDS = ["Acme", "Muller", "&", "-", ",", "Co", "Holding", "Societe", "A.", "and", "Group", "(Pty)", "S", "A"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(st.sampled_from(_ASCII_LEGAL + _ASCII_WORDS) | st.text(alphabet="ab .,-&", max_size=5), max_size=6),
+    st.sampled_from(["", ".", " ,", "!", "  "]),
+)
+def test_legal_basename_is_cleancos_basename_on_ascii_names(words, tail):
+    """The ASCII path (cleanco's suffix loop without normalising again, or no term to try) removes what cleanco
+    removes: company names reach it transliterated, so it is the path they all take."""
+    name = " ".join(words) + tail
+    assert legal_basename(name) == cleanco_basename(name)
