@@ -1149,7 +1149,13 @@ def _reviews_write(reviews: list, real_id: dict[int, int]) -> None:
         task.source_record_id = real_id[task.source_record_id]
     _insert(ReviewTask, reviews, ids=True)
     reason = current_context().reason or None
-    _history_rows(ReviewTask, [("+", reason, _snapshot(task), task.created_at) for task in reviews])
+    _history_rows(
+        ReviewTask,
+        _snapshot_columns(ReviewTask, [_snapshot(task) for task in reviews]),
+        history_type=["+"] * len(reviews),
+        reason=[reason] * len(reviews),
+        date=[task.created_at for task in reviews],
+    )
 
 
 def outbox_on_events(*, events: list[ChangeEvent]) -> None:
