@@ -46,9 +46,12 @@ def text_similarity(a: str, b: str) -> float:
 
 def sorted_words(text: str) -> str | None:
     """`text`'s words sorted and joined by single spaces, as rapidfuzz's token-sort ratio compares them, so a
-    feature can hold it once instead of every pair sorting it again. None for text that is not ASCII (rapidfuzz
-    splits on its own idea of white space there: that text is left to it)."""
-    return " ".join(sorted(text.split())) if text.isascii() else None
+    feature can hold it once instead of every pair sorting it again (`text` itself when that is the same). None
+    for text that is not ASCII (rapidfuzz splits on its own idea of white space there: it is left to it)."""
+    if not text.isascii():
+        return None
+    words = " ".join(sorted(text.split()))
+    return text if words == text else words
 
 
 def token_sort_similarity(a: str, b: str, sorted_a: str | None, sorted_b: str | None) -> float:
@@ -289,6 +292,8 @@ def name_data(core: str, tokens: tuple[str, ...] | None) -> tuple:
     the core name and tokens it was made from, the name's digits, the name without spaces, the distinctive words
     joined (or the name), and both with their words sorted."""
     words = " ".join(tokens or ()) or core
+    if words == core:
+        words = core  # the same string held once
     sorted_core = sorted_words(core)
     return (
         core,
@@ -297,7 +302,7 @@ def name_data(core: str, tokens: tuple[str, ...] | None) -> tuple:
         core.replace(" ", ""),
         words,
         sorted_core,
-        sorted_core if words == core else sorted_words(words),
+        sorted_core if words is core else sorted_words(words),
     )
 
 
