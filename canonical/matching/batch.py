@@ -20,9 +20,8 @@ a source record whose values changed is simply a new entry).
 
 from __future__ import annotations
 
-import heapq
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from operator import itemgetter
 from typing import Any
 
@@ -106,6 +105,21 @@ def content_key(values: dict) -> tuple:
     return _frozen(values)
 
 
+def _ranked(by_type: dict[str, set[str]]) -> list[str]:
+    """The MAX_CANDIDATES golden ids sharing keys of the most key types (then by id): fuzzy's ranking."""
+    if len(by_type) == 1:
+        (goldens,) = by_type.values()
+        return sorted(goldens)[:MAX_CANDIDATES]
+    shared = Counter()
+    for goldens in by_type.values():
+        shared.update(goldens)
+    ranked = sorted(shared)
+    if len(ranked) > MAX_CANDIDATES:
+        ranked.sort(key=shared.__getitem__, reverse=True)  # stable: equals stay by id
+        del ranked[MAX_CANDIDATES:]
+    return ranked
+
+
 def _decode_values(text: str) -> dict:
     """Stored values read as JSON text, decoded as the JSONField decodes them."""
     from canonical.models import SourceRecord
@@ -142,6 +156,7 @@ class BatchMatch:
         # whose count (at least KEY_CAP + 1) is in _db_common
         self._db_rows: dict[Key, list[tuple[str, int]] | None] = {}
         self._db_common: dict[Key, int] = {}
+        self._db_groups: dict[Key, dict[str, list[int]]] = {}  # a key's rows by golden id (made when first needed)
         self._sr_keys: dict[int, set[Key]] = defaultdict(set)  # source record id -> cached keys listing it
         self._db_sr_golden: dict[int, uuid.UUID | None] = {}
         # golden id -> its live source records: (id, stored values as JSON text, or as a dict once the overlay's)
@@ -154,6 +169,7 @@ class BatchMatch:
     def overlay_clear(self) -> None:
         """The overlay was written (or dropped): forget it."""
         self._ov_rows: dict[Key, list[tuple[str, int]]] = defaultdict(list)
+        self._ov_groups: dict[Key, dict[str, list[int]]] = defaultdict(dict)  # the same by golden id
         self._ov_sr_golden: dict[int, uuid.UUID] = {}
         self._ov_sources: dict[uuid.UUID, list[tuple[int, dict]]] = defaultdict(list)
         self._ov_applied = 0
@@ -164,6 +180,7 @@ class BatchMatch:
         golden = str(golden_id)
         for key in keys:
             self._ov_rows[key].append((golden, temp_id))
+            self._ov_groups[key].setdefault(golden, []).append(temp_id)
         self._ov_sr_golden[temp_id] = golden_id
         self._ov_sources[golden_id].append((temp_id, values))
         self._ov_applied += 1
@@ -174,6 +191,7 @@ class BatchMatch:
         """The overlay was written with these source record ids (temporary id -> real): it is database now."""
         for key, found in self._ov_rows.items():
             cached = self._db_rows.get(key)
+            self._db_groups.pop(key, None)
             if cached is not None:  # all its rows: add the overlay's
                 cached += [(golden, real_ids[sid]) for golden, sid in found]
                 if len(cached) > KEY_CAP:  # now too common to block on: its count is enough
@@ -229,28 +247,26 @@ class BatchMatch:
         # The sources of each record's best-ranked golden records as the database alone ranks them; match()
         # reads any others it needs once the overlay is counted in (rare: a key the overlay makes too common).
         sr_ids: set[int] = set()
+        groups_of = self._groups
         for keys in per_record:
-            shared: dict[str, set[str]] = {}
-            via: dict[str, set[int]] = {}
+            by_type: dict[str, set[str]] = {}
+            used: list[dict[str, list[int]]] = []
             for key in keys:
                 found = db_rows[key]
                 if not found or len(found) > KEY_CAP:
                     continue
-                key_type = key[0]
-                for golden_id, source_record_id in found:
-                    types = shared.get(golden_id)
-                    if types is None:
-                        shared[golden_id] = {key_type}
-                        via[golden_id] = {source_record_id}
-                    else:
-                        types.add(key_type)
-                        via[golden_id].add(source_record_id)
-            if len(shared) > MAX_CANDIDATES:
-                for g in heapq.nsmallest(MAX_CANDIDATES, shared, key=lambda g: (-len(shared[g]), g)):
-                    sr_ids |= via[g]
-            else:
-                for found_ids in via.values():
-                    sr_ids |= found_ids
+                groups = groups_of(key, found)
+                used.append(groups)
+                goldens = by_type.get(key[0])
+                if goldens is None:
+                    by_type[key[0]] = set(groups)
+                else:
+                    goldens.update(groups)
+            for golden_id in _ranked(by_type):
+                for groups in used:
+                    sids = groups.get(golden_id)
+                    if sids is not None:
+                        sr_ids.update(sids)
         self._load_sources(sr_ids)
 
     def _load_sources(self, sr_ids: set[int]) -> None:
@@ -284,6 +300,8 @@ class BatchMatch:
 
     def _rows_add(self, rows: dict[Key, list[tuple[str, int]]], common: dict[Key, int]) -> None:
         self._db_rows.update(rows)
+        for key in rows:
+            self._db_groups.pop(key, None)
         sr_keys = self._sr_keys
         for key, found in rows.items():
             for _, sid in found:
@@ -336,6 +354,7 @@ class BatchMatch:
                     else:
                         del self._db_common[key]
                         del self._db_rows[key]
+                        self._db_groups.pop(key, None)
                         self._db_counts.pop(key, None)
         for sid in sr_ids:
             for key in self._sr_keys.pop(sid, set()):  # its old rows
@@ -343,9 +362,11 @@ class BatchMatch:
                 if found is None:
                     continue
                 self._db_rows[key] = [row for row in found if row[1] != sid]
+                self._db_groups.pop(key, None)
                 self._db_counts.pop(key, None)
             for key, golden in new_keys.get(sid, ()):  # its new rows
                 self._db_counts.pop(key, None)
+                self._db_groups.pop(key, None)
                 found = self._db_rows.get(key)
                 if found is not None:
                     found.append((golden, sid))
@@ -406,6 +427,19 @@ class BatchMatch:
 
         return tf
 
+    def _groups(self, key: Key, found: list[tuple[str, int]]) -> dict[str, list[int]]:
+        """A key's rows (all of them) by golden id."""
+        groups = self._db_groups.get(key)
+        if groups is None:
+            groups = self._db_groups[key] = {}
+            for golden_id, source_record_id in found:
+                sids = groups.get(golden_id)
+                if sids is None:
+                    groups[golden_id] = [source_record_id]
+                else:
+                    sids.append(source_record_id)
+        return groups
+
     def _prepared(self, sid: int, stored: str | dict) -> dict:
         features = self._features.get(sid)
         if features is None:
@@ -433,33 +467,41 @@ class BatchMatch:
             self._rows_add(*key_rows_bulk(self.domain, missing))
         # the database's rows then the overlay's, at most KEY_CAP + 1 per key (fuzzy's _key_rows)
         counts: dict[Key, int] = {}
-        shared: dict[str, set[str]] = {}
-        via: dict[str, set[int]] = {}
+        # the golden ids each key type's keys point at, and each usable key's rows by golden id
+        by_type: dict[str, set[str]] = {}
+        used: list[dict[str, list[int]]] = []
         for key in keys:
             found = db_rows[key]
-            if found is None or len(found) > KEY_CAP:
+            if found is None:
                 counts[key] = KEY_CAP + 1
                 continue  # too common to block on
             extra = ov_rows.get(key)
+            count = len(found) + len(extra) if extra else len(found)
+            if count > KEY_CAP:
+                counts[key] = KEY_CAP + 1
+                continue
+            counts[key] = count
+            if not count:
+                continue
+            goldens = by_type.get(key[0])
+            if goldens is None:
+                goldens = by_type[key[0]] = set()
+            if found:
+                groups = self._groups(key, found)
+                goldens.update(groups)
+                used.append(groups)
             if extra:
-                found = found + extra[: KEY_CAP + 1 - len(found)]
-                if len(found) > KEY_CAP:
-                    counts[key] = KEY_CAP + 1
-                    continue
-            counts[key] = len(found)
-            key_type = key[0]
-            for golden_id, source_record_id in found:
-                types = shared.get(golden_id)
-                if types is None:
-                    shared[golden_id] = {key_type}
-                    via[golden_id] = {source_record_id}
-                else:
-                    types.add(key_type)
-                    via[golden_id].add(source_record_id)
-        if not shared:
+                groups = self._ov_groups[key]
+                goldens.update(groups)
+                used.append(groups)
+        if not by_type:
             return self.matcher.decide(defn, []), list(keys)
-        ranked = heapq.nsmallest(MAX_CANDIDATES, shared, key=lambda g: (-len(shared[g]), g))  # sorted()[:n]
-        found_ids = [sid for g in ranked for sid in via[g]]
+        found_ids: list[int] = []
+        for golden_id in _ranked(by_type):
+            for groups in used:
+                sids = groups.get(golden_id)
+                if sids is not None:
+                    found_ids += sids
         self._load_sources({sid for sid in found_ids if sid >= 0})
         current: set[uuid.UUID] = set()
         for sid in found_ids:
