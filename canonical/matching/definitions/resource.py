@@ -79,6 +79,8 @@ def _align(a: Features, b: Features) -> tuple[bool, str | None, str | None]:
     if not (a["first"] and a["last"] and b["first"] and b["last"]):
         return False, b["first"], b["last"]
     straight = jw(a["first"], b["first"]) + jw(a["last"], b["last"])
+    if straight + 0.2 >= 2.0:  # read the other way round it could not score more (at most 1 + 1)
+        return False, b["first"], b["last"]
     swapped = jw(a["first"], b["last_as_first"]) + jw(a["last"], b["first_as_last"])
     if swapped > straight + 0.2:
         return True, b["last_as_first"], b["first_as_last"]

@@ -171,6 +171,52 @@ def ref_company_name(feature: str = "name_core"):
     return compare
 
 
+def _align(a, b):
+    if not (a["first"] and a["last"] and b["first"] and b["last"]):
+        return False, b["first"], b["last"]
+    straight = jw(a["first"], b["first"]) + jw(a["last"], b["last"])
+    swapped = jw(a["first"], b["last_as_first"]) + jw(a["last"], b["first_as_last"])
+    if swapped > straight + 0.2:
+        return True, b["last_as_first"], b["first_as_last"]
+    return False, b["first"], b["last"]
+
+
+def ref_compare_first(a, b):
+    swapped, b_first, _ = _align(a, b)
+    va, vb = a["first"], b_first
+    raw_b = b["last"] if swapped else b["first_raw"]
+    shown_b = f"{raw_b} (swapped)" if swapped else raw_b
+    if not va or not vb:
+        return None, a["first_raw"], shown_b
+    if va == vb:
+        level = "exact" if a["first_raw"] == (b["last"] if swapped else b["first_raw"]) else "nickname"
+        return level, a["first_raw"], shown_b
+    if len(a["first_raw"] or "") == 1 or len(raw_b or "") == 1:
+        return ("initial" if va[0] == vb[0] else "different"), a["first_raw"], shown_b
+    sim = jw(va, vb)
+    if sim >= 0.92:
+        return "similar", a["first_raw"], shown_b
+    if sim >= 0.80:
+        return "somewhat similar", a["first_raw"], shown_b
+    return "different", a["first_raw"], shown_b
+
+
+def ref_compare_last(a, b):
+    swapped, _, b_last = _align(a, b)
+    va, vb = a["last"], b_last
+    shown_b = f"{vb} (swapped)" if swapped else vb
+    if not va or not vb:
+        return None, va, shown_b
+    if va == vb:
+        return "exact", va, shown_b
+    sim = jw(va, vb)
+    if sim >= 0.92:
+        return "similar", va, shown_b
+    if sim >= 0.80:
+        return "somewhat similar", va, shown_b
+    return "different", va, shown_b
+
+
 # The comparisons this change rewrote, by domain and name: their reference. The others are unchanged.
 REFERENCE = {
     "customer": {
@@ -189,6 +235,8 @@ REFERENCE = {
         "address": ref_location(),
     },
     "resource": {
+        "first name": ref_compare_first,
+        "last name": ref_compare_last,
         "employee number": ref_exact_or_different("employee_number"),
         "national id": ref_exact_or_different("national_id", typo=True),
         "date of birth": ref_date("dob"),
@@ -299,6 +347,27 @@ HAND_MADE = [
         "different",
     ),
     ("resource", "national id", {"national_id": "AB123"}, {"national_id": "BA123"}, "one typo apart"),
+    (
+        "resource",
+        "first name",
+        {"first_name": "Jane", "last_name": "Doe"},
+        {"first_name": "Doe", "last_name": "Jane"},
+        "exact",
+    ),
+    (
+        "resource",
+        "last name",
+        {"first_name": "Jane", "last_name": "Doe"},
+        {"first_name": "Doe", "last_name": "Jane"},
+        "exact",
+    ),
+    (
+        "resource",
+        "first name",
+        {"first_name": "Bill", "last_name": "Doe"},
+        {"first_name": "William", "last_name": "Doe"},
+        "nickname",
+    ),
     ("resource", "date of birth", {"date_of_birth": "1980-03-04"}, {"date_of_birth": "1980-04-03"}, "one typo apart"),
     ("resource", "date of birth", {"date_of_birth": "1980-03-04"}, {"date_of_birth": "1980-03-40"}, "one typo apart"),
     ("resource", "date of birth", {"date_of_birth": "1980-03-04"}, {"date_of_birth": "1980-12-25"}, "same year"),
