@@ -177,6 +177,7 @@ class Scorer:
             for i, comp in enumerate(comparisons)
             if comp.tf_key and comp.levels
         )
+        self.tf_levels = tuple((i, tf_level) for i, tf_level, *_ in self.tf_items)
         self.checks = tuple(rule.check for rule in hard_rules)
         self._indexes: dict[frozenset[str], tuple[int, ...]] = {}
 
@@ -193,7 +194,12 @@ class Scorer:
         results = [compare(a, b) for compare in self.compares]
         # each field's weight from its level, or (weight, adjustment) where term frequencies adjust it; kept for
         # the explanation only when one is adjusted (else the tables give them again)
-        weights = self._adjusted(a, results, tf) if tf is not None and self.tf_items else None
+        weights = None
+        if tf is not None:
+            for i, tf_level in self.tf_levels:
+                if results[i][0] == tf_level:  # an exact level term frequencies may adjust
+                    weights = self._adjusted(a, results, tf)
+                    break
         total = self.prior_weight  # plus each field's weight, in the comparisons' order
         try:
             if weights is None:
@@ -212,7 +218,14 @@ class Scorer:
             veto = check(a, b)
             if veto:
                 return Scored._recorded(self, -math.inf, 0.0, veto, results, weights)
-        return Scored._recorded(self, total, probability(total), None, results, weights)
+        if total > 60:  # probability(total), written out
+            p = 1.0
+        elif total < -60:
+            p = 0.0
+        else:
+            odds = 2.0**total
+            p = odds / (1.0 + odds)
+        return Scored._recorded(self, total, p, None, results, weights)
 
     def _adjusted(self, a: dict, results: list, tf: Callable[[str, str], float | None]) -> list | None:
         """Each field's weight with the term-frequency adjustments, or None if no field's weight is adjusted."""
