@@ -287,13 +287,26 @@ class BatchMatch:
             return
         for g in goldens:
             self._db_sources[g] = []
-        rows = (
-            SourceRecord.objects.filter(
-                domain=self.domain, golden_id__in=goldens, status=SourceStatus.APPLIED, deleted=False
+        if connection.vendor == "postgresql":
+            # each golden record's live sources by the (domain, golden_id) index, whatever the statistics say (a
+            # table that grew in this transaction has none), as fuzzy's live_sources_of
+            table = connection.ops.quote_name(SourceRecord._meta.db_table)
+            sql = (
+                f"SELECT s.id, s.golden_id, s.stored FROM unnest(%s::uuid[]) AS g(golden_id) CROSS JOIN LATERAL "
+                f'(SELECT id, golden_id, "values"::text AS stored FROM {table} WHERE domain = %s '
+                f"AND golden_id = g.golden_id AND status = %s AND NOT deleted) AS s ORDER BY s.id"
             )
-            .order_by("pk")
-            .values_list("pk", "golden_id", Cast("values", TextField()))
-        )
+            with connection.cursor() as cur:
+                cur.execute(sql, [list(goldens), self.domain, SourceStatus.APPLIED.value])
+                rows = cur.fetchall()
+        else:
+            rows = (
+                SourceRecord.objects.filter(
+                    domain=self.domain, golden_id__in=goldens, status=SourceStatus.APPLIED, deleted=False
+                )
+                .order_by("pk")
+                .values_list("pk", "golden_id", Cast("values", TextField()))
+            )
         for pk, golden_id, stored in rows:
             self._db_sources[golden_id].append((pk, stored))
             self._src_of[pk] = golden_id
@@ -335,12 +348,12 @@ class BatchMatch:
         # A common key's rows were not read, so whether one of these records had a row there that is gone now is
         # not known: unless a record is still live with the same values as read (so the same keys), count its
         # row as gone. A key that may have KEY_CAP rows or fewer now is read again when needed.
+        live: dict[int, str] = {
+            sid: stored for sid, _, status, deleted, stored in rows if status == SourceStatus.APPLIED and not deleted
+        }
+        # live before (among the sources read) and live now: the live count is the same
+        same_population = all(sid in live and sid in self._src_of for sid in sr_ids)
         if self._db_common:
-            live: dict[int, str] = {
-                sid: stored
-                for sid, _, status, deleted, stored in rows
-                if status == SourceStatus.APPLIED and not deleted
-            }
             changed = 0
             for sid in sr_ids:
                 old = self._src_of.get(sid)
@@ -357,7 +370,16 @@ class BatchMatch:
                         self._db_groups.pop(key, None)
                         self._db_counts.pop(key, None)
         for sid in sr_ids:
-            for key in self._sr_keys.pop(sid, set()):  # its old rows
+            old_keys = self._sr_keys.pop(sid, set())
+            kept: set[Key] = set()  # rows it still has as they were (read again unchanged): nothing to patch
+            for key, golden in new_keys.get(sid, ()):
+                if key in old_keys:
+                    found = self._db_rows.get(key)
+                    if found is not None and sid in self._groups(key, found).get(golden, ()):
+                        kept.add(key)
+            if kept:
+                self._sr_keys[sid] = kept
+            for key in old_keys - kept:  # its old rows
                 found = self._db_rows.get(key)
                 if found is None:
                     continue
@@ -365,6 +387,8 @@ class BatchMatch:
                 self._db_groups.pop(key, None)
                 self._db_counts.pop(key, None)
             for key, golden in new_keys.get(sid, ()):  # its new rows
+                if key in kept:
+                    continue
                 self._db_counts.pop(key, None)
                 self._db_groups.pop(key, None)
                 found = self._db_rows.get(key)
@@ -389,7 +413,8 @@ class BatchMatch:
             if golden_id in self._db_sources and status == SourceStatus.APPLIED and not deleted:
                 self._db_sources[golden_id] = sorted([*self._db_sources[golden_id], (sid, stored)], key=lambda r: r[0])
                 self._src_of[sid] = golden_id
-        self._db_population = None
+        if not (same_population and self._db_population is not None and self._db_population < _POPULATION_CACHE_FROM):
+            self._db_population = None
 
     def _population(self) -> int:
         """fuzzy's `_population` as it would read with the overlay written (an exact count gets the overlay added;
