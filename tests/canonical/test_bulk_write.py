@@ -25,6 +25,7 @@ from canonical.services import bulk
 from canonical.services.bulk import source_records_ingest_bulk
 from canonical.services.ingest import envelope_parse
 from connectors.models import Delivery, FeedEntry
+from stewardship.models import ReviewTask
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +53,7 @@ VALUES = [
 
 
 def written_models() -> list:
-    models = [SourceRecord, CrossReference, MatchKey, DataException, ChangeEvent, FeedEntry, Delivery]
+    models = [SourceRecord, CrossReference, MatchKey, DataException, ChangeEvent, FeedEntry, Delivery, ReviewTask]
     models += [get_domain(d).model for d in DOMAINS]
     return models + [m.history.model for m in models if hasattr(m, "history")]
 
