@@ -1163,7 +1163,7 @@ def outbox_on_events(*, events: list[ChangeEvent]) -> None:
     deliveries and deal cycles, with the push targets worked out once per kind of event."""
     from connectors.models import Delivery, FeedEntry
     from connectors.services.deals import deal_on_event
-    from connectors.services.outbox import push_targets, relay_kick
+    from connectors.services.outbox import push_connections, push_targets, relay_kick
 
     if not events:
         return
@@ -1175,11 +1175,14 @@ def outbox_on_events(*, events: list[ChangeEvent]) -> None:
         xid = 0
     _insert_columns(FeedEntry, len(events), {"event_id": [event.pk for event in events], "xid": [xid] * len(events)})
     targets: dict[tuple, list[str]] = {}
+    connections = None  # read once for the whole flush
     deliveries = []
     for event in events:
         kind = (event.domain, event.type, event.origin_system_id, tuple(event.changed_fields or ()))
         if kind not in targets:
-            targets[kind] = push_targets(event)
+            if connections is None:
+                connections = push_connections()
+            targets[kind] = push_targets(event, connections)
         deliveries += [
             Delivery(event=event, system_id=code, domain=event.domain, golden_id=event.golden_id, version=event.version)
             for code in targets[kind]

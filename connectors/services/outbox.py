@@ -26,10 +26,16 @@ _ALWAYS = {ChangeEventType.CREATED, ChangeEventType.DEACTIVATED, ChangeEventType
            ChangeEventType.MERGED, ChangeEventType.UNMERGED}  # fmt: skip
 
 
-def push_targets(event: ChangeEvent) -> list[str]:
-    """Codes of the systems this event is pushed to."""
+def push_connections() -> list[Connection]:
+    """The enabled connections with their systems: what push_targets reads (once per event unless given)."""
+    return list(Connection.objects.filter(enabled=True).select_related("system"))
+
+
+def push_targets(event: ChangeEvent, connections: list[Connection] | None = None) -> list[str]:
+    """Codes of the systems this event is pushed to (`connections`: push_connections(), read once for many
+    events written together)."""
     targets = []
-    for conn in Connection.objects.filter(enabled=True).select_related("system"):
+    for conn in push_connections() if connections is None else connections:
         system = conn.system
         if not system.is_active or system.code == event.origin_system_id:
             continue
