@@ -191,10 +191,15 @@ class BatchMatch:
         """The overlay was written with these source record ids (temporary id -> real): it is database now."""
         for key, found in self._ov_rows.items():
             cached = self._db_rows.get(key)
-            self._db_groups.pop(key, None)
             if cached is not None:  # all its rows: add the overlay's
-                cached += [(golden, real_ids[sid]) for golden, sid in found]
+                added = [(golden, real_ids[sid]) for golden, sid in found]
+                cached += added
+                groups = self._db_groups.get(key)
+                if groups is not None:
+                    for golden, sid in added:
+                        groups.setdefault(golden, []).append(sid)
                 if len(cached) > KEY_CAP:  # now too common to block on: its count is enough
+                    self._db_groups.pop(key, None)
                     for _, sid in cached:
                         listed = self._sr_keys.get(sid)
                         if listed is not None:
@@ -289,12 +294,13 @@ class BatchMatch:
             self._db_sources[g] = []
         if connection.vendor == "postgresql":
             # each golden record's live sources by the (domain, golden_id) index, whatever the statistics say (a
-            # table that grew in this transaction has none), as fuzzy's live_sources_of
+            # table that grew in this transaction has none): OFFSET 0 keeps the planner from flattening the LATERAL
+            # subquery into a hash join over every live source record of the domain (10 ms → 2 ms at 10,000)
             table = connection.ops.quote_name(SourceRecord._meta.db_table)
             sql = (
                 f"SELECT s.id, s.golden_id, s.stored FROM unnest(%s::uuid[]) AS g(golden_id) CROSS JOIN LATERAL "
                 f'(SELECT id, golden_id, "values"::text AS stored FROM {table} WHERE domain = %s '
-                f"AND golden_id = g.golden_id AND status = %s AND NOT deleted) AS s ORDER BY s.id"
+                f"AND golden_id = g.golden_id AND status = %s AND NOT deleted OFFSET 0) AS s ORDER BY s.id"
             )
             with connection.cursor() as cur:
                 cur.execute(sql, [list(goldens), self.domain, SourceStatus.APPLIED.value])
@@ -390,12 +396,15 @@ class BatchMatch:
                 if key in kept:
                     continue
                 self._db_counts.pop(key, None)
-                self._db_groups.pop(key, None)
                 found = self._db_rows.get(key)
                 if found is not None:
                     found.append((golden, sid))
+                    groups = self._db_groups.get(key)
+                    if groups is not None:
+                        groups.setdefault(golden, []).append(sid)
                     self._sr_keys[sid].add(key)
                     if len(found) > KEY_CAP:  # now too common to block on: its count is enough
+                        self._db_groups.pop(key, None)
                         for _, other in found:
                             listed = self._sr_keys.get(other)
                             if listed is not None:
