@@ -136,7 +136,8 @@ def _population_cache_key(domain: str) -> str:
 
 
 class BatchMatch:
-    """See the module docstring. One instance per (bulk ingest chunk, domain)."""
+    """See the module docstring. One instance per (bulk ingest chunk, domain), or one for the chunks of one bulk
+    ingest call (its transaction) with `next_chunk()` between them."""
 
     def __init__(self, *, domain: str, matcher: FuzzyMatcher):
         self.domain = domain
@@ -226,6 +227,18 @@ class BatchMatch:
         else:
             self._db_population = None
         self.overlay_clear()
+
+    # Past this many keys read, next_chunk() forgets what was read (a few hundred bytes a key and its rows).
+    MAX_KEYS_KEPT = 200_000
+
+    def next_chunk(self) -> None:
+        """Between two chunks of one bulk ingest call, once the first is written (overlay_written): what was read
+        is still what the database holds, so it is kept for the next (read again only past MAX_KEYS_KEPT keys)."""
+        self.overlay_clear()
+        self._probes = {}
+        self._last_probe = None
+        if len(self._db_rows) > self.MAX_KEYS_KEPT:
+            self.invalidate()
 
     def keys(self, values: dict) -> list[Key]:
         return list(self._probe(values, content_key(values))[1])
