@@ -120,6 +120,21 @@ def _ranked(by_type: dict[str, set[str]]) -> list[str]:
     return ranked
 
 
+def _ranked_rows(ranked: list[str], used: list[dict[str, list[int]]]):
+    """The source record ids of the ranked golden ids' rows in these keys' rows by golden id (in no order)."""
+    ranked_set = set(ranked)
+    for groups in used:
+        if len(groups) <= len(ranked):
+            for golden_id, sids in groups.items():
+                if golden_id in ranked_set:
+                    yield sids
+        else:
+            for golden_id in ranked:
+                sids = groups.get(golden_id)
+                if sids is not None:
+                    yield sids
+
+
 def _decode_values(text: str) -> dict:
     """Stored values read as JSON text, decoded as the JSONField decodes them."""
     from canonical.models import SourceRecord
@@ -280,11 +295,8 @@ class BatchMatch:
                     by_type[key[0]] = set(groups)
                 else:
                     goldens.update(groups)
-            for golden_id in _ranked(by_type):
-                for groups in used:
-                    sids = groups.get(golden_id)
-                    if sids is not None:
-                        sr_ids.update(sids)
+            for sids in _ranked_rows(_ranked(by_type), used):
+                sr_ids.update(sids)
         self._load_sources(sr_ids)
 
     def _load_sources(self, sr_ids: set[int]) -> None:
@@ -544,11 +556,8 @@ class BatchMatch:
         if not by_type:
             return self.matcher.decide(defn, []), list(keys)
         found_ids: list[int] = []
-        for golden_id in _ranked(by_type):
-            for groups in used:
-                sids = groups.get(golden_id)
-                if sids is not None:
-                    found_ids += sids
+        for sids in _ranked_rows(_ranked(by_type), used):
+            found_ids += sids
         self._load_sources({sid for sid in found_ids if sid >= 0})
         current: set[uuid.UUID] = set()
         for sid in found_ids:

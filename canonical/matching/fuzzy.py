@@ -106,16 +106,26 @@ class _GoldenScore:
 def golden_scores(defn: MatchDefinition, per_golden: dict[uuid.UUID, list[Scored]]) -> list[_GoldenScore]:
     """Each golden record's score from its source records' (in the order they were read: by pk), best first."""
     scored = []
+    identifiers = defn.identifiers
     for golden_id, results in per_golden.items():
-        vetoed = next((r for r in results if r.veto), None)
         if len(results) == 1:
             best = worst = results[0]
+            vetoed = best if best.veto else None
         else:
-            ordered = sorted(results, key=lambda r: -r.weight)
+            vetoed = next((r for r in results if r.veto), None)
+            ordered = sorted(results, key=_minus_weight)
             best, worst = ordered[0], ordered[-1]
-        scored.append(_GoldenScore(golden_id, best, worst, vetoed, len(results), best.exact_on(defn.identifiers)))
-    scored.sort(key=lambda g: (-(g.best.weight if g.vetoed is None else float("-inf")), str(g.golden_id)))
+        scored.append(_GoldenScore(golden_id, best, worst, vetoed, len(results), best.exact_on(identifiers)))
+    scored.sort(key=_golden_order)
     return scored
+
+
+def _minus_weight(scored: Scored) -> float:
+    return -scored.weight
+
+
+def _golden_order(g: _GoldenScore) -> tuple[float, str]:
+    return (-(g.best.weight if g.vetoed is None else float("-inf")), str(g.golden_id))
 
 
 def population_cache_key(domain: str) -> str:
