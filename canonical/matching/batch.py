@@ -203,6 +203,16 @@ class BatchMatch:
         if self._last_probe is not None and self._last_probe[0] == content_key(values):
             self._features.setdefault(temp_id, self._last_probe[1])  # prepared by match() already
 
+    def _now_common(self, key: Key, rows: list[tuple[str, int]]) -> None:
+        """A key whose rows grew past KEY_CAP is too common to block on: keep its count, drop its rows."""
+        self._db_groups.pop(key, None)
+        for _, sid in rows:
+            listed = self._sr_keys.get(sid)
+            if listed is not None:
+                listed.discard(key)
+        self._db_rows[key] = None
+        self._db_common[key] = len(rows)
+
     def overlay_written(self, real_ids: dict[int, int]) -> None:
         """The overlay was written with these source record ids (temporary id -> real): it is database now."""
         for key, found in self._ov_rows.items():
@@ -214,14 +224,8 @@ class BatchMatch:
                 if groups is not None:
                     for golden, sid in added:
                         groups.setdefault(golden, []).append(sid)
-                if len(cached) > KEY_CAP:  # now too common to block on: its count is enough
-                    self._db_groups.pop(key, None)
-                    for _, sid in cached:
-                        listed = self._sr_keys.get(sid)
-                        if listed is not None:
-                            listed.discard(key)
-                    self._db_rows[key] = None
-                    self._db_common[key] = len(cached)
+                if len(cached) > KEY_CAP:
+                    self._now_common(key, cached)
                 else:
                     for _, sid in found:
                         self._sr_keys[real_ids[sid]].add(key)
@@ -428,14 +432,8 @@ class BatchMatch:
                     if groups is not None:
                         groups.setdefault(golden, []).append(sid)
                     self._sr_keys[sid].add(key)
-                    if len(found) > KEY_CAP:  # now too common to block on: its count is enough
-                        self._db_groups.pop(key, None)
-                        for _, other in found:
-                            listed = self._sr_keys.get(other)
-                            if listed is not None:
-                                listed.discard(key)
-                        self._db_rows[key] = None
-                        self._db_common[key] = len(found)
+                    if len(found) > KEY_CAP:
+                        self._now_common(key, found)
                 # (a common key's count stays: its row may have been there before)
             old = self._src_of.pop(sid, None)
             if old is not None:
