@@ -6,7 +6,8 @@
 1. one query for the chunk's source ids that exist already, one for cross-references a push made for new
    ids, one for pending references waiting for them;
 2. records in order, a window at a time. A *simple* record — new to the hub, not deleted, valid, its references
-   resolved, the matcher saying "new" (a golden record of its own, complete) or "link" (to a golden record in
+   resolved, the matcher saying "new" or "review" (a golden record of its own, complete; for a review also the
+   steward's review task, as `review_task_open_for_match` opens it) or "link" (to a golden record in
    the database or one the chunk made) — is accepted in memory. The match decision is canonical/matching/
    batch.py's: fuzzy's scoring over candidates read in bulk for a window of records plus an in-memory overlay
    of what the chunk accepted so far, so a record sees the chunk's earlier records as record-by-record ingest
@@ -15,13 +16,13 @@
    order (pass 2) as `golden_record_create` / `golden_record_apply` would: survivorship, the golden record's
    new version and history row, the ChangeEvent, the non-owners' conflicts and ownership_conflict exceptions;
 3. anything else (an existing source record, a delete, an invalid or incomplete record, an unresolved or
-   golden-id reference, a review, a link that would leave a required field empty or to a golden record that is
+   golden-id reference, a link that would leave a required field empty or to a golden record that is
    not active or keeps a `retained` value, a record someone waits for) first writes what was accepted so far,
    then goes through the record-by-record pipeline, in order, so the result is the one record-by-record ingest
    gives. When pass 2 meets such a link, the window's later records are matched again after it;
 4. the write: SourceRecords, golden records (new and changed) and cross-references with their history rows
    (actor, channel, request id, user and reason as the `pre_create_historical_record` receiver in
-   canonical/audit.py stamps them — bulk writes send no signal), MatchKeys, DataExceptions with their history,
+   canonical/audit.py stamps them — bulk writes send no signal), MatchKeys, DataExceptions and review tasks with their history,
    the conflicts of source records already in the database, ChangeEvents in the order record-by-record ingest
    writes them, and the connectors' outbox fan-out (feed entries, deliveries, deal cycles) that the
    ChangeEvent post_save receiver would have run.
