@@ -526,38 +526,19 @@ def _apply(chunk: _Chunk, plan: _Plan) -> IngestResult | None:
 
 
 def _review_open(chunk: _Chunk, plan: _Plan, now: dt.datetime) -> None:
-    """stewardship's `review_task_open_for_match` for a record the matcher was unsure about, in memory: its
-    candidates' survivors (the chunk's new golden records are their own, and active), live ones only, the best
-    score per survivor, best first; a steward's not-a-match cannot involve a source record not written yet."""
+    """stewardship's `review_task_open_for_match` for a record the matcher was unsure about, in memory: the same
+    candidate filter, the chunk's new golden records (not written yet) counted as active survivors of their own."""
     from stewardship.models import ReviewStatus, ReviewTask
-    from stewardship.services.reviews import candidate_json, review_priority
+    from stewardship.services.reviews import review_candidates_filter, review_priority
 
     spec = chunk.spec
-    made = {g for g, golden in chunk.goldens.items() if golden is not None and golden.new}
-    candidates = list(plan.outcome.candidates)
-    stored = {uuid.UUID(str(c.golden_id)) for c in candidates if c.golden_id} - made
-    survivors = golden_survivor_map(spec.name, stored) if stored else {}
-    live = (
-        set(
-            spec.model.objects.filter(pk__in=set(survivors.values()))
-            .exclude(status=GoldenStatus.MERGED)
-            .values_list("pk", flat=True)
-        )
-        if survivors
-        else set()
+    kept = review_candidates_filter(
+        domain=spec.name,
+        golden_id=plan.golden_id,
+        source_record_ids=[],  # not written yet: no not-a-match can name it
+        candidates=plan.outcome.candidates,
+        fresh={g for g, golden in chunk.goldens.items() if golden is not None and golden.new},
     )
-    best: dict[uuid.UUID, dict] = {}
-    for cand in candidates:
-        if not cand.golden_id:
-            continue
-        gid = uuid.UUID(str(cand.golden_id))
-        survivor = gid if gid in made else survivors.get(gid)
-        if survivor is None or survivor == plan.golden_id or (survivor not in made and survivor not in live):
-            continue
-        item = candidate_json(cand, golden_id=survivor)
-        if survivor not in best or best[survivor]["score"] < item["score"]:
-            best[survivor] = item
-    kept = sorted(best.values(), key=lambda c: (-c["score"], c["golden_id"]))
     if not kept:
         return
     task = ReviewTask(

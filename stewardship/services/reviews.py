@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.db import transaction
@@ -44,20 +44,36 @@ def candidate_json(candidate: Candidate, *, golden_id: uuid.UUID) -> dict:
 
 
 def review_candidates_filter(
-    *, domain: str, golden_id: uuid.UUID | None, source_record_ids: list[int], candidates: Iterable[Candidate]
+    *,
+    domain: str,
+    golden_id: uuid.UUID | None,
+    source_record_ids: list[int],
+    candidates: Iterable[Candidate],
+    fresh: Collection[uuid.UUID] = (),
 ) -> list[dict]:
-    """Candidates worth a steward's time: live survivors, not the record itself, not excluded by a not-a-match."""
+    """Candidates worth a steward's time: live survivors, not the record itself, not excluded by a not-a-match.
+
+    `fresh`: golden records made in memory and not written yet (the bulk ingest path's): active, their own
+    survivors, not looked up."""
     best: dict[uuid.UUID, dict] = {}
     candidates = list(candidates)
     # survivors and their status read for all candidates at once (one query per merge-chain step, one for status)
-    survivors = golden_survivor_map(domain, [golden_id, *(c.golden_id for c in candidates)])
-    own = survivors.get(uuid.UUID(str(golden_id))) if golden_id else None
+    wanted = [g for g in (golden_id, *(c.golden_id for c in candidates)) if g and uuid.UUID(str(g)) not in fresh]
+    survivors = golden_survivor_map(domain, wanted) if wanted else {}
     model = get_domain(domain).model
-    live = set(
-        model.objects.filter(pk__in=set(survivors.values()))
-        .exclude(status=GoldenStatus.MERGED)
-        .values_list("pk", flat=True)
+    live = (
+        set(
+            model.objects.filter(pk__in=set(survivors.values()))
+            .exclude(status=GoldenStatus.MERGED)
+            .values_list("pk", flat=True)
+        )
+        if survivors
+        else set()
     )
+    for g in fresh:
+        survivors[g] = g
+        live.add(g)
+    own = survivors.get(uuid.UUID(str(golden_id))) if golden_id else None
     for cand in candidates:
         survivor = survivors.get(uuid.UUID(str(cand.golden_id))) if cand.golden_id else None
         if survivor is None or survivor == own:
