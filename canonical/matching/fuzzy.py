@@ -62,29 +62,26 @@ class _PreparedCache:
         self.size = size
         self.entries: OrderedDict[tuple[str, str], dict] = OrderedDict()
 
-    def get(self, defn: MatchDefinition, stored: dict) -> dict:
-        key = (defn.domain, json.dumps(stored, sort_keys=True, default=str))
+    def _memo(self, key: tuple, make) -> dict:
+        """The entry under `key`, made by `make()` the first time; the least recently used goes past `size`."""
         found = self.entries.get(key)
         if found is not None:
             self.entries.move_to_end(key)
             return found
-        features = self.entries[key] = defn.prepare(stored)
+        features = self.entries[key] = make()
         if len(self.entries) > self.size:
             self.entries.popitem(last=False)
         return features
+
+    def get(self, defn: MatchDefinition, stored: dict) -> dict:
+        key = (defn.domain, json.dumps(stored, sort_keys=True, default=str))
+        return self._memo(key, lambda: defn.prepare(stored))
 
     def get_text(self, defn: MatchDefinition, text: str, decode) -> dict:
         """defn.prepare(decode(text)) for stored values read as JSON text (as the database writes them out: equal
         texts, equal values), memoised by that text without decoding it again."""
         key = (defn.domain, "text", text)  # a key of its own kind: never one of get()'s
-        found = self.entries.get(key)
-        if found is not None:
-            self.entries.move_to_end(key)
-            return found
-        features = self.entries[key] = defn.prepare(decode(text))
-        if len(self.entries) > self.size:
-            self.entries.popitem(last=False)
-        return features
+        return self._memo(key, lambda: defn.prepare(decode(text)))
 
     def clear(self) -> None:
         self.entries.clear()
