@@ -25,13 +25,11 @@ from collections import Counter, defaultdict
 from operator import itemgetter
 from typing import Any
 
-from django.core.cache import cache
 from django.db import connection
 
 from .base import MatchOutcome
 from .definitions import get_definition
 from .fuzzy import (
-    _POPULATION_CACHE_FROM,
     KEY_CAP,
     MAX_CANDIDATES,
     FuzzyMatcher,
@@ -142,14 +140,6 @@ def _decode_values(text: str) -> dict:
     return SourceRecord._meta.get_field("values").from_db_value(text, None, connection)
 
 
-def _population_cache_key(domain: str) -> str:
-    """The shared-cache key fuzzy keeps the live record count under (per database in newer versions)."""
-    from . import fuzzy
-
-    key_of = getattr(fuzzy, "population_cache_key", None)
-    return key_of(domain) if key_of is not None else f"mdm:matching:population:{domain}"
-
-
 class BatchMatch:
     """See the module docstring. One instance per (bulk ingest chunk, domain), or one for the chunks of one bulk
     ingest call (its transaction) with `next_chunk()` between them."""
@@ -241,10 +231,8 @@ class BatchMatch:
         for temp, real in real_ids.items():
             if temp in self._features:
                 self._features[real] = self._features.pop(temp)
-        if self._db_population is not None and self._db_population < _POPULATION_CACHE_FROM:
+        if self._db_population is not None:  # the writer moved fuzzy's cached count by as many (population_add)
             self._db_population += self._ov_applied
-        else:
-            self._db_population = None
         self.overlay_clear()
 
     # Past this many keys read, next_chunk() forgets what was read (a few hundred bytes a key and its rows).
@@ -445,20 +433,18 @@ class BatchMatch:
             if golden_id in self._db_sources and status == SourceStatus.APPLIED and not deleted:
                 self._db_sources[golden_id] = sorted([*self._db_sources[golden_id], (sid, stored)], key=lambda r: r[0])
                 self._src_of[sid] = golden_id
-        if not (same_population and self._db_population is not None and self._db_population < _POPULATION_CACHE_FROM):
+        if not same_population:
             self._db_population = None
 
     def _population(self) -> int:
-        """fuzzy's `_population` as it would read with the overlay written (an exact count gets the overlay added;
-        a cached one is what record-by-record matching reads too)."""
+        """fuzzy's `_population` as it would read with the overlay written: read once, then the overlay's records
+        added. Record-by-record ingest writes each of them before the next match, and its writer moves the count
+        by one (exactly when it is counted, `population_add` when it is cached), so both read the same number at
+        every record. Nothing is cached here: the chunk's writer (bulk `_flush`) moves a cached count once they
+        are written, and a count crossing _POPULATION_CACHE_FROM is cached by the next fuzzy read, exact."""
         if self._db_population is None:
             self._db_population = _fuzzy_population(self.domain)
-        if self._db_population >= _POPULATION_CACHE_FROM:
-            return self._db_population
-        count = self._db_population + self._ov_applied
-        if count >= _POPULATION_CACHE_FROM:
-            cache.set(_population_cache_key(self.domain), count, 300)
-        return count
+        return self._db_population + self._ov_applied
 
     def _tf(self, counts: dict[Key, int]):
         """fuzzy's `_tf`, counting the overlay's keys as if they were written."""

@@ -31,7 +31,10 @@ from .scoring import Scored, Scorer, scorer_for
 KEY_CAP = 200
 MAX_CANDIDATES = 16
 _POPULATION_CACHE_FROM = 10_000  # below this, count live records every time (cheap, and exact)
-_POPULATION_MEMO_SECONDS = 30.0  # in-process memo in front of the shared cache (a Redis round trip per match)
+_POPULATION_SECONDS = 300  # the shared count's lifetime: then it is counted again exactly (drift corrected)
+# In-process memo in front of the shared count (a Redis round trip per match otherwise). This process's own writes
+# move it at once (population_add); other processes' are seen when it is read again, so it is kept briefly.
+_POPULATION_MEMO_SECONDS = 2.0
 _population_memo: dict[str, tuple[float, int]] = {}
 # Prepared features of candidate source records, by their stored values: about 1.8 KiB an entry (its key, the
 # stored values as JSON, included), so at most about 17 MiB.
@@ -132,6 +135,18 @@ def population_cache_key(domain: str) -> str:
 
 
 def _population(domain: str) -> int:
+    """The number of live applied source records of the domain: the denominator of term frequencies.
+
+    In a small hub (below _POPULATION_CACHE_FROM) it is counted every time. In a big one an exact count costs
+    ~0.5 s (at 1,000,000 records), so it is counted once per _POPULATION_SECONDS into the shared cache, and the
+    writers that make a source record live or not live move that count as they write (`population_add`): it
+    follows a load however fast records arrive. What it may miss, and for how long:
+    - in this process, nothing this process wrote; another process's writes for up to _POPULATION_MEMO_SECONDS
+      (the memo), i.e. at most what the other processes write in that time;
+    - a write counted by a transaction that was then rolled back, or a change made without these services (a
+      raw delete), until the shared count is counted again: at most _POPULATION_SECONDS after it was counted.
+    Writes are counted when made, not when committed: other processes count a running load before it commits.
+    """
     from canonical.models import SourceRecord, SourceStatus
 
     cache_key = population_cache_key(domain)
@@ -139,14 +154,49 @@ def _population(domain: str) -> int:
     if memo is not None and time.monotonic() - memo[0] < _POPULATION_MEMO_SECONDS:
         return memo[1]
     cached = cache.get(cache_key)
-    if cached is not None:
+    if cached is not None and cached >= _POPULATION_CACHE_FROM:  # (a smaller one is not ours: counted again)
         _population_memo[cache_key] = (time.monotonic(), cached)
         return cached
     count = SourceRecord.objects.filter(domain=domain, status=SourceStatus.APPLIED, deleted=False).count()
     if count >= _POPULATION_CACHE_FROM:
-        cache.set(cache_key, count, 300)
+        cache.set(cache_key, count, _POPULATION_SECONDS)
         _population_memo[cache_key] = (time.monotonic(), count)
+    else:
+        _population_memo.pop(cache_key, None)
     return count
+
+
+def population_add(domain: str, delta: int) -> None:
+    """`delta` source records of the domain became live and applied (or, negative, stopped being): move the
+    cached population with them, in this process's memo and in the shared cache (INCRBY, atomic, its expiry
+    kept), so that the next match reads the count the database now holds, as a small hub's exact count would.
+    Nothing is cached in a small hub: nothing to do. Called by every writer of a source record's status or
+    `deleted` (canonical/services/ingest.py, bulk.py) right after the write, before anything matches again."""
+    if not delta:
+        return
+    cache_key = population_cache_key(domain)
+    memo = _population_memo.get(cache_key)
+    if memo is not None:
+        if memo[1] + delta >= _POPULATION_CACHE_FROM:
+            _population_memo[cache_key] = (memo[0], memo[1] + delta)
+        else:  # small again: counted exactly from now on
+            del _population_memo[cache_key]
+    try:
+        count = cache.incr(cache_key, delta)
+    except ValueError:  # not cached (a small hub, or expired): the next read counts
+        return
+    if count < _POPULATION_CACHE_FROM or count == delta:
+        # Small again; or the key expired between the backend's existence check and INCRBY, which then made a
+        # key of its own holding just `delta` and never expiring (no count we cache is ever 0): drop it.
+        cache.delete(cache_key)
+
+
+def population_forget(domain: str) -> None:
+    """Drop the cached population (this process's memo and the shared count): the next read counts exactly.
+    For a change no writer counted, such as an evaluation clearing the domain in a transaction it rolls back."""
+    cache_key = population_cache_key(domain)
+    _population_memo.pop(cache_key, None)
+    cache.delete(cache_key)
 
 
 def _key_rows(domain: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[str, int]]]:

@@ -47,7 +47,7 @@ from canonical.audit import current_context
 from canonical.domains import DomainSpec, get_domain
 from canonical.matching.base import get_matcher
 from canonical.matching.batch import BatchMatch
-from canonical.matching.fuzzy import FuzzyMatcher
+from canonical.matching.fuzzy import FuzzyMatcher, population_add
 from canonical.matching.signals import match_decided
 from canonical.models import (
     ChangeEvent,
@@ -1025,6 +1025,7 @@ def _flush(chunk: _Chunk) -> None:
         ids=True,
     )
     sr_ids = written["id"]
+    population_add(spec.name, n)  # n more live applied source records (before anything reads the count again)
     real_id = {a.sr.pk: pk for a, pk in zip(accepted, sr_ids, strict=True)}
     chunk.batch.overlay_written(real_id)
     # overlay_written keeps only the chunk's own sources of a golden record it links to: read its others again.

@@ -22,6 +22,7 @@ from django.utils import timezone
 from canonical.domains import DomainSpec, get_domain
 from canonical.matching.base import get_matcher
 from canonical.matching.base import matcher_values as _matcher_values
+from canonical.matching.fuzzy import population_add
 from canonical.models import (
     CrossReference,
     DataException,
@@ -325,10 +326,19 @@ def _xref_link(sr: SourceRecord, golden_id: uuid.UUID) -> None:
         xref.save()
 
 
-def _process_deleted(sr: SourceRecord, result: IngestResult) -> IngestResult:
+def _source_save(sr: SourceRecord, *, was_live: bool) -> None:
+    """Save a source record being processed; if it became live and applied, or stopped being, the matcher's
+    population (the live applied count term frequencies divide by) moves with it at once, before anything
+    matches again: a cached count follows the load as an exact count would (fuzzy.population_add)."""
+    sr.save()
+    if sr.is_live != was_live:
+        population_add(sr.domain, 1 if sr.is_live else -1)
+
+
+def _process_deleted(sr: SourceRecord, result: IngestResult, *, was_live: bool) -> IngestResult:
     previous_golden = sr.golden_id
     sr.status = SourceStatus.DELETED
-    sr.save()
+    _source_save(sr, was_live=was_live)
     _keys_sync(sr, [])
     for kind in ("validation", "incomplete", "unresolved_reference"):
         _exception_close(sr, kind=kind, note="deleted in its system")
@@ -348,9 +358,12 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
     """Validate, resolve, match and survive one received source record (already saved with its attributes)."""
     result = IngestResult(source_id=sr.source_id, outcome="unchanged")
     previous_golden = sr.golden_id
+    # Whether it counts in the matcher's population as stored: by its status alone, as `deleted` may have just
+    # been set from the envelope (a record stored as deleted has status DELETED: _process_deleted).
+    was_live = sr.status == SourceStatus.APPLIED
 
     if sr.deleted:
-        return _process_deleted(sr, result)
+        return _process_deleted(sr, result, was_live=was_live)
 
     values, errors = validate_attributes(spec, sr.attributes, system=sr.system_id)
     pending = _resolve_references(spec, values, errors) if not errors else {}
@@ -359,7 +372,7 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
         sr.errors = errors
         if sr.golden_id is None:
             sr.status = SourceStatus.INVALID
-        sr.save()
+        _source_save(sr, was_live=was_live)
         _exception_raise(
             sr,
             kind="validation",
@@ -383,7 +396,7 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
         if sr.status != SourceStatus.APPLIED or sr.golden_id is None:
             sr.values = values
             sr.status = SourceStatus.PENDING_REFERENCE
-        sr.save()
+        _source_save(sr, was_live=was_live)
         targets = {name: values[name] for name in required_pending}
         _exception_raise(
             sr,
@@ -426,7 +439,7 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
         missing = missing_required(spec, survival.values)
         if missing:
             sr.status = SourceStatus.INCOMPLETE
-            sr.save()
+            _source_save(sr, was_live=was_live)
             _exception_raise(
                 sr,
                 kind="incomplete",
@@ -438,7 +451,7 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
             result.message = "incomplete: kept as a data-quality exception, not applied"
             return result
         sr.golden_id = uuid.uuid4()
-        sr.save()
+        _source_save(sr, was_live=was_live)
         golden_record_create(
             domain=spec.name, sources=[sr], origin_system=sr.system_id, survival=survival, golden_id=sr.golden_id
         )
@@ -464,7 +477,7 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
             # Keep the last applied version contributing; a record never applied is held as incomplete.
             sr.values = old_values
             sr.status = old_status if old_status == SourceStatus.APPLIED else SourceStatus.INCOMPLETE
-            sr.save()
+            _source_save(sr, was_live=was_live)
             _exception_raise(
                 sr,
                 kind="incomplete",
@@ -478,7 +491,7 @@ def source_record_process(sr: SourceRecord, *, spec: DomainSpec) -> IngestResult
             result.golden_id = str(golden_id)
             return result
         sr.golden_id = golden_id
-        sr.save()
+        _source_save(sr, was_live=was_live)
         _, changed = golden_record_apply(
             record=record, sources=candidate_sources, survival=survival, origin_system=sr.system_id
         )
