@@ -197,3 +197,27 @@ def test_statistics_are_refreshed_inside_the_rolled_back_run_as_the_hub_doubles(
             expected.append(done)
             at = 2 * done
     assert analyzed == expected and len(expected) >= 2
+
+
+def test_the_run_weighs_term_frequencies_by_its_own_records_not_the_hubs_cached_count(fuzzy, tmp_path, monkeypatch):
+    """The hub's cached population (its live records, which the run clears) is not the run's: the run counts its
+    own records, and leaves no count of them behind once rolled back."""
+    from django.core.cache import cache
+
+    from canonical.management.commands import evaluate_matching as ev
+    from canonical.matching import batch, scoring
+    from canonical.matching import fuzzy as fuzzy_module
+
+    monkeypatch.setattr(fuzzy_module, "_POPULATION_CACHE_FROM", 30)
+    monkeypatch.setattr(scoring, "MIN_TF_POPULATION", 10)
+    monkeypatch.setattr(batch, "MIN_TF_POPULATION", 10)
+    key = fuzzy_module.population_cache_key("customer")
+    cache.set(key, 50_000, 300)  # a big hub's count, as another process left it
+    path = tmp_path / "customer.csv"
+    generate.main(["--domain", "customer", "--entities", "40", "--seed", "5", "--out", str(path)])
+    rows = ev.read_labelled(path, "customer")
+    read, seen = fuzzy_module._population, []
+    monkeypatch.setattr(fuzzy_module, "_population", lambda domain: seen.append(read(domain)) or seen[-1])
+    ev.evaluate("customer", rows, progress=False)
+    assert seen and max(seen) <= len(rows) and max(seen) >= 30  # crossed the (patched) cache threshold
+    assert cache.get(key) is None and key not in fuzzy_module._population_memo
