@@ -21,7 +21,7 @@ a source record whose values changed is simply a new entry).
 from __future__ import annotations
 
 import uuid
-from collections import Counter, defaultdict
+from collections import defaultdict
 from operator import itemgetter
 from typing import Any
 
@@ -31,11 +31,12 @@ from .base import MatchOutcome
 from .definitions import get_definition
 from .fuzzy import (
     KEY_CAP,
-    MAX_CANDIDATES,
     FuzzyMatcher,
+    UsableKey,
     _key_rows,
     golden_scores,
     prepared_cache,
+    rank_candidates,
 )
 from .fuzzy import _population as _fuzzy_population
 from .scoring import MIN_TF_POPULATION
@@ -103,34 +104,20 @@ def content_key(values: dict) -> tuple:
     return _frozen(values)
 
 
-def _ranked(by_type: dict[str, set[str]]) -> list[str]:
-    """The MAX_CANDIDATES golden ids sharing keys of the most key types (then by id): fuzzy's ranking."""
-    if len(by_type) == 1:
-        (goldens,) = by_type.values()
-        return sorted(goldens)[:MAX_CANDIDATES]
-    shared = Counter()
-    for goldens in by_type.values():
-        shared.update(goldens)
-    ranked = sorted(shared)
-    if len(ranked) > MAX_CANDIDATES:
-        ranked.sort(key=shared.__getitem__, reverse=True)  # stable: equals stay by id
-        del ranked[MAX_CANDIDATES:]
-    return ranked
-
-
-def _ranked_rows(ranked: list[str], used: list[dict[str, list[int]]]):
+def _ranked_rows(ranked: list[str], usable: list[UsableKey]):
     """The source record ids of the ranked golden ids' rows in these keys' rows by golden id (in no order)."""
     ranked_set = set(ranked)
-    for groups in used:
-        if len(groups) <= len(ranked):
-            for golden_id, sids in groups.items():
-                if golden_id in ranked_set:
-                    yield sids
-        else:
-            for golden_id in ranked:
-                sids = groups.get(golden_id)
-                if sids is not None:
-                    yield sids
+    for _, _, groups_list in usable:
+        for groups in groups_list:
+            if len(groups) <= len(ranked):
+                for golden_id, sids in groups.items():
+                    if golden_id in ranked_set:
+                        yield sids
+            else:
+                for golden_id in ranked:
+                    sids = groups.get(golden_id)
+                    if sids is not None:
+                        yield sids
 
 
 def _decode_values(text: str) -> dict:
@@ -274,20 +261,13 @@ class BatchMatch:
         sr_ids: set[int] = set()
         groups_of = self._groups
         for keys in per_record:
-            by_type: dict[str, set[str]] = {}
-            used: list[dict[str, list[int]]] = []
+            usable: list[UsableKey] = []
             for key in keys:
                 found = db_rows[key]
                 if not found or len(found) > KEY_CAP:
                     continue
-                groups = groups_of(key, found)
-                used.append(groups)
-                goldens = by_type.get(key[0])
-                if goldens is None:
-                    by_type[key[0]] = set(groups)
-                else:
-                    goldens.update(groups)
-            for sids in _ranked_rows(_ranked(by_type), used):
+                usable.append((key, len(found), [groups_of(key, found)]))
+            for sids in _ranked_rows(rank_candidates(usable), usable):
                 sr_ids.update(sids)
         self._load_sources(sr_ids)
 
@@ -510,9 +490,8 @@ class BatchMatch:
             self._rows_add(*key_rows_bulk(self.domain, missing))
         # the database's rows then the overlay's, at most KEY_CAP + 1 per key (fuzzy's _key_rows)
         counts: dict[Key, int] = {}
-        # the golden ids each key type's keys point at, and each usable key's rows by golden id
-        by_type: dict[str, set[str]] = {}
-        used: list[dict[str, list[int]]] = []
+        # each usable key's rows by golden id (the database's, then the overlay's)
+        usable: list[UsableKey] = []
         for key in keys:
             found = db_rows[key]
             if found is None:
@@ -526,21 +505,16 @@ class BatchMatch:
             counts[key] = count
             if not count:
                 continue
-            goldens = by_type.get(key[0])
-            if goldens is None:
-                goldens = by_type[key[0]] = set()
-            if found:
-                groups = self._groups(key, found)
-                goldens.update(groups)
-                used.append(groups)
-            if extra:
-                groups = self._ov_groups[key]
-                goldens.update(groups)
-                used.append(groups)
-        if not by_type:
+            if not extra:
+                usable.append((key, count, [self._groups(key, found)]))
+            elif not found:
+                usable.append((key, count, [self._ov_groups[key]]))
+            else:
+                usable.append((key, count, [self._groups(key, found), self._ov_groups[key]]))
+        if not usable:
             return self.matcher.decide(defn, []), list(keys)
         found_ids: list[int] = []
-        for sids in _ranked_rows(_ranked(by_type), used):
+        for sids in _ranked_rows(rank_candidates(usable), usable):
             found_ids += sids
         self._load_sources({sid for sid in found_ids if sid >= 0})
         current: set[uuid.UUID] = set()

@@ -3,7 +3,8 @@
 match() for one record:
 1. its blocking keys (definitions/<domain>.py) are looked up in the MatchKey index, at most KEY_CAP rows per
    key; a key shared by more records than that is too common to block on (it still informs term frequencies);
-2. the candidate golden records sharing the most keys (at most MAX_CANDIDATES) are scored against each of
+2. the candidate golden records sharing keys of the most key types, then the rarest keys (at most
+   MAX_CANDIDATES, chosen by content, never by their random ids: rank_candidates) are scored against each of
    their live source records; a golden record's score is its best-matching source record's;
 3. decision: one golden record at or above the link threshold (or sharing an identifier the domain trusts,
    with nothing that makes the pair unlikely) whose members all look plausible → link;
@@ -221,6 +222,55 @@ def _key_rows(domain: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str],
     return out
 
 
+# Rarity of a key: _RARITY_SCALE // its row count, summed as integers (exact, so the sum does not depend on the
+# order the keys are added in, as a float sum would in its last bit).
+_RARITY_SCALE = 1 << 40
+# The order of a temporary (negative) source record id of the bulk path's overlay: after every written one (its
+# real id will be greater), -1 first, then -2, ... (written in that order).
+_AFTER_WRITTEN = 1 << 62
+
+# (key, how many of its rows count, its rows by golden id: one dict, or more whose golden ids may overlap)
+UsableKey = tuple[tuple[str, str], int, list[dict[str, list[int]]]]
+
+
+def rank_candidates(usable: list[UsableKey]) -> list[str]:
+    """The golden ids worth scoring, at most MAX_CANDIDATES (in no particular order), from the rows of the record's
+    usable blocking keys (in the record's key order; at most KEY_CAP rows each).
+
+    Ranked by what the rows say, not by the golden id (a random uuid4: two runs of the same input kept a different
+    MAX_CANDIDATES of a tie, and rarely decided differently): the most key types shared; then the rarest keys
+    shared (the sum of 1/rows over them: a key few records have says more than one many have); then which keys
+    (the record's own key values, compared in the record's key order); then the most rows in them (a golden record
+    with more source records behind those keys); then the golden record first listed (its earliest source record:
+    the input order, the same in every run of the same input); the golden id only last. fuzzy's candidates() and
+    the bulk path (batch.py) both rank with this, so they keep the same golden records."""
+    found: dict[str, list] = {}  # golden id -> [key types, rarity, keys, rows, lists of source record ids]
+    for key, count, groups_list in usable:
+        weight = _RARITY_SCALE // count
+        key_type = key[0]
+        for groups in groups_list:
+            for golden_id, sids in groups.items():
+                entry = found.get(golden_id)
+                if entry is None:
+                    found[golden_id] = [{key_type}, weight, [key], len(sids), [sids]]
+                    continue
+                if entry[2][-1] != key:  # not already counted for this key (through another of its dicts)
+                    entry[0].add(key_type)
+                    entry[1] += weight
+                    entry[2].append(key)
+                entry[3] += len(sids)
+                entry[4].append(sids)
+    if len(found) <= MAX_CANDIDATES:
+        return list(found)
+
+    def order(item: tuple[str, list]) -> tuple:
+        golden_id, (key_types, rarity, keys, rows, sid_lists) = item
+        first = min(sid if sid >= 0 else _AFTER_WRITTEN - sid for sids in sid_lists for sid in sids)
+        return (-len(key_types), -rarity, keys, -rows, first, golden_id)
+
+    return [golden_id for golden_id, _ in sorted(found.items(), key=order)[:MAX_CANDIDATES]]
+
+
 def live_sources_of(
     domain: str, source_record_ids: list[int], exclude_source_record: int | None = None
 ) -> list[tuple[uuid.UUID, Any]]:
@@ -318,23 +368,39 @@ class FuzzyMatcher:
                 rows[key] = []
             elif counts[key] > KEY_CAP:
                 common.add(key)
-        shared: dict[str, set[str]] = defaultdict(set)
-        via: dict[str, set[int]] = defaultdict(set)
-        for (key_type, _), found in rows.items():
+        exclude = str(exclude_golden) if exclude_golden is not None else None
+        usable: list[UsableKey] = []
+        for key, found in rows.items():
             if len(found) > KEY_CAP:
                 continue  # too common to block on
+            groups: dict[str, list[int]] = {}
+            count = 0
             for golden_id, source_record_id in found:
-                if source_record_id != exclude_source_record:
-                    shared[golden_id].add(key_type)
-                    via[golden_id].add(source_record_id)
-        if exclude_golden is not None:
-            shared.pop(str(exclude_golden), None)
-        ranked = sorted(shared, key=lambda g: (-len(shared[g]), g))[:MAX_CANDIDATES]
+                if source_record_id == exclude_source_record:
+                    continue
+                count += 1
+                if golden_id != exclude:
+                    sids = groups.get(golden_id)
+                    if sids is None:
+                        groups[golden_id] = [source_record_id]
+                    else:
+                        sids.append(source_record_id)
+            if groups:
+                usable.append((key, count, [groups]))
+        ranked = set(rank_candidates(usable))
         if not ranked:
             return defn, []
         # All live source records of the golden records those keys belong to now (one query; a merge that
         # moved source records is followed through their golden_id).
-        found_ids = [sid for g in ranked for sid in via[g]]
+        found_ids = list(
+            {
+                sid
+                for _, _, (groups,) in usable
+                for golden_id, sids in groups.items()
+                if golden_id in ranked
+                for sid in sids
+            }
+        )
         sources = live_sources_of(domain, found_ids, exclude_source_record)
         tf = self._tf(domain, counts)
         score = self._scorer(defn).score

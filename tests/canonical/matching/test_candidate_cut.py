@@ -1,0 +1,119 @@
+"""The candidates kept when more than MAX_CANDIDATES golden records share blocking keys: chosen by what the keys
+say (how many key types, how rare, which), never by the golden ids, which are random. Two runs of the same input
+must keep the same golden records, so decide the same (record by record and in bulk alike)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import uuid
+
+import pytest
+
+from canonical.matching.fuzzy import MAX_CANDIDATES, rank_candidates
+from canonical.services.bulk import source_records_ingest_bulk
+from canonical.services.ingest import source_records_ingest
+from tests.canonical.test_ingest_bulk import assert_same_state, run
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+# 20 companies whose names share the blocking keys nt:nimbus, n4:nimb and ac:nb and nothing else
+WORDS = (
+    "Bramble Birch Brook Basalt Beacon Bishop Boulder Bristle Bellow Banner "
+    "Bolt Bounty Breaker Bluff Badger Bastion Beryl Blossom Bracken Burrow"
+).split()
+assert len(WORDS) > MAX_CANDIDATES
+
+
+def _row(source_id: str, name: str, street: str) -> dict:
+    attributes = {"name": name, "address_line1": street, "city": "Leeds", "country": "GB"}
+    return {"source_id": source_id, "updated_at": T0.isoformat(), "deleted": False, "attributes": attributes}
+
+
+def _company(i: int) -> dict:
+    return _row(f"N{i}", f"Nimbus {WORDS[i]} Ltd", f"{i + 1} Harbour Road")
+
+
+def _batches() -> list:
+    """Ten companies, then ten more with two records (typos) of the first and last one: each typo shares only
+    the keys all twenty share (its own name token and phonetic key differ), so the twenty tie, and its own
+    company is one of the MAX_CANDIDATES kept or not."""
+    first = [_company(i) for i in range(10)]
+    second = [_company(i) for i in range(10, len(WORDS))]
+    second.append(_row("T0", "Nimbus Brambel Ltd", "1 Harbour Road"))  # N0, Nimbus Bramble
+    second.append(_row("T19", "Nimbus Burrwo Ltd", f"{len(WORDS)} Harbour Road"))  # N19, Nimbus Burrow
+    return [("crm", "customer", first), ("crm", "customer", second)]
+
+
+def _uuid_sequence(monkeypatch, *, descending: bool) -> None:
+    """Golden ids in ascending or descending order of creation (the old cut kept the smallest ids)."""
+    counter = itertools.count(1)
+
+    def uuid4() -> uuid.UUID:
+        n = next(counter)
+        return uuid.UUID(int=(1 << 127) - n if descending else (1 << 120) + n)
+
+    monkeypatch.setattr(uuid, "uuid4", uuid4)
+
+
+def _outcomes(results: list) -> dict[str, str]:
+    return {r["source_id"]: r["outcome"] for _, _, r in results}
+
+
+@pytest.mark.django_db
+def test_record_by_record_keeps_the_same_candidates_whatever_the_golden_ids(monkeypatch):
+    batches = _batches()
+    _uuid_sequence(monkeypatch, descending=False)
+    results_a, state_a = run(batches, source_records_ingest, batch_size=5)
+    _uuid_sequence(monkeypatch, descending=True)
+    results_b, state_b = run(batches, source_records_ingest, batch_size=5)
+    assert _outcomes(results_a) == _outcomes(results_b)
+    assert_same_state(state_a, state_b)
+    # all twenty tie on what they share; the company first listed is kept (and its typo links), the last is not
+    assert _outcomes(results_a)["T0"] == "linked"
+    assert _outcomes(results_a)["T19"] == "created"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("batch_size", [500, 7])
+def test_bulk_keeps_the_candidates_record_by_record_ingest_keeps_whatever_the_golden_ids(monkeypatch, batch_size):
+    """In bulk the tie spans golden records in the database and the batch's own (temporary source record ids,
+    ordered after every written one, as they will be written)."""
+    batches = _batches()
+    _uuid_sequence(monkeypatch, descending=False)
+    results_a, state_a = run(batches, source_records_ingest, batch_size=batch_size)
+    _uuid_sequence(monkeypatch, descending=True)
+    results_b, state_b = run(batches, source_records_ingest_bulk, batch_size=batch_size)
+    assert _outcomes(results_a) == _outcomes(results_b)
+    assert_same_state(state_a, state_b)
+
+
+def _groups(*pairs: tuple[str, int]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for golden_id, sid in pairs:
+        groups.setdefault(golden_id, []).append(sid)
+    return groups
+
+
+def test_ranking_prefers_more_key_types_then_rarer_keys_then_the_first_listed_never_the_id():
+    many = [(f"{i:02d}", 100 + i) for i in range(MAX_CANDIDATES + 4)]  # ids sort before every one below
+    common = (("nt", "nimbus"), 40, [_groups(*many, ("z-rare", 900), ("y-two-types", 901))])
+    rare = (("nt", "quill"), 2, [_groups(("z-rare", 900), ("x", 950))])
+    other_type = (("n4", "nimb"), 60, [_groups(("y-two-types", 901))])
+    kept = rank_candidates([common, rare, other_type])
+    assert len(kept) == MAX_CANDIDATES
+    assert "y-two-types" in kept and "z-rare" in kept and "x" in kept  # two key types; the rarest keys
+    # the rest tie on everything the keys say: the golden records first listed (smallest source record id)
+    assert set(kept) - {"y-two-types", "z-rare", "x"} == {g for g, _ in many[: MAX_CANDIDATES - 3]}
+    reversed_ids = [(f"{99 - int(g)}", sid) for g, sid in many]  # the same rows, golden ids in the other order
+    common = (("nt", "nimbus"), 40, [_groups(*reversed_ids)])
+    assert set(rank_candidates([common])) == {g for g, _ in reversed_ids[:MAX_CANDIDATES]}
+
+
+def test_ranking_counts_a_key_once_across_its_database_and_batch_rows_and_puts_the_batch_after():
+    """The bulk path passes a key's rows in the database and in its overlay (temporary ids -1, -2, ...) apart; a
+    golden record in both shares that key once, and overlay rows come after every written row."""
+    db = _groups(*[(f"db{i:02d}", 500 + i) for i in range(MAX_CANDIDATES - 2)], ("both", 999))
+    overlay = _groups(("both", -1), ("ov-first", -2), ("ov-second", -3))
+    kept = rank_candidates([(("nt", "nimbus"), MAX_CANDIDATES + 2, [db, overlay])])
+    # "both" has two rows of the key (the others one), then the database's by id, then -2 before -3
+    assert set(kept) == {"both", "ov-first", *(f"db{i:02d}" for i in range(MAX_CANDIDATES - 2))}
