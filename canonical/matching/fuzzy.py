@@ -222,9 +222,12 @@ def _key_rows(domain: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str],
     return out
 
 
-# Rarity of a key: _RARITY_SCALE // its row count, summed as integers (exact, so the sum does not depend on the
-# order the keys are added in, as a float sum would in its last bit).
+# A golden record's standing among the candidates, as one integer: _TYPE_WEIGHT for each key type it shares, plus
+# _RARITY_SCALE // (the key's rows) for each key it shares (an integer sum: exact, so it does not depend on the
+# order the keys are added in, as a float sum would in its last bit). Below 2**50 for any number of keys a record
+# has, so a key type more always outranks rarer keys.
 _RARITY_SCALE = 1 << 40
+_TYPE_WEIGHT = 1 << 50
 # The order of a temporary (negative) source record id of the bulk path's overlay: after every written one (its
 # real id will be greater), -1 first, then -2, ... (written in that order).
 _AFTER_WRITTEN = 1 << 62
@@ -239,36 +242,67 @@ def rank_candidates(usable: list[UsableKey]) -> list[str]:
 
     Ranked by what the rows say, not by the golden id (a random uuid4: two runs of the same input kept a different
     MAX_CANDIDATES of a tie, and rarely decided differently): the most key types shared; then the rarest keys
-    shared (the sum of 1/rows over them: a key few records have says more than one many have); then which keys
-    (the record's own key values, compared in the record's key order); then the most rows in them (a golden record
-    with more source records behind those keys); then the golden record first listed (its earliest source record:
-    the input order, the same in every run of the same input); the golden id only last. fuzzy's candidates() and
-    the bulk path (batch.py) both rank with this, so they keep the same golden records."""
-    found: dict[str, list] = {}  # golden id -> [key types, rarity, keys, rows, lists of source record ids]
-    for key, count, groups_list in usable:
-        weight = _RARITY_SCALE // count
-        key_type = key[0]
+    shared (the sum of 1/rows over them: a key few records have says more than one many have); then, among those
+    still tied at the cut, which keys (the record's own key values, compared in the record's key order), the most
+    rows in them (a golden record with more source records behind those keys), the golden record first listed
+    (its earliest source record: the input order, the same in every run of the same input), and the golden id
+    only last. fuzzy's candidates() and the bulk path (batch.py) both rank with this, so they keep the same golden
+    records. It runs for every record matched: the tie-breaks are worked out only for the tie at the cut."""
+    score: dict[str, int] = {}
+    get = score.get
+    by_type: dict[str, list[UsableKey]] = {}
+    for entry in usable:
+        by_type.setdefault(entry[0][0], []).append(entry)
+    for entries in by_type.values():
+        if len(entries) == 1:  # most key types have one key: no golden record can share the type twice
+            (_, count, groups_list) = entries[0]
+            weight = _TYPE_WEIGHT + _RARITY_SCALE // count
+            goldens = groups_list[0] if len(groups_list) == 1 else set().union(*groups_list)
+            for golden_id in goldens:
+                score[golden_id] = get(golden_id, 0) + weight
+            continue
+        of_type: set[str] = set()
+        for _, count, groups_list in entries:
+            weight = _RARITY_SCALE // count
+            goldens = groups_list[0] if len(groups_list) == 1 else set().union(*groups_list)
+            for golden_id in goldens:
+                score[golden_id] = get(golden_id, 0) + weight
+            of_type.update(goldens)
+        for golden_id in of_type:
+            score[golden_id] += _TYPE_WEIGHT
+    if len(score) <= MAX_CANDIDATES:
+        return list(score)
+    cut = sorted(score.values(), reverse=True)[MAX_CANDIDATES - 1]
+    kept = [golden_id for golden_id, value in score.items() if value > cut]
+    tied = [golden_id for golden_id, value in score.items() if value == cut]
+    wanted = MAX_CANDIDATES - len(kept)
+    if len(tied) == wanted:
+        return kept + tied
+    # the tie at the cut: which keys, how many rows, the first listed, the id
+    tie: dict[str, list] = {golden_id: [[], 0, _AFTER_WRITTEN * 2] for golden_id in tied}
+    for key, _, groups_list in usable:
         for groups in groups_list:
-            for golden_id, sids in groups.items():
-                entry = found.get(golden_id)
+            for golden_id, sids in groups.items() if len(groups) <= len(tie) else _rows_of(groups, tie):
+                entry = tie.get(golden_id)
                 if entry is None:
-                    found[golden_id] = [{key_type}, weight, [key], len(sids), [sids]]
                     continue
-                if entry[2][-1] != key:  # not already counted for this key (through another of its dicts)
-                    entry[0].add(key_type)
-                    entry[1] += weight
-                    entry[2].append(key)
-                entry[3] += len(sids)
-                entry[4].append(sids)
-    if len(found) <= MAX_CANDIDATES:
-        return list(found)
+                if not entry[0] or entry[0][-1] != key:  # not counted yet through another dict of this key
+                    entry[0].append(key)
+                entry[1] += len(sids)
+                for sid in sids:
+                    at = sid if sid >= 0 else _AFTER_WRITTEN - sid
+                    if at < entry[2]:
+                        entry[2] = at
+    tied.sort(key=lambda g: (tie[g][0], -tie[g][1], tie[g][2], g))
+    return kept + tied[:wanted]
 
-    def order(item: tuple[str, list]) -> tuple:
-        golden_id, (key_types, rarity, keys, rows, sid_lists) = item
-        first = min(sid if sid >= 0 else _AFTER_WRITTEN - sid for sids in sid_lists for sid in sids)
-        return (-len(key_types), -rarity, keys, -rows, first, golden_id)
 
-    return [golden_id for golden_id, _ in sorted(found.items(), key=order)[:MAX_CANDIDATES]]
+def _rows_of(groups: dict[str, list[int]], wanted: dict[str, Any]):
+    """(golden id, source record ids) of the wanted golden ids in a key's rows by golden id."""
+    for golden_id in wanted:
+        sids = groups.get(golden_id)
+        if sids is not None:
+            yield golden_id, sids
 
 
 def live_sources_of(

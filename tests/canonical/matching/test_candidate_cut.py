@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import random
 import uuid
 
 import pytest
 
+from canonical.matching import fuzzy as fuzzy_module
 from canonical.matching.fuzzy import MAX_CANDIDATES, rank_candidates
 from canonical.services.bulk import source_records_ingest_bulk
 from canonical.services.ingest import source_records_ingest
@@ -117,3 +119,41 @@ def test_ranking_counts_a_key_once_across_its_database_and_batch_rows_and_puts_t
     kept = rank_candidates([(("nt", "nimbus"), MAX_CANDIDATES + 2, [db, overlay])])
     # "both" has two rows of the key (the others one), then the database's by id, then -2 before -3
     assert set(kept) == {"both", "ov-first", *(f"db{i:02d}" for i in range(MAX_CANDIDATES - 2))}
+
+
+def _ranked_by_full_sort(usable) -> list[str]:
+    """rank_candidates' order written out plainly: every golden record's whole sort key, one sort."""
+    found: dict[str, list] = {}
+    for key, count, groups_list in usable:
+        for golden_id in set().union(*groups_list):
+            entry = found.setdefault(golden_id, [set(), 0, [], 0, []])
+            entry[0].add(key[0])
+            entry[1] += fuzzy_module._RARITY_SCALE // count
+            entry[2].append(key)
+        for groups in groups_list:
+            for golden_id, sids in groups.items():
+                found[golden_id][3] += len(sids)
+                found[golden_id][4] += [sid if sid >= 0 else fuzzy_module._AFTER_WRITTEN - sid for sid in sids]
+    ranked = sorted(
+        found, key=lambda g: (-len(found[g][0]), -found[g][1], found[g][2], -found[g][3], min(found[g][4]), g)
+    )
+    return ranked[:MAX_CANDIDATES]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_ranking_works_out_the_tie_at_the_cut_as_a_full_sort_would(seed):
+    rng = random.Random(seed)
+    goldens = [f"g{i:03d}" for i in range(rng.randrange(5, 60))]
+    next_sid = itertools.count(1)
+    usable = []
+    for k in range(rng.randrange(1, 7)):
+        key = (rng.choice(("n", "nt", "np", "d")), f"v{k}")
+        groups_list = []
+        for negative in (False, True)[: rng.randrange(1, 3)]:  # the database's rows, then maybe the overlay's
+            groups: dict[str, list[int]] = {}
+            for golden_id in rng.sample(goldens, rng.randrange(1, len(goldens) + 1)):
+                sids = [next(next_sid) for _ in range(rng.choice((1, 1, 1, 2)))]
+                groups[golden_id] = [-sid if negative else sid for sid in sids]
+            groups_list.append(groups)
+        usable.append((key, sum(len(s) for g in groups_list for s in g.values()), groups_list))
+    assert set(rank_candidates(usable)) == set(_ranked_by_full_sort(usable))
