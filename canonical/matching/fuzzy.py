@@ -15,6 +15,8 @@ match() for one record:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import time
 import uuid
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 
 from .base import Candidate, MatchOutcome, ScoredCandidate
 from .definitions import MatchDefinition, get_definition
@@ -136,46 +138,74 @@ def population_cache_key(domain: str) -> str:
 
 
 def _population(domain: str) -> int:
-    """The number of live applied source records of the domain: the denominator of term frequencies.
+    """The number of live applied source records of the domain, as this process's transaction sees it: the
+    denominator of term frequencies.
 
     In a small hub (below _POPULATION_CACHE_FROM) it is counted every time. In a big one an exact count costs
-    ~0.5 s (at 1,000,000 records), so it is counted once per _POPULATION_SECONDS into the shared cache, and the
-    writers that make a source record live or not live move that count as they write (`population_add`): it
-    follows a load however fast records arrive. What it may miss, and for how long:
-    - in this process, nothing this process wrote; another process's writes for up to _POPULATION_MEMO_SECONDS
-      (the memo), i.e. at most what the other processes write in that time;
-    - a write counted by a transaction that was then rolled back, or a change made without these services (a
-      raw delete), until the shared count is counted again: at most _POPULATION_SECONDS after it was counted.
-    Writes are counted when made, not when committed: other processes count a running load before it commits.
-    """
+    ~0.5 s (at 1,000,000 records), so the committed count is kept in the shared cache (counted again every
+    _POPULATION_SECONDS), and the writers that make a source record live or not live tell it (`population_add`):
+    this transaction's own changes count at once for this process (as its uncommitted rows count in its own
+    COUNT), and move the shared count when the transaction commits; a rollback, of the transaction or of the
+    savepoint they were made in, discards them with the rows. What it may still miss, and for how long:
+    - another process's committed writes for up to _POPULATION_MEMO_SECONDS (the memo in front of the shared
+      count), i.e. at most what other processes commit in that time;
+    - a change made without these services (a raw delete), until the shared count is counted again.
+    Inside `population_private` (an evaluation's rolled-back run) the count is the run's own and nothing shared
+    is read or moved."""
     from canonical.models import SourceRecord, SourceStatus
 
+    private = _private_population.get()
+    if private is not None and domain in private and private[domain] is not None:
+        return private[domain]
     cache_key = population_cache_key(domain)
+    committed: int | None = None
     memo = _population_memo.get(cache_key)
-    if memo is not None and time.monotonic() - memo[0] < _POPULATION_MEMO_SECONDS:
-        return memo[1]
-    cached = cache.get(cache_key)
-    if cached is not None and cached >= _POPULATION_CACHE_FROM:  # (a smaller one is not ours: counted again)
-        _population_memo[cache_key] = (time.monotonic(), cached)
-        return cached
+    if private is None and memo is not None and time.monotonic() - memo[0] < _POPULATION_MEMO_SECONDS:
+        committed = memo[1]
+    elif private is None:
+        cached = cache.get(cache_key)
+        if cached is not None and cached >= _POPULATION_CACHE_FROM:  # (a smaller one is not ours: counted again)
+            _population_memo[cache_key] = (time.monotonic(), cached)
+            committed = cached
+    if committed is not None:
+        return committed + _uncommitted(cache_key)
     count = SourceRecord.objects.filter(domain=domain, status=SourceStatus.APPLIED, deleted=False).count()
-    if count >= _POPULATION_CACHE_FROM:
-        cache.set(cache_key, count, _POPULATION_SECONDS)
-        _population_memo[cache_key] = (time.monotonic(), count)
+    if private is not None and domain in private:
+        private[domain] = count
+    elif count >= _POPULATION_CACHE_FROM:
+        committed = count - _uncommitted(cache_key)
+        cache.set(cache_key, committed, _POPULATION_SECONDS)
+        _population_memo[cache_key] = (time.monotonic(), committed)
     else:
         _population_memo.pop(cache_key, None)
     return count
 
 
-def population_add(domain: str, delta: int) -> None:
-    """`delta` source records of the domain became live and applied (or, negative, stopped being): move the
-    cached population with them, in this process's memo and in the shared cache (INCRBY, atomic, its expiry
-    kept), so that the next match reads the count the database now holds, as a small hub's exact count would.
-    Nothing is cached in a small hub: nothing to do. Called by every writer of a source record's status or
-    `deleted` (canonical/services/ingest.py, bulk.py) right after the write, before anything matches again."""
-    if not delta:
-        return
-    cache_key = population_cache_key(domain)
+class _PopulationDelta:
+    """A change of the population made in a transaction, kept as an on_commit callback: Django runs it when the
+    transaction commits and drops it when the transaction, or the savepoint it was made in, rolls back — exactly
+    what happens to the rows it counts. Until then it counts for this process only (`_uncommitted`)."""
+
+    __slots__ = ("key", "delta")
+
+    def __init__(self, key: str, delta: int):
+        self.key, self.delta = key, delta
+
+    def __call__(self) -> None:
+        _shared_add(self.key, self.delta)
+
+
+def _uncommitted(cache_key: str) -> int:
+    """This process's population changes not committed yet (its open transaction's, savepoints rolled back
+    excluded)."""
+    conn = transaction.get_connection()
+    if not conn.in_atomic_block:
+        return 0
+    return sum(f.delta for _, f, _ in conn.run_on_commit if type(f) is _PopulationDelta and f.key == cache_key)
+
+
+def _shared_add(cache_key: str, delta: int) -> None:
+    """Move the committed count: this process's memo and the shared cache (INCRBY: atomic, expiry kept)."""
     memo = _population_memo.get(cache_key)
     if memo is not None:
         if memo[1] + delta >= _POPULATION_CACHE_FROM:
@@ -192,12 +222,48 @@ def population_add(domain: str, delta: int) -> None:
         cache.delete(cache_key)
 
 
+def population_add(domain: str, delta: int) -> None:
+    """`delta` source records of the domain became live and applied (or, negative, stopped being). Called by every
+    writer of a source record's status or `deleted` (canonical/services/ingest.py, bulk.py) right after the write,
+    before anything matches again, so that the next read gives the count the database now holds for this
+    transaction, as a small hub's exact count would. Nothing to do while this process has not seen a cached count
+    (a small hub is counted exactly; a big one is read, and remembered, before the first match)."""
+    if not delta:
+        return
+    private = _private_population.get()
+    if private is not None and domain in private:
+        if private[domain] is not None:
+            private[domain] += delta
+        return
+    cache_key = population_cache_key(domain)
+    if cache_key in _population_memo:
+        transaction.on_commit(_PopulationDelta(cache_key, delta))  # at once, outside a transaction
+
+
 def population_forget(domain: str) -> None:
-    """Drop the cached population (this process's memo and the shared count): the next read counts exactly.
-    For a change no writer counted, such as an evaluation clearing the domain in a transaction it rolls back."""
+    """Drop the cached population (this process's memo and the shared count): the next read counts exactly."""
     cache_key = population_cache_key(domain)
     _population_memo.pop(cache_key, None)
     cache.delete(cache_key)
+
+
+_private_population: contextvars.ContextVar[dict[str, int | None] | None] = contextvars.ContextVar(
+    "mdm_private_population", default=None
+)
+
+
+@contextlib.contextmanager
+def population_private(domain: str):
+    """Within it, the domain's population is this context's own: counted exactly once, then moved by its
+    writers; the shared count is neither read nor moved. For an evaluation, which clears the domain and ingests
+    its file in a transaction it rolls back: the hub's processes must not count its records, nor it theirs."""
+    private = dict(_private_population.get() or {})
+    private[domain] = None
+    token = _private_population.set(private)
+    try:
+        yield
+    finally:
+        _private_population.reset(token)
 
 
 def _key_rows(domain: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[str, int]]]:

@@ -116,7 +116,6 @@ def read_labelled(path: Path, domain: str) -> list[dict]:
 
 def domain_clear(domain: str) -> int:
     """Remove a domain's records (inside the evaluation's transaction, which is rolled back). Returns goldens removed."""
-    from canonical.matching.fuzzy import population_forget
     from canonical.models import ChangeEvent, CrossReference, DataException, MatchKey, PendingReference, SourceRecord
 
     model = get_domain(domain).model
@@ -132,7 +131,6 @@ def domain_clear(domain: str) -> int:
     except (ImportError, LookupError, Exception):  # noqa: BLE001 - optional app, optional field
         pass
     SourceRecord.objects.filter(domain=domain)._raw_delete(SourceRecord.objects.db)
-    population_forget(domain)  # the matcher's cached live count is the hub's: counted again, from the run's records
     count = model.objects.count()
     model.objects.all()._raw_delete(model.objects.db)
     return count
@@ -153,7 +151,7 @@ def evaluate(
     `per_system`: each system's rows as one export (systems in order of first appearance, file order within
     each), as the CLI ingests one file per system, instead of the file's interleaved order."""
     from canonical.matching.definitions import get_definition
-    from canonical.matching.fuzzy import population_forget
+    from canonical.matching.fuzzy import population_private
     from canonical.matching.signals import match_decided
     from canonical.models import SourceRecord, SourceStatus, System
     from canonical.services.ingest import envelope_parse, source_record_reprocess, source_records_ingest
@@ -174,8 +172,12 @@ def evaluate(
     started = time.perf_counter()
     match_decided.connect(count_reviews, dispatch_uid="evaluate_matching")
     try:
-        with audit_context(
-            actor="evaluate_matching", channel=Channel.JOB, reason=f"match-quality evaluation of {domain}"
+        # the run's population is its own (the hub's processes do not count its records, nor it theirs)
+        with (
+            population_private(domain),
+            audit_context(
+                actor="evaluate_matching", channel=Channel.JOB, reason=f"match-quality evaluation of {domain}"
+            ),
         ):
             with transaction.atomic():
                 cleared = domain_clear(domain)
@@ -235,7 +237,6 @@ def evaluate(
         pass
     finally:
         match_decided.disconnect(dispatch_uid="evaluate_matching")
-        population_forget(domain)  # the run's count (its records rolled back): the hub's is counted again
     seconds = round(time.perf_counter() - started, 2)
     return {
         "domain": domain,

@@ -88,7 +88,13 @@ def test_bulk_ingest_crossing_the_threshold_in_small_batches_leaves_the_same_sta
     assert_same_state(state_a, state_b)
 
 
-def test_population_add_moves_a_cached_count_and_drops_it_below_the_threshold(small_thresholds):
+@pytest.mark.django_db(transaction=True)
+def test_population_add_counts_for_this_transaction_at_once_and_for_everyone_on_commit(small_thresholds):
+    """A transaction's changes count in its own reads at once (as its uncommitted rows do in its own COUNT), move
+    the shared count when it commits, and vanish with a rollback — of the transaction or of the savepoint they
+    were made in."""
+    from django.db import transaction
+
     cache.clear()
     fuzzy._population_memo.clear()
     key = fuzzy.population_cache_key("customer")
@@ -96,10 +102,29 @@ def test_population_add_moves_a_cached_count_and_drops_it_below_the_threshold(sm
     assert cache.get(key) is None and key not in fuzzy._population_memo
 
     cache.set(key, CACHE_FROM + 10, 300)
-    fuzzy._population_memo[key] = (0.0, CACHE_FROM + 10)
-    fuzzy.population_add("customer", 3)
-    assert cache.get(key) == CACHE_FROM + 13 and fuzzy._population_memo[key] == (0.0, CACHE_FROM + 13)
-    fuzzy.population_add("customer", -14)  # below the threshold: counted exactly from now on
+    assert fuzzy._population("customer") == CACHE_FROM + 10  # read, and remembered: the hub is big
+    with transaction.atomic():
+        fuzzy.population_add("customer", 3)
+        assert fuzzy._population("customer") == CACHE_FROM + 13  # this transaction's own
+        assert cache.get(key) == CACHE_FROM + 10  # other processes: committed only
+        try:
+            with transaction.atomic():
+                fuzzy.population_add("customer", 4)
+                assert fuzzy._population("customer") == CACHE_FROM + 17
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        assert fuzzy._population("customer") == CACHE_FROM + 13  # the savepoint's change went with its rows
+    assert cache.get(key) == CACHE_FROM + 13 and fuzzy._population("customer") == CACHE_FROM + 13
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        fuzzy.population_add("customer", 50)
+        raise RuntimeError
+    assert cache.get(key) == CACHE_FROM + 13 and fuzzy._population("customer") == CACHE_FROM + 13
+    with transaction.atomic():  # a new transaction does not inherit what a rolled-back one counted
+        assert fuzzy._population("customer") == CACHE_FROM + 13
+
+    fuzzy.population_add("customer", -14)  # committed at once (autocommit): below the threshold, counted exactly
     assert cache.get(key) is None and key not in fuzzy._population_memo
     assert fuzzy._population("customer") == _live() == 0
 
@@ -107,3 +132,55 @@ def test_population_add_moves_a_cached_count_and_drops_it_below_the_threshold(sm
     assert fuzzy._population("customer") == 0
     fuzzy.population_forget("customer")
     assert cache.get(key) is None
+
+
+def _step(batch, ingest_fn) -> None:
+    from canonical.domains import get_domain
+    from canonical.services.ingest import envelope_parse
+
+    if callable(batch):
+        batch()
+        return
+    system, domain, rows = batch
+    spec = get_domain(domain)
+    ingest_fn(system=system, domain=domain, envelopes=[envelope_parse(r, spec=spec) for r in rows])
+
+
+def test_a_batch_that_fails_leaves_the_population_it_found_on_both_paths(small_thresholds, monkeypatch):
+    """A batch that raises is rolled back with whatever it counted: the next read is the live count, not the
+    count plus the failed batch's records (which every retry would add again)."""
+    from django.db import transaction
+
+    from canonical.services import bulk, ingest
+
+    batches = scenario(seed=11, companies=90)
+    half = len(batches) // 2
+    system, domain, rows = next(b for b in batches if not callable(b) and b[1] == "customer" and len(b[2]) >= 20)
+    new_rows = [{**row, "source_id": f"NEW-{row['source_id']}"} for row in rows]  # all new to the hub
+    for path, ingest_fn, module, name, fail_at in (
+        ("record by record", source_records_ingest, ingest, "_xref_link", 10),  # its 10th record
+        ("bulk", source_records_ingest_bulk, bulk, "outbox_on_events", 1),  # its write, after the source records
+    ):
+        cache.clear()
+        fuzzy._population_memo.clear()
+        with transaction.atomic():
+            for step in batches[:half]:
+                _step(step, ingest_fn)
+            before = _live()
+            assert before >= CACHE_FROM and fuzzy._population("customer") == before  # a cached count, read
+            original, calls = getattr(module, name), []
+
+            def failing(*args, _original=original, _calls=calls, _fail_at=fail_at, **kwargs):
+                _calls.append(1)
+                if len(_calls) >= _fail_at:
+                    raise RuntimeError("the database went away")
+                return _original(*args, **kwargs)
+
+            monkeypatch.setattr(module, name, failing)
+            with pytest.raises(RuntimeError):
+                _step((system, domain, new_rows), ingest_fn)
+            assert len(calls) == fail_at, path
+            monkeypatch.setattr(module, name, original)
+            assert _live() == before, path
+            assert fuzzy._population("customer") == before, path
+            transaction.set_rollback(True)
