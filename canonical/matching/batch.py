@@ -281,7 +281,14 @@ class BatchMatch:
         sr_ids = [sid for sid in sr_ids if sid not in known]
         if not sr_ids:
             return
-        found = dict(SourceRecord.objects.filter(pk__in=sr_ids).values_list("pk", "golden_id"))
+        if connection.vendor == "postgresql":
+            # written out: the ORM's `pk__in` prepares each of the thousands of ids one by one
+            table = connection.ops.quote_name(SourceRecord._meta.db_table)
+            with connection.cursor() as cur:
+                cur.execute(f"SELECT id, golden_id FROM {table} WHERE id = ANY(%s)", [sr_ids])
+                found = dict(cur.fetchall())
+        else:
+            found = dict(SourceRecord.objects.filter(pk__in=sr_ids).values_list("pk", "golden_id"))
         for sid in sr_ids:
             known[sid] = found.get(sid)
         goldens = {g for g in found.values() if g is not None and g not in self._db_sources}

@@ -255,7 +255,7 @@ def _chunk_ingest(
             # A record of this domain may now wait for a later one of the chunk (a customer's parent).
             chunk.waiting = _waiting_for(system, spec, ids)
         i += 1
-    _flush(chunk)
+    _flush(chunk, last=True)
 
 
 def _waiting_for(system: System, spec: DomainSpec, ids: list[str]) -> set[str]:
@@ -983,8 +983,9 @@ def _real_provenance(provenance: dict | None, real_id: dict[int, int]) -> dict |
     }
 
 
-def _flush(chunk: _Chunk) -> None:
-    """Write what the chunk accepted: the state record-by-record ingest leaves for those records."""
+def _flush(chunk: _Chunk, *, last: bool = False) -> None:
+    """Write what the chunk accepted: the state record-by-record ingest leaves for those records. `last`: the
+    chunk's final write, after which its BatchMatch is not used again (so it is not brought up to date)."""
     accepted, chunk.accepted = chunk.accepted, []
     goldens, chunk.goldens = chunk.goldens, {}
     excs, chunk.excs = chunk.excs, []
@@ -1027,15 +1028,16 @@ def _flush(chunk: _Chunk) -> None:
     sr_ids = written["id"]
     population_add(spec.name, n)  # n more live applied source records (before anything reads the count again)
     real_id = {a.sr.pk: pk for a, pk in zip(accepted, sr_ids, strict=True)}
-    chunk.batch.overlay_written(real_id)
-    # overlay_written keeps only the chunk's own sources of a golden record it links to: read its others again.
-    linked_db = [g for g in goldens.values() if g is not None and not g.new and len(g.sources) > len(g.db_sources)]
-    by_system: dict[str, list[str]] = {}
-    for g in linked_db:
-        for sr in g.db_sources:
-            by_system.setdefault(sr.system_id, []).append(sr.source_id)
-    for code, ids in by_system.items():
-        chunk.batch.refresh(system=code, source_ids=ids)
+    if not last:  # the chunk goes on with this BatchMatch: what it accepted is in the database now
+        chunk.batch.overlay_written(real_id)
+        # overlay_written keeps only the chunk's own sources of a golden record it links to: read its others again.
+        linked_db = [g for g in goldens.values() if g is not None and not g.new and len(g.sources) > len(g.db_sources)]
+        by_system: dict[str, list[str]] = {}
+        for g in linked_db:
+            for sr in g.db_sources:
+                by_system.setdefault(sr.system_id, []).append(sr.source_id)
+        for code, ids in by_system.items():
+            chunk.batch.refresh(system=code, source_ids=ids)
 
     new_records, changed_records = [], []
     for g in goldens.values():
