@@ -127,6 +127,17 @@ def _decode_values(text: str) -> dict:
     return SourceRecord._meta.get_field("values").from_db_value(text, None, connection)
 
 
+def _same_json(a: Any, b: Any) -> bool:
+    """a == b with the same types throughout, a dict's key order aside (jsonb keeps its own order)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same_json(v, b[k]) for k, v in a.items())
+    if type(a) is list:
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
 class BatchMatch:
     """See the module docstring. One instance per (bulk ingest chunk, domain), or one for the chunks of one bulk
     ingest call (its transaction) with `next_chunk()` between them."""
@@ -221,6 +232,29 @@ class BatchMatch:
         if self._db_population is not None:  # the writer moved fuzzy's cached count by as many (population_add)
             self._db_population += self._ov_applied
         self.overlay_clear()
+
+    def prepared_written(self, written: list[tuple[int, int, dict]]) -> None:
+        """These overlay records were written: (temporary id, real id, the values stored). The features match()
+        prepared for each are memoised in `prepared_cache` under the JSON text the database gives back for its
+        stored values, so a later chunk (a new BatchMatch) that reads it as a candidate does not prepare it again.
+
+        Only where that text decodes to exactly the values stored (same types throughout): then the features are
+        the ones `prepare(decode(text))` gives, as the overlay already has them stand for the record written
+        (prepare reads a reference as its golden id, the overlay's matcher values carry just that id)."""
+        known = [(real, self._features[temp], values) for temp, real, values in written if temp in self._features]
+        if not known or connection.vendor != "postgresql":
+            return
+        from canonical.models import SourceRecord
+
+        table = connection.ops.quote_name(SourceRecord._meta.db_table)
+        with connection.cursor() as cur:
+            cur.execute(f'SELECT id, "values"::text FROM {table} WHERE id = ANY(%s)', [[real for real, _, _ in known]])
+            texts = dict(cur.fetchall())
+        defn = self.defn
+        for real, features, values in known:
+            text = texts.get(real)
+            if text is not None and _same_json(_decode_values(text), values):
+                prepared_cache.put_text(defn, text, features)
 
     # Past this many keys read, next_chunk() forgets what was read (a few hundred bytes a key and its rows).
     MAX_KEYS_KEPT = 200_000

@@ -89,6 +89,15 @@ class _PreparedCache:
         key = (defn.domain, "text", text)  # a key of its own kind: never one of get()'s
         return self._memo(key, lambda: defn.prepare(decode(text)))
 
+    def put_text(self, defn: MatchDefinition, text: str, features: dict) -> None:
+        """Give get_text's entry for `text` features prepared already (the caller vouches that they are
+        defn.prepare(decode(text))); an entry there already stays as it is."""
+        key = (defn.domain, "text", text)
+        if key not in self.entries:
+            self.entries[key] = features
+            if len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+
     def clear(self) -> None:
         self.entries.clear()
 

@@ -1028,6 +1028,8 @@ def _flush(chunk: _Chunk, *, last: bool = False) -> None:
     sr_ids = written["id"]
     population_add(spec.name, n)  # n more live applied source records (before anything reads the count again)
     real_id = {a.sr.pk: pk for a, pk in zip(accepted, sr_ids, strict=True)}
+    # the features the matcher prepared for these records, for a later chunk that reads them back as candidates
+    chunk.batch.prepared_written([(a.sr.pk, pk, a.sr.values) for a, pk in zip(accepted, sr_ids, strict=True)])
     if not last:  # the chunk goes on with this BatchMatch: what it accepted is in the database now
         chunk.batch.overlay_written(real_id)
         # overlay_written keeps only the chunk's own sources of a golden record it links to: read its others again.

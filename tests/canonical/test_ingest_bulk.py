@@ -467,3 +467,34 @@ def test_cli_ingest_bulk_flag_gives_the_same_summary(tmp_path):
             transaction.set_rollback(True)
     assert outputs[0] == outputs[1]
     assert "created 2" in outputs[1] and "linked 1" in outputs[1]
+
+
+def test_bulk_ingest_memoises_the_features_of_the_records_it_writes_under_their_stored_text(monkeypatch):
+    """A record the bulk path wrote is read back by a later call as a candidate, as JSON text: the features its
+    matching prepared are memoised under exactly that text (so they are not prepared again), and are what
+    preparing the decoded text gives (references included: stored as dicts, matched as golden ids)."""
+    from canonical.matching.batch import _decode_values
+    from canonical.matching.definitions import get_definition
+
+    put, read = {}, []
+    original_put, original_get = fuzzy._PreparedCache.put_text, fuzzy._PreparedCache.get_text
+
+    def put_text(self, defn, text, features):
+        put.setdefault((defn.domain, text), features)
+        return original_put(self, defn, text, features)
+
+    def get_text(self, defn, text, decode):
+        read.append(((defn.domain, text), (defn.domain, "text", text) in self.entries))
+        return original_get(self, defn, text, decode)
+
+    monkeypatch.setattr(fuzzy._PreparedCache, "put_text", put_text)
+    monkeypatch.setattr(fuzzy._PreparedCache, "get_text", get_text)
+    fuzzy.prepared_cache.clear()
+    run(scenario(seed=5, companies=60), source_records_ingest_bulk)
+    assert {domain for domain, _ in put} == {"customer", "contract"}
+    assert any('"golden_id"' in text for domain, text in put if domain == "contract")
+    for (domain, text), features in put.items():
+        assert features == get_definition(domain).prepare(_decode_values(text))
+    # candidates written by an earlier call are found memoised, never prepared again
+    read_back = [hit for key, hit in read if key in put]
+    assert len(read_back) > 50 and all(read_back)
