@@ -164,14 +164,15 @@ def _population(domain: str) -> int:
     from canonical.models import SourceRecord, SourceStatus
 
     private = _private_population.get()
-    if private is not None and domain in private and private[domain] is not None:
+    mine = private is not None and domain in private  # a private count (population_private)
+    if mine and private[domain] is not None:
         return private[domain]
     cache_key = population_cache_key(domain)
     committed: int | None = None
     memo = _population_memo.get(cache_key)
-    if private is None and memo is not None and time.monotonic() - memo[0] < _POPULATION_MEMO_SECONDS:
+    if not mine and memo is not None and time.monotonic() - memo[0] < _POPULATION_MEMO_SECONDS:
         committed = memo[1]
-    elif private is None:
+    elif not mine:
         cached = cache.get(cache_key)
         if cached is not None and cached >= _POPULATION_CACHE_FROM:  # (a smaller one is not ours: counted again)
             _population_memo[cache_key] = (time.monotonic(), cached)
@@ -179,7 +180,7 @@ def _population(domain: str) -> int:
     if committed is not None:
         return committed + _uncommitted(cache_key)
     count = SourceRecord.objects.filter(domain=domain, status=SourceStatus.APPLIED, deleted=False).count()
-    if private is not None and domain in private:
+    if mine:
         private[domain] = count
     elif count >= _POPULATION_CACHE_FROM:
         committed = count - _uncommitted(cache_key)

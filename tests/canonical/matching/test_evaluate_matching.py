@@ -212,6 +212,7 @@ def test_the_run_weighs_term_frequencies_by_its_own_records_not_the_hubs_cached_
     monkeypatch.setattr(scoring, "MIN_TF_POPULATION", 10)
     monkeypatch.setattr(batch, "MIN_TF_POPULATION", 10)
     key = fuzzy_module.population_cache_key("customer")
+    fuzzy_module._population_memo.clear()  # (what earlier tests left in this process)
     cache.set(key, 50_000, 300)  # a big hub's count, as another process left it
     path = tmp_path / "customer.csv"
     generate.main(["--domain", "customer", "--entities", "40", "--seed", "5", "--out", str(path)])

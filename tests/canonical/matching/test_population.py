@@ -32,6 +32,8 @@ def small_thresholds(monkeypatch):
     monkeypatch.setattr(fuzzy, "_POPULATION_CACHE_FROM", CACHE_FROM)
     monkeypatch.setattr(scoring, "MIN_TF_POPULATION", 20)
     monkeypatch.setattr(batch_module, "MIN_TF_POPULATION", 20)
+    yield
+    fuzzy._population_memo.clear()  # counts of these small patched hubs mean nothing to later tests
 
 
 @pytest.fixture
