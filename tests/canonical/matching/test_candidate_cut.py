@@ -121,6 +121,21 @@ def test_ranking_counts_a_key_once_across_its_database_and_batch_rows_and_puts_t
     assert set(kept) == {"both", "ov-first", *(f"db{i:02d}" for i in range(MAX_CANDIDATES - 2))}
 
 
+def test_a_golden_record_in_a_keys_database_and_batch_rows_shares_that_key_once():
+    """Counted twice, "both" (in key k1's database rows and in its overlay rows) would outweigh "z" (k1 and the
+    commoner k2); counted once, "z" takes the last place and "both" is cut."""
+    strong = [(f"g{i:02d}", 100 + i) for i in range(MAX_CANDIDATES - 1)]  # two key types each: always kept
+    kept = rank_candidates(
+        [
+            (("nt", "k1"), 3, [_groups(("both", 1), ("z", 2)), _groups(("both", -1))]),
+            (("nt", "k2"), 10, [_groups(("z", 3))]),
+            (("ac", "k3"), 15, [_groups(*strong)]),
+            (("ph", "k4"), 15, [_groups(*strong)]),
+        ]
+    )
+    assert "z" in kept and "both" not in kept and len(kept) == MAX_CANDIDATES
+
+
 def _ranked_by_full_sort(usable) -> list[str]:
     """rank_candidates' order written out plainly: every golden record's whole sort key, one sort."""
     found: dict[str, list] = {}
