@@ -37,6 +37,7 @@ from .fuzzy import (
     golden_scores,
     prepared_cache,
     rank_candidates,
+    ranked_rows,
 )
 from .fuzzy import _population as _fuzzy_population
 from .scoring import MIN_TF_POPULATION
@@ -102,22 +103,6 @@ def content_key(values: dict) -> tuple:
     """A hashable key two value dicts share only if normalising them must give the same features: the same keys
     in the same order, values of the same types written the same (1, 1.0, True and Decimal("1.0") stay apart)."""
     return _frozen(values)
-
-
-def _ranked_rows(ranked: list[str], usable: list[UsableKey]):
-    """The source record ids of the ranked golden ids' rows in these keys' rows by golden id (in no order)."""
-    ranked_set = set(ranked)
-    for _, _, groups_list in usable:
-        for groups in groups_list:
-            if len(groups) <= len(ranked):
-                for golden_id, sids in groups.items():
-                    if golden_id in ranked_set:
-                        yield sids
-            else:
-                for golden_id in ranked:
-                    sids = groups.get(golden_id)
-                    if sids is not None:
-                        yield sids
 
 
 def _decode_values(text: str) -> dict:
@@ -301,7 +286,7 @@ class BatchMatch:
                 if not found or len(found) > KEY_CAP:
                     continue
                 usable.append((key, len(found), [groups_of(key, found)]))
-            for sids in _ranked_rows(rank_candidates(usable), usable):
+            for sids in ranked_rows(rank_candidates(usable), usable):
                 sr_ids.update(sids)
         self._load_sources(sr_ids)
 
@@ -555,7 +540,7 @@ class BatchMatch:
         if not usable:
             return self.matcher.decide(defn, []), list(keys)
         found_ids: list[int] = []
-        for sids in _ranked_rows(rank_candidates(usable), usable):
+        for sids in ranked_rows(rank_candidates(usable), usable):
             found_ids += sids
         self._load_sources({sid for sid in found_ids if sid >= 0})
         current: set[uuid.UUID] = set()

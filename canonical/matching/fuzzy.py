@@ -92,11 +92,7 @@ class _PreparedCache:
     def put_text(self, defn: MatchDefinition, text: str, features: dict) -> None:
         """Give get_text's entry for `text` features prepared already (the caller vouches that they are
         defn.prepare(decode(text))); an entry there already stays as it is."""
-        key = (defn.domain, "text", text)
-        if key not in self.entries:
-            self.entries[key] = features
-            if len(self.entries) > self.size:
-                self.entries.popitem(last=False)
+        self._memo((defn.domain, "text", text), lambda: features)
 
     def clear(self) -> None:
         self.entries.clear()
@@ -373,6 +369,22 @@ def rank_candidates(usable: list[UsableKey]) -> list[str]:
     return kept + tied[:wanted]
 
 
+def ranked_rows(ranked: list[str], usable: list[UsableKey]):
+    """The source record ids of the ranked golden ids' rows in these keys' rows by golden id (in no order)."""
+    ranked_set = set(ranked)
+    for _, _, groups_list in usable:
+        for groups in groups_list:
+            if len(groups) <= len(ranked):
+                for golden_id, sids in groups.items():
+                    if golden_id in ranked_set:
+                        yield sids
+            else:
+                for golden_id in ranked:
+                    sids = groups.get(golden_id)
+                    if sids is not None:
+                        yield sids
+
+
 def _rows_of(groups: dict[str, list[int]], wanted: dict[str, Any]):
     """(golden id, source record ids) of the wanted golden ids in a key's rows by golden id."""
     for golden_id in wanted:
@@ -497,20 +509,12 @@ class FuzzyMatcher:
                         sids.append(source_record_id)
             if groups:
                 usable.append((key, count, [groups]))
-        ranked = set(rank_candidates(usable))
+        ranked = rank_candidates(usable)
         if not ranked:
             return defn, []
         # All live source records of the golden records those keys belong to now (one query; a merge that
         # moved source records is followed through their golden_id).
-        found_ids = list(
-            {
-                sid
-                for _, _, (groups,) in usable
-                for golden_id, sids in groups.items()
-                if golden_id in ranked
-                for sid in sids
-            }
-        )
+        found_ids = list({sid for sids in ranked_rows(ranked, usable) for sid in sids})
         sources = live_sources_of(domain, found_ids, exclude_source_record)
         tf = self._tf(domain, counts)
         score = self._scorer(defn).score
