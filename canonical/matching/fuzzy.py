@@ -132,8 +132,10 @@ def _minus_weight(scored: Scored) -> float:
     return -scored.weight
 
 
-def _golden_order(g: _GoldenScore) -> tuple[float, str]:
-    return (-(g.best.weight if g.vetoed is None else float("-inf")), str(g.golden_id))
+def _golden_order(g: _GoldenScore) -> tuple[float, uuid.UUID]:
+    # Best first, ties by golden id as text: UUIDs order as their text does (the same 32 lowercase hex digits
+    # in the same places), and are compared only on a tie, so no text is made for each one.
+    return (-(g.best.weight if g.vetoed is None else float("-inf")), g.golden_id)
 
 
 def population_cache_key(domain: str) -> str:

@@ -171,6 +171,11 @@ class Scorer:
             {None: None, **{lvl.name: lvl.weight for lvl in reversed(comp.levels)}}  # a name's first level wins
             for comp in comparisons
         )
+        # the same with a missing value's weight as 0.0, paired with its compare, for score()'s one loop: adding
+        # 0.0 leaves a sum as it is, bit for bit (x + 0.0 is x for every x but -0.0, which the sum never is)
+        self._compare_sums = tuple(
+            (compare, {**table, None: 0.0}) for compare, table in zip(self.compares, self.weight_tables, strict=True)
+        )
         # the comparisons whose first level term frequencies adjust: (position, level, key, feature, its u)
         self.tf_items = tuple(
             (i, comp.levels[0].name, comp.tf_key, comp.tf_feature, comp.levels[0].u)
@@ -191,7 +196,19 @@ class Scorer:
         return found
 
     def score(self, a: dict, b: dict, tf: Callable[[str, str], float | None] | None = None) -> Scored:
-        results = [compare(a, b) for compare in self.compares]
+        # Each comparison, and the prior plus each field's weight from its level, in the comparisons' order: one
+        # loop, as most pairs have no weight term frequencies adjust.
+        results = []
+        append = results.append
+        total = self.prior_weight
+        try:
+            for compare, weights_of_levels in self._compare_sums:
+                result = compare(a, b)
+                append(result)
+                total += weights_of_levels[result[0]]
+        except KeyError:
+            self._unknown_level(results)
+            raise
         # each field's weight from its level, or (weight, adjustment) where term frequencies adjust it; kept for
         # the explanation only when one is adjusted (else the tables give them again)
         weights = None
@@ -200,20 +217,11 @@ class Scorer:
                 if results[i][0] == tf_level:  # an exact level term frequencies may adjust
                     weights = self._adjusted(a, results, tf)
                     break
-        total = self.prior_weight  # plus each field's weight, in the comparisons' order
-        try:
-            if weights is None:
-                for table, result in zip(self.weight_tables, results, strict=False):
-                    weight = table[result[0]]
-                    if weight is not None:
-                        total += weight
-            else:
-                for weight in weights:
-                    if weight is not None:
-                        total += weight[0] if isinstance(weight, tuple) else weight
-        except KeyError:
-            self._unknown_level(results)
-            raise
+        if weights is not None:  # the sum again with the adjusted weights (rare: only exact levels), in order
+            total = self.prior_weight
+            for weight in weights:
+                if weight is not None:
+                    total += weight[0] if isinstance(weight, tuple) else weight
         for check in self.checks:
             veto = check(a, b)
             if veto:

@@ -352,3 +352,30 @@ def test_live_sources_read_as_the_orm_reads_them(fuzzy):
         )
         assert live_sources_of("customer", found, exclude) == expected
     assert len(live_sources_of("customer", ids)) == 3  # the deleted one is not live
+
+
+def test_a_level_a_comparison_does_not_have_raises_naming_it():
+    """score() sums the weights as it compares: a level name the comparison has no level for (a definition's
+    bug) raises the KeyError naming that comparison, whether term frequencies adjust the pair or not."""
+    from canonical.matching.scoring import Comparison, Level
+
+    known = Comparison("known", (Level("same", 0.9, 0.1),), lambda a, b: ("same", 1, 1))
+    broken = Comparison("broken", (Level("same", 0.9, 0.1),), lambda a, b: ("sameish", 1, 1))
+    for tf in (None, lambda key_type, value: 0.5):
+        with pytest.raises(KeyError, match="broken has no level 'sameish'"):
+            score_pair(comparisons=(known, broken), hard_rules=(), prior=0.01, a={}, b={}, tf=tf)
+
+
+def test_golden_records_scored_alike_are_ordered_by_their_id_as_text():
+    """golden_scores orders golden records best first and, on a tie, by golden id as text (as it always has;
+    compared as UUIDs, whose order is their text's)."""
+    defn = get_definition("customer")
+    a = defn.prepare({"name": "Acme GmbH", "website": "acme.de", "country": "DE"})
+    kwargs = {"comparisons": defn.comparisons, "hard_rules": defn.hard_rules, "prior": defn.prior, "a": a, "b": a}
+    rng = random.Random(3)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(200)] + [uuid.UUID(int=i) for i in (9, 10, 255, 256)]
+    per_golden = {g: [score_pair(**kwargs)] for g in ids}  # all the same score
+    other = defn.prepare({"name": "Zebra Ltd", "country": "GB"})
+    per_golden[ids[-1]] = [score_pair(**{**kwargs, "b": other})]  # scored lower: last whatever its id
+    ordered = [g.golden_id for g in golden_scores(defn, per_golden)]
+    assert ordered == sorted(ids[:-1], key=str) + [ids[-1]]
