@@ -109,3 +109,31 @@ def test_one_batch_match_kept_across_the_chunks_of_a_call_leaves_the_same_state(
     _, state_b = run(batches, ingest_bulk, batch_size=500)
     assert len(reused) > 10
     assert_same_state(state_a, state_b)
+
+
+def test_key_rows_bulk_reads_the_rows_key_rows_reads(fuzzy, monkeypatch):
+    """key_rows_bulk (one query, each key's rows aggregated as text and split) gives each key's rows as fuzzy's
+    `_key_rows` reads them (golden ids as text, source record ids as ints), a key with no rows as none and a key
+    with more than KEY_CAP rows as its count only."""
+    from canonical.matching.batch import key_rows_bulk
+    from canonical.matching.definitions import get_definition
+    from canonical.models import MatchKey
+
+    _cap(monkeypatch, key_cap=3, count_cap=4)
+    names = ("Quorra Ltd", "Zebedee Plc", "Mulberry Ltd", "Yardley Ltd", "Quorra Holdings")
+    for i, name in enumerate(names):  # one web domain shared by more than 3: too common at this cap
+        ingest("crm", "customer", rec(f"s{i}", name=name, website="shared-domain.example", country="GB"))
+    ingest("erp", "customer", rec("e1", name="Quorra Ltd", phone="+44 20 7946 0000", country="GB"))
+    keys = list(dict.fromkeys(MatchKey.objects.values_list("key_type", "key_value")))
+    keys.append(("d", "nobody.example"))
+    defn = get_definition("customer")
+    keys += [key for key in defn.keys(defn.prepare({"name": "Quorra"})) if key not in keys]
+    rows, common = key_rows_bulk("customer", keys)
+    expected = fuzzy_module._key_rows("customer", keys)
+    assert common == {("d", "shared-domain.example"): 4}  # counted up to the count cap
+    assert set(rows) == set(keys) - set(common)
+    for key, found in rows.items():
+        assert sorted(found) == sorted(expected[key])
+        assert all(type(golden) is str and type(sid) is int for golden, sid in found)
+    assert rows[("d", "nobody.example")] == []
+    assert any(len(found) > 1 for found in rows.values())
