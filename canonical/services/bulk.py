@@ -33,7 +33,10 @@ The whole call is one transaction, as `source_records_ingest` is.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
+import threading
 import uuid
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -85,6 +88,38 @@ from canonical.validation import validate_attributes
 
 _WINDOW = 128  # records whose candidates (and linked golden records) are read together
 _CONFLICT = "ownership_conflict"
+
+# The cyclic garbage collector's first threshold during a bulk call (Python's default: 700 allocations). Matching
+# allocates many short-lived containers (scored pairs, rows, candidates) while the process holds many long-lived
+# ones (read rows, prepared features), so at the default the collector ran a full collection every few hundred
+# records, each walking every object: 86 of them, 10.8 s of a 20,000-record bulk dedup's 49 s CPU (13.2 s in
+# collections in all). With this threshold for the whole run: no full collection, 2.7 s in collections, 38 s CPU,
+# the same peak RSS (10,000: 5 full ones, 4.2 s). Only cycles are collected less often; reference counting frees
+# everything else at once, as before.
+_GC_THRESHOLD0 = 50_000
+_gc_lock = threading.Lock()
+_gc_callers = 0
+_gc_saved: tuple[int, ...] = ()
+
+
+@contextlib.contextmanager
+def _collections_less_often():
+    """Raise the collector's first threshold to _GC_THRESHOLD0 (never lower it, nor enable a disabled collector)
+    for the duration; the thresholds found are put back when the last concurrent caller leaves."""
+    global _gc_callers, _gc_saved
+    with _gc_lock:
+        if not _gc_callers:
+            _gc_saved = gc.get_threshold()
+            if 0 < _gc_saved[0] < _GC_THRESHOLD0:
+                gc.set_threshold(_GC_THRESHOLD0, *_gc_saved[1:])
+        _gc_callers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_callers -= 1
+            if not _gc_callers:
+                gc.set_threshold(*_gc_saved)
 
 
 @dataclass
@@ -168,7 +203,7 @@ def source_records_ingest_bulk(*, system: System | str, domain: str, envelopes: 
     if not isinstance(matcher, FuzzyMatcher):
         return source_records_ingest(system=system, domain=domain, envelopes=envelopes)
     results: list[IngestResult] = []
-    with transaction.atomic(), rules_cached():
+    with _collections_less_often(), transaction.atomic(), rules_cached():
         for start in range(0, len(envelopes), _CHUNK):
             _chunk_ingest(system, spec, matcher, envelopes[start : start + _CHUNK], results)
     return results

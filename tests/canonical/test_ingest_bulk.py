@@ -498,3 +498,38 @@ def test_bulk_ingest_memoises_the_features_of_the_records_it_writes_under_their_
     # candidates written by an earlier call are found memoised, never prepared again
     read_back = [hit for key, hit in read if key in put]
     assert len(read_back) > 50 and all(read_back)
+
+
+def test_a_bulk_call_collects_cycles_less_often_and_puts_the_collector_back(monkeypatch):
+    """During a bulk call the collector's first threshold is raised (never lowered); the thresholds it found are
+    put back after it, also when it fails."""
+    import gc
+
+    seen = []
+    original = bulk_module._chunk_ingest
+
+    def chunk_ingest(*args):
+        seen.append(gc.get_threshold())
+        return original(*args)
+
+    def failing(*args):
+        raise RuntimeError("boom")
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        monkeypatch.setattr(bulk_module, "_chunk_ingest", chunk_ingest)
+        run(scenario(seed=5, companies=10), source_records_ingest_bulk)
+        assert seen and set(seen) == {(bulk_module._GC_THRESHOLD0, 10, 10)}
+        assert gc.get_threshold() == (700, 10, 10)
+        gc.set_threshold(50_000, 5, 5)  # higher already: left as it is
+        seen.clear()
+        run(scenario(seed=5, companies=10), source_records_ingest_bulk)
+        assert set(seen) == {(50_000, 5, 5)} and gc.get_threshold() == (50_000, 5, 5)
+        gc.set_threshold(700, 10, 10)
+        monkeypatch.setattr(bulk_module, "_chunk_ingest", failing)
+        with pytest.raises(RuntimeError, match="boom"):
+            run(scenario(seed=5, companies=10), source_records_ingest_bulk)
+        assert gc.get_threshold() == (700, 10, 10) and bulk_module._gc_callers == 0
+    finally:
+        gc.set_threshold(*before)
