@@ -68,8 +68,8 @@ from canonical.models import (
 )
 from canonical.services.golden import (
     _apply_values,
+    _provenance_changed,
     _reason,
-    _without_times,
     change_event_build,
     golden_compute,
     golden_survivor_map,
@@ -540,7 +540,7 @@ def _apply(chunk: _Chunk, plan: _Plan) -> IngestResult | None:
             sender=type(chunk.batch.matcher), domain=spec.name, values=plan.match_values, outcome=plan.outcome
         )
         changed = _apply_values(record, survival.values)
-        provenance_changed = _without_times(record.provenance) != _without_times(survival.provenance)
+        provenance_changed = _provenance_changed(record.provenance, survival.provenance)
         _sync_conflicts(chunk, sources, survival, now)
         golden.sources.append(sr)
         if changed or provenance_changed:

@@ -273,8 +273,21 @@ def _retain_required(record, spec, survival: Survival) -> None:
     )
 
 
-def _without_times(provenance: dict | None) -> dict:
-    return {name: {k: v for k, v in entry.items() if k != "at"} for name, entry in (provenance or {}).items()}
+def _provenance_changed(old: dict | None, new: dict | None) -> bool:
+    """Whether where the values come from changed: the provenance apart from each entry's `at` (compared entry
+    by entry, without copying either: this runs for every record linked)."""
+    old, new = old or {}, new or {}
+    if old.keys() != new.keys():
+        return True
+    for name, entry in old.items():
+        other = new[name]
+        if entry == other:
+            continue
+        if entry.keys() - {"at"} != other.keys() - {"at"}:
+            return True
+        if any(v != other[k] for k, v in entry.items() if k != "at"):
+            return True
+    return False
 
 
 def _reason(origin_system: str | None, changed: list[str], provenance_changed: bool) -> str:
@@ -335,7 +348,7 @@ def golden_record_apply(
         changed = _apply_values(record, survival.values)
         # Where each value comes from changed (another source, another rule)? A later `at` of the same
         # source alone is not a change worth a version: it is written with the next real change.
-        provenance_changed = _without_times(record.provenance) != _without_times(survival.provenance)
+        provenance_changed = _provenance_changed(record.provenance, survival.provenance)
         provenance = survival.provenance
         if record.status == GoldenStatus.INACTIVE:
             record.status = GoldenStatus.ACTIVE

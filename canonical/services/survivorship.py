@@ -48,14 +48,8 @@ def _rank(c: Contribution, priorities: dict[str, int]) -> tuple:
     return (-c.updated_at.timestamp(), -_completeness(c), priorities.get(c.system, 1000), c.system, c.source_id)
 
 
-def _provenance(c: Contribution, rule: str) -> dict:
-    return {
-        "system": c.system,
-        "source_record": c.source_record_id,
-        "source_id": c.source_id,
-        "rule": rule,
-        "at": c.updated_at.isoformat(),
-    }
+def _provenance(c: Contribution, rule: str, at: str) -> dict:
+    return {"system": c.system, "source_record": c.source_record_id, "source_id": c.source_id, "rule": rule, "at": at}
 
 
 def survive(
@@ -67,7 +61,8 @@ def survive(
     priorities: dict[str, int] | None = None,
 ) -> Survival:
     priorities = priorities or {}
-    ranked = sorted(contributions, key=lambda c: _rank(c, priorities))
+    ranked = sorted(contributions, key=lambda c: _rank(c, priorities)) if len(contributions) > 1 else contributions
+    at = {id(c): c.updated_at.isoformat() for c in ranked}  # each contribution's time as provenance writes it, once
     values: dict[str, Any] = {}
     provenance: dict[str, dict] = {}
     conflicts: dict[int, dict[str, dict]] = {}
@@ -92,7 +87,7 @@ def survive(
             values[name] = [] if spec.get(name).kind in ("list_str", "lines") else None
             continue
         values[name] = winner.values.get(name)
-        provenance[name] = _provenance(winner, rule)
+        provenance[name] = _provenance(winner, rule, at[id(winner)])
         if rule == "owner":
             for c in ranked:
                 if c.system == owner or name not in c.values:

@@ -124,3 +124,32 @@ def test_survive_is_deterministic_under_any_input_order():
     items = [c(1, "crm", 1, industry="A"), c(2, "erp", 1, industry="B"), c(3, "psa", 1, industry="C")]
     results = {run(*order).values["industry"] for order in (items, items[::-1], items[1:] + items[:1])}
     assert results == {"A"}
+
+
+def test_provenance_changed_ignores_only_the_times():
+    """golden.py's `_provenance_changed` says what comparing the provenance without each entry's `at` says."""
+    from canonical.services.golden import _provenance_changed
+
+    def without_times(provenance):
+        return {name: {k: v for k, v in entry.items() if k != "at"} for name, entry in (provenance or {}).items()}
+
+    entry = {"system": "crm", "source_record": 1, "source_id": "C1", "rule": "owner", "at": "2024-01-01T00:00:00"}
+    override = {"system": None, "source_record": None, "source_id": None, "rule": "steward_override"}
+    base = {"name": entry, "phone": {**entry, "rule": "recency"}, "industry": override}
+    variants = [
+        None,
+        {},
+        base,
+        {**base, "name": {**entry, "at": "2025-01-01T00:00:00"}},  # a later time of the same source: no change
+        {**base, "name": {k: v for k, v in entry.items() if k != "at"}},  # the time gone: no change
+        {**base, "name": {**entry, "rule": "fallback"}},
+        {**base, "name": {**entry, "source_record": 2}},
+        {**base, "name": {**entry, "extra": 1}},
+        {k: v for k, v in base.items() if k != "phone"},
+        {**base, "city": entry},
+        {**base, "industry": {**override, "rule": "owner"}},
+    ]
+    for old in variants:
+        for new in variants:
+            assert _provenance_changed(old, new) == (without_times(old) != without_times(new)), (old, new)
+    assert not _provenance_changed(base, variants[3]) and _provenance_changed(base, variants[5])
