@@ -443,8 +443,10 @@ def _load_goldens(chunk: _Chunk, golden_ids: set[uuid.UUID]) -> None:
     if not golden_ids:
         return
     spec = chunk.spec
-    records = {r.pk: r for r in spec.model.objects.select_for_update().filter(pk__in=golden_ids)}
-    usable = set()
+    records = {
+        r.pk: r for r in _read(spec.model, "id", list(golden_ids), tail="ORDER BY updated_at DESC, id", lock=True)
+    }
+    usable = []
     for golden_id in golden_ids:
         record = records.get(golden_id)
         if (
@@ -455,26 +457,69 @@ def _load_goldens(chunk: _Chunk, golden_ids: set[uuid.UUID]) -> None:
         ):
             chunk.goldens[golden_id] = None
         else:
-            usable.add(golden_id)
+            usable.append(golden_id)
             chunk.goldens[golden_id] = _Golden(record=record, new=False, sources=[], overrides={})
     if not usable:
         return
-    for sr in SourceRecord.objects.filter(
-        domain=spec.name, golden_id__in=usable, deleted=False, status=SourceStatus.APPLIED
-    ).order_by("pk"):
-        chunk.goldens[sr.golden_id].sources.append(sr)
-        chunk.goldens[sr.golden_id].db_sources.append(sr)
+    # what pass 2 and the write read of a source record: not its `attributes` and `errors` (left deferred)
+    sr_columns = [f.column for f in SourceRecord._meta.concrete_fields if f.attname not in ("attributes", "errors")]
+    for sr in _read(
+        SourceRecord,
+        "golden_id",
+        usable,
+        columns=sr_columns,
+        where="domain = %s AND deleted = %s AND status = %s",
+        params=[spec.name, False, SourceStatus.APPLIED.value],
+        tail="ORDER BY id",
+    ):
+        golden = chunk.goldens[sr.golden_id]
+        golden.sources.append(sr)
+        golden.db_sources.append(sr)
         chunk.open_conflicts.setdefault(sr.pk, [])
-    for golden_id, name, value in FieldOverride.objects.filter(
-        domain=spec.name, golden_id__in=usable, is_active=True
-    ).values_list("golden_id", "field", "value"):
-        chunk.goldens[golden_id].overrides[name] = value
+    for o in _read(
+        FieldOverride,
+        "golden_id",
+        usable,
+        columns=["id", "golden_id", "field", "value"],
+        where="domain = %s AND is_active = %s",
+        params=[spec.name, True],
+    ):  # at most one active override per field (a constraint): in no particular order
+        chunk.goldens[o.golden_id].overrides[o.field] = o.value
     sr_ids = [sr.pk for g in usable for sr in chunk.goldens[g].sources]
     for start in range(0, len(sr_ids), 5000):
-        for exc in DataException.objects.filter(
-            kind=_CONFLICT, status=ExceptionStatus.OPEN, source_record_id__in=sr_ids[start : start + 5000]
-        ).order_by("-created_at", "id"):
+        for exc in _read(
+            DataException,
+            "source_record_id",
+            sr_ids[start : start + 5000],
+            where="kind = %s AND status = %s",
+            params=[_CONFLICT, ExceptionStatus.OPEN.value],
+            tail="ORDER BY created_at DESC, id",
+        ):
             chunk.open_conflicts[exc.source_record_id].append(_Exc(obj=exc, new=False))
+
+
+def _read(
+    model, key: str, ids: list, *, columns: list[str] | None = None, where: str = "", params=(), tail="", lock=False
+) -> list:
+    """`model` instances whose field `key` (an attname) is one of `ids` and for which `where` holds, through the
+    ORM's RawQuerySet: `key = ANY(%s)` on PostgreSQL, the ids one array parameter (`__in` prepares and quotes
+    every id one by one, and the query is compiled each time: most of what reading a window's golden records
+    cost). `columns`: the ones read (the pk among them), the others left deferred; `tail`: ORDER BY; `lock`:
+    FOR UPDATE, as select_for_update."""
+    if not ids:
+        return []
+    quote = connection.ops.quote_name
+    field = model._meta.get_field(key)
+    if connection.vendor == "postgresql":
+        match, match_params = f"{quote(field.column)} = ANY(%s)", [ids]
+    else:
+        match = f"{quote(field.column)} IN ({', '.join(['%s'] * len(ids))})"
+        match_params = [field.get_db_prep_value(v, connection) for v in ids]
+    select = ", ".join(quote(c) for c in columns) if columns else "*"
+    sql = f"SELECT {select} FROM {quote(model._meta.db_table)} WHERE {match}" + (f" AND {where}" if where else "")
+    if lock and connection.features.has_select_for_update:
+        tail += " FOR UPDATE"
+    return list(model.objects.raw(f"{sql} {tail}", [*match_params, *params]))
 
 
 _tracked: dict[type, tuple[tuple[str, ...], attrgetter]] = {}
