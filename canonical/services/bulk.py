@@ -192,6 +192,7 @@ class _Chunk:
     events: list[ChangeEvent] = field(default_factory=list)
     conflicted: dict[int, SourceRecord] = field(default_factory=dict)  # database source records whose conflicts changed
     reviews: list[Any] = field(default_factory=list)  # review tasks opened (unsaved ReviewTask, history snapshot)
+    review_known: Any = None  # review_survivors of the window's review candidates (nothing is written in pass 2)
 
 
 def source_records_ingest_bulk(*, system: System | str, domain: str, envelopes: list[Envelope]) -> list[IngestResult]:
@@ -253,6 +254,7 @@ def _chunk_ingest(
         _load_goldens(
             chunk, {p.golden_id for p in plans if p.golden_id not in chunk.goldens and p.golden_id not in made}
         )
+        chunk.review_known = _review_known(chunk, plans)
         for k, plan in enumerate(plans):
             result = _apply(chunk, plan)
             if result is None:  # not linkable in bulk: this record and the ones after it are done again
@@ -605,6 +607,15 @@ def _apply(chunk: _Chunk, plan: _Plan) -> IngestResult | None:
     return IngestResult(source_id=sr.source_id, outcome=outcome, golden_id=str(golden_id))
 
 
+def _review_known(chunk: _Chunk, plans: list[_Plan]):
+    """What review_candidates_filter reads of the golden ids the window's reviews name, read once for all of them
+    (golden records made in memory are not found, and are `fresh` to it anyway)."""
+    from stewardship.services.reviews import review_survivors
+
+    wanted = {c.golden_id for p in plans if p.review for c in p.outcome.candidates if c.golden_id}
+    return review_survivors(chunk.spec.name, wanted) if wanted else ({}, set())
+
+
 def _review_open(chunk: _Chunk, plan: _Plan, now: dt.datetime) -> None:
     """stewardship's `review_task_open_for_match` for a record the matcher was unsure about, in memory: the same
     candidate filter, the chunk's new golden records (not written yet) counted as active survivors of their own."""
@@ -618,6 +629,7 @@ def _review_open(chunk: _Chunk, plan: _Plan, now: dt.datetime) -> None:
         source_record_ids=[],  # not written yet: no not-a-match can name it
         candidates=plan.outcome.candidates,
         fresh={g for g, golden in chunk.goldens.items() if golden is not None and golden.new},
+        known=chunk.review_known,
     )
     if not kept:
         return

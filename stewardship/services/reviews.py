@@ -43,6 +43,21 @@ def candidate_json(candidate: Candidate, *, golden_id: uuid.UUID) -> dict:
     }
 
 
+def review_survivors(domain: str, golden_ids: Iterable[uuid.UUID | str]) -> tuple[dict[uuid.UUID, uuid.UUID], set]:
+    """What review_candidates_filter reads of these golden ids: {id: its survivor}, and the survivors not merged
+    (one query per merge-chain step, one for status)."""
+    survivors = golden_survivor_map(domain, golden_ids)
+    if not survivors:
+        return survivors, set()
+    live = (
+        get_domain(domain)
+        .model.objects.filter(pk__in=set(survivors.values()))
+        .exclude(status=GoldenStatus.MERGED)
+        .values_list("pk", flat=True)
+    )
+    return survivors, set(live)
+
+
 def review_candidates_filter(
     *,
     domain: str,
@@ -50,35 +65,30 @@ def review_candidates_filter(
     source_record_ids: list[int],
     candidates: Iterable[Candidate],
     fresh: Collection[uuid.UUID] = (),
+    known: tuple[dict[uuid.UUID, uuid.UUID], set] | None = None,
 ) -> list[dict]:
     """Candidates worth a steward's time: live survivors, not the record itself, not excluded by a not-a-match.
 
     `fresh`: golden records made in memory and not written yet (the bulk ingest path's): active, their own
-    survivors, not looked up."""
+    survivors, not looked up. `known`: review_survivors of (at least) the other ids here, read by the caller
+    for many calls at once (left unchanged)."""
     best: dict[uuid.UUID, dict] = {}
     candidates = list(candidates)
-    # survivors and their status read for all candidates at once (one query per merge-chain step, one for status)
-    wanted = [g for g in (golden_id, *(c.golden_id for c in candidates)) if g and uuid.UUID(str(g)) not in fresh]
-    survivors = golden_survivor_map(domain, wanted) if wanted else {}
-    model = get_domain(domain).model
-    live = (
-        set(
-            model.objects.filter(pk__in=set(survivors.values()))
-            .exclude(status=GoldenStatus.MERGED)
-            .values_list("pk", flat=True)
-        )
-        if survivors
-        else set()
-    )
-    for g in fresh:
-        survivors[g] = g
-        live.add(g)
-    own = survivors.get(uuid.UUID(str(golden_id))) if golden_id else None
+    if known is None:  # survivors and their status read for all candidates at once
+        wanted = [g for g in (golden_id, *(c.golden_id for c in candidates)) if g and uuid.UUID(str(g)) not in fresh]
+        known = review_survivors(domain, wanted) if wanted else ({}, set())
+    survivors, live = known
+
+    def survivor_of(g) -> uuid.UUID | None:
+        g = uuid.UUID(str(g))
+        return g if g in fresh else survivors.get(g)
+
+    own = survivor_of(golden_id) if golden_id else None
     for cand in candidates:
-        survivor = survivors.get(uuid.UUID(str(cand.golden_id))) if cand.golden_id else None
+        survivor = survivor_of(cand.golden_id) if cand.golden_id else None
         if survivor is None or survivor == own:
             continue
-        if survivor not in live:
+        if survivor not in live and survivor not in fresh:
             continue
         item = candidate_json(cand, golden_id=survivor)
         if survivor not in best or best[survivor]["score"] < item["score"]:
