@@ -33,11 +33,15 @@ The whole call is one transaction, as `source_records_ingest` is.
 
 from __future__ import annotations
 
-import contextlib
+import contextvars
 import datetime as dt
+import functools
 import gc
+import json
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -102,7 +106,7 @@ _gc_callers = 0
 _gc_saved: tuple[int, ...] = ()
 
 
-@contextlib.contextmanager
+@contextmanager
 def _collections_less_often():
     """Raise the collector's first threshold to _GC_THRESHOLD0 (never lower it, nor enable a disabled collector)
     for the duration; the thresholds found are put back when the last concurrent caller leaves."""
@@ -752,13 +756,15 @@ def _history_model(model) -> type:
 
 # --- writing: COPY on PostgreSQL, bulk_create elsewhere ------------------------------------------------------
 #
-# COPY is given each value as `Field.get_db_prep_save(value, connection)` returns it. That call costs a couple of
-# microseconds (a chain of prep methods, and the `connection` proxy resolved through asgiref's Local for each
-# value) and a flush makes hundreds of thousands of them. So a column is prepared at once (`_prep_column`): for
-# the field classes whose conversion of a value type is known — the value itself (text, UUID, bool), or one call
-# of the backend's adapter (JSON, integers, aware datetimes) — that conversion is applied to the column when
-# every value in it has such a type, with the connection resolved once; any other column goes through
-# get_db_prep_save value by value. tests/canonical/test_bulk_write.py checks the shortcuts against it.
+# COPY is given each value as `Field.get_db_prep_save(value, connection)` returns it, or as something COPY writes
+# the same way. That call costs a couple of microseconds (a chain of prep methods, and the `connection` proxy
+# resolved through asgiref's Local for each value) and a flush makes hundreds of thousands of them. So a column
+# is prepared at once (`_prep_column`): for the field classes whose conversion of a value type is known — the
+# value itself (text, UUID, bool; an int, which COPY writes as it writes the Int4 the adapter would wrap it in),
+# its JSON text (what COPY writes for the Jsonb the adapter gives), or one call of the backend's adapter
+# (serial ids, aware datetimes) — that conversion is applied to the column when every value in it has such a
+# type, with the connection resolved once; any other column goes through get_db_prep_save value by value.
+# tests/canonical/test_bulk_write.py checks the shortcuts against it, and that COPY writes them alike.
 
 _NONE_TYPE = type(None)
 _JSON_TYPES = (dict, list, str, int, float, bool)
@@ -767,9 +773,10 @@ _type_ok: dict[tuple[str, type], bool] = {}
 
 
 def _kind(field) -> tuple[str, Any]:
-    """How `field.get_db_prep_save` converts its common values: "same", "uuid", "bool" (the value itself),
-    "json", "int", "autopk", "datetime" (one call of the backend's adapter), or "" (none known:
-    get_db_prep_save itself, value by value); with the field doing the conversion (a foreign key's target)."""
+    """How `field.get_db_prep_save` converts its common values: "same", "uuid", "bool", "int" (the value itself,
+    or what COPY writes alike), "json" (its text), "autopk", "datetime" (one call of the backend's adapter),
+    or "" (none known: get_db_prep_save itself, value by value); with the field doing the conversion (a foreign
+    key's target)."""
     key = id(field)
     if key not in _kinds:
         _kinds[key] = _kind_of(field)
@@ -850,17 +857,16 @@ def _accepts(kind: str, t: type) -> bool:
 
 
 def _prep_column(field, values: list, conn) -> list:
-    """[field.get_db_prep_save(v, conn) for v in values], by the field's shortcut where it applies."""
+    """[field.get_db_prep_save(v, conn) for v in values] (or what COPY writes alike), by the field's shortcut where
+    it applies."""
     kind, leaf = _kind(field)
     if kind and all(_accepts(kind, t) for t in set(map(type, values)) if t is not _NONE_TYPE):
         if kind in ("same", "uuid", "bool"):
             return values
         if kind == "json":
-            adapt, encoder = conn.ops.adapt_json_value, leaf.encoder
-            return [None if v is None else adapt(v, encoder) for v in values]
-        if kind == "int":
-            adapt, internal_type = conn.ops.adapt_integerfield_value, leaf.get_internal_type()
-            return [None if v is None else adapt(v, internal_type) for v in values]
+            return _json_texts(values, leaf.encoder)
+        if kind == "int":  # the int itself: COPY writes it as it writes the backend's Int2/Int4/Int8 wrapper of it
+            return values
         if kind == "autopk":
             validate = conn.ops.validate_autopk_value
             return [None if v is None else validate(v) for v in values]
@@ -873,6 +879,40 @@ def _prep_column(field, values: list, conn) -> list:
                 return [None if v is None else adapt(v) for v in values]
     save = field.get_db_prep_save
     return [save(v, conn) for v in values]
+
+
+# A JSON value is handed to COPY as its text, json.dumps with the field's encoder: what get_db_prep_save gives on
+# SQLite, and what the Jsonb it gives on PostgreSQL is written as (COPY writes a str as it is). Inside `_json_once`
+# (a flush) each value object is encoded once, however many rows it goes to; the memo keeps each value, so its id
+# is not reused, and it is dropped when the flush ends (the values are not changed while it is written).
+_json_memo: contextvars.ContextVar[dict | None] = contextvars.ContextVar("bulk_json_memo", default=None)
+
+
+@contextmanager
+def _json_once() -> Iterator[None]:
+    token = _json_memo.set({})
+    try:
+        yield
+    finally:
+        _json_memo.reset(token)
+
+
+def _json_texts(values: list, encoder) -> list:
+    dumps = functools.partial(json.dumps, cls=encoder) if encoder else json.dumps
+    memo = _json_memo.get()
+    if memo is None:
+        return [None if v is None else dumps(v) for v in values]
+    memo = memo.setdefault(encoder, {})  # id(value) -> (value, text)
+    texts = []
+    for v in values:
+        if v is None:
+            texts.append(None)
+            continue
+        known = memo.get(id(v))
+        if known is None:
+            known = memo[id(v)] = (v, dumps(v))
+        texts.append(known[1])
+    return texts
 
 
 def _copy(table: str, columns: list[str], rows) -> None:
@@ -1055,24 +1095,31 @@ def _update(model, objs: list, field_names: list[str]) -> None:
         )
 
 
-def _real_provenance(provenance: dict | None, real_id: dict[int, int]) -> dict | None:
-    """Provenance with the chunk's temporary source record ids replaced by the written ones."""
+def _real_provenance(provenance: dict | None, real_id: dict[int, int], memo: dict) -> dict | None:
+    """Provenance with the chunk's temporary source record ids replaced by the written ones. Once per provenance
+    object (`memo`: id -> (it, the result), it kept so its id is not reused): a golden record's row and its
+    history row share it, and then share the result too, so its JSON is encoded once (`_json_once`)."""
     if not provenance:
         return provenance
+    key = id(provenance)
+    if key in memo:
+        return memo[key][1]
     for entry in provenance.values():
         ref = entry.get("source_record")
         if isinstance(ref, int) and ref < 0:
+            real = {
+                name: (
+                    {**entry, "source_record": real_id[entry["source_record"]]}
+                    if isinstance(entry.get("source_record"), int) and entry["source_record"] < 0
+                    else entry
+                )
+                for name, entry in provenance.items()
+            }
             break
     else:
-        return provenance
-    return {
-        name: (
-            {**entry, "source_record": real_id[entry["source_record"]]}
-            if isinstance(entry.get("source_record"), int) and entry["source_record"] < 0
-            else entry
-        )
-        for name, entry in provenance.items()
-    }
+        real = provenance
+    memo[key] = (provenance, real)
+    return real
 
 
 def _flush(chunk: _Chunk, *, last: bool = False) -> None:
@@ -1090,132 +1137,144 @@ def _flush(chunk: _Chunk, *, last: bool = False) -> None:
     chunk.ov_xrefs.clear()
     if not accepted:
         return
-    spec, system = chunk.spec, chunk.system
-    ctx = current_context()
-    model = spec.model
-    n = len(accepted)
+    with _json_once():  # a value written to two rows (a golden record's and its history row's) encoded once
+        spec, system = chunk.spec, chunk.system
+        ctx = current_context()
+        model = spec.model
+        n = len(accepted)
 
-    # The source records, as columns (no instances: only their ids are needed further on).
-    source_ids = [a.sr.source_id for a in accepted]
-    golden_ids = [a.golden_id for a in accepted]
-    written = _insert_columns(
-        SourceRecord,
-        n,
-        {
-            "system_id": [system.pk] * n,
-            "domain": [spec.name] * n,
-            "source_id": source_ids,
-            "attributes": [a.sr.attributes for a in accepted],
-            "values": [a.sr.values for a in accepted],
-            "updated_at": [a.sr.updated_at for a in accepted],
-            "deleted": [False] * n,
-            "content_hash": [a.sr.content_hash for a in accepted],
-            "status": [SourceStatus.APPLIED] * n,
-            "errors": [{} for _ in range(n)],
-            "conflicts": [a.sr.conflicts for a in accepted],
-            "golden_id": golden_ids,
-        },
-        ids=True,
-    )
-    sr_ids = written["id"]
-    population_add(spec.name, n)  # n more live applied source records (before anything reads the count again)
-    real_id = {a.sr.pk: pk for a, pk in zip(accepted, sr_ids, strict=True)}
-    # the features the matcher prepared for these records, for a later chunk that reads them back as candidates
-    chunk.batch.prepared_written([(a.sr.pk, pk, a.sr.values) for a, pk in zip(accepted, sr_ids, strict=True)])
-    if not last:  # the chunk goes on with this BatchMatch: what it accepted is in the database now
-        chunk.batch.overlay_written(real_id)
-        # overlay_written keeps only the chunk's own sources of a golden record it links to: read its others again.
-        linked_db = [g for g in goldens.values() if g is not None and not g.new and len(g.sources) > len(g.db_sources)]
-        by_system: dict[str, list[str]] = {}
-        for g in linked_db:
-            for sr in g.db_sources:
-                by_system.setdefault(sr.system_id, []).append(sr.source_id)
-        for code, ids in by_system.items():
-            chunk.batch.refresh(system=code, source_ids=ids)
+        # The source records, as columns (no instances: only their ids are needed further on).
+        source_ids = [a.sr.source_id for a in accepted]
+        golden_ids = [a.golden_id for a in accepted]
+        written = _insert_columns(
+            SourceRecord,
+            n,
+            {
+                "system_id": [system.pk] * n,
+                "domain": [spec.name] * n,
+                "source_id": source_ids,
+                "attributes": [a.sr.attributes for a in accepted],
+                "values": [a.sr.values for a in accepted],
+                "updated_at": [a.sr.updated_at for a in accepted],
+                "deleted": [False] * n,
+                "content_hash": [a.sr.content_hash for a in accepted],
+                "status": [SourceStatus.APPLIED] * n,
+                "errors": [{} for _ in range(n)],
+                "conflicts": [a.sr.conflicts for a in accepted],
+                "golden_id": golden_ids,
+            },
+            ids=True,
+        )
+        sr_ids = written["id"]
+        population_add(spec.name, n)  # n more live applied source records (before anything reads the count again)
+        real_id = {a.sr.pk: pk for a, pk in zip(accepted, sr_ids, strict=True)}
+        rewritten: dict[int, tuple] = {}  # _real_provenance's memo
+        # the features the matcher prepared for these records, for a later chunk that reads them back as candidates
+        chunk.batch.prepared_written([(a.sr.pk, pk, a.sr.values) for a, pk in zip(accepted, sr_ids, strict=True)])
+        if not last:  # the chunk goes on with this BatchMatch: what it accepted is in the database now
+            chunk.batch.overlay_written(real_id)
+            # overlay_written keeps only the chunk's own sources of a golden record it links to: read its others again.
+            linked_db = [
+                g for g in goldens.values() if g is not None and not g.new and len(g.sources) > len(g.db_sources)
+            ]
+            by_system: dict[str, list[str]] = {}
+            for g in linked_db:
+                for sr in g.db_sources:
+                    by_system.setdefault(sr.system_id, []).append(sr.source_id)
+            for code, ids in by_system.items():
+                chunk.batch.refresh(system=code, source_ids=ids)
 
-    new_records, changed_records = [], []
-    for g in goldens.values():
-        if g is None or not (g.new or g.dirty):
-            continue
-        g.record.provenance = _real_provenance(g.record.provenance, real_id)
-        (new_records if g.new else changed_records).append(g.record)
-    _insert(model, new_records)
-    if changed_records:
-        fields = [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name != "created_at"]
-        _update(model, changed_records, fields)
-    if golden_history:
-        values = _snapshot_columns(model, [snap for _, _, snap, _ in golden_history])
-        values["provenance"] = [_real_provenance(p, real_id) for p in values["provenance"]]
+        new_records, changed_records = [], []
+        for g in goldens.values():
+            if g is None or not (g.new or g.dirty):
+                continue
+            g.record.provenance = _real_provenance(g.record.provenance, real_id, rewritten)
+            (new_records if g.new else changed_records).append(g.record)
+        _insert(model, new_records)
+        if changed_records:
+            fields = [f.name for f in model._meta.concrete_fields if not f.primary_key and f.name != "created_at"]
+            _update(model, changed_records, fields)
+        if golden_history:
+            values = _snapshot_columns(model, [snap for _, _, snap, _ in golden_history])
+            values["provenance"] = [_real_provenance(p, real_id, rewritten) for p in values["provenance"]]
+            _history_rows(
+                model,
+                values,
+                history_type=[t for t, _, _, _ in golden_history],
+                reason=[reason for _, reason, _, _ in golden_history],
+                date=[date for _, _, _, date in golden_history],
+            )
+
+        xrefs = _insert_columns(
+            CrossReference,
+            n,
+            {
+                "system_id": [system.pk] * n,
+                "domain": [spec.name] * n,
+                "source_id": source_ids,
+                "golden_id": golden_ids,
+                "source_record_id": sr_ids,
+            },
+            ids=True,
+        )
         _history_rows(
-            model,
-            values,
-            history_type=[t for t, _, _, _ in golden_history],
-            reason=[reason for _, reason, _, _ in golden_history],
-            date=[date for _, _, _, date in golden_history],
+            CrossReference,
+            {name: xrefs[name] for name in _tracked_names(CrossReference)},
+            history_type=["+"] * n,
+            reason=[ctx.reason or None] * n,
+            date=[timezone.now() for _ in range(n)],
         )
 
-    xrefs = _insert_columns(
-        CrossReference,
-        n,
-        {
-            "system_id": [system.pk] * n,
-            "domain": [spec.name] * n,
-            "source_id": source_ids,
-            "golden_id": golden_ids,
-            "source_record_id": sr_ids,
-        },
-        ids=True,
-    )
-    _history_rows(
-        CrossReference,
-        {name: xrefs[name] for name in _tracked_names(CrossReference)},
-        history_type=["+"] * n,
-        reason=[ctx.reason or None] * n,
-        date=[timezone.now() for _ in range(n)],
-    )
+        # the keys' columns built a record at a time (a flush writes ten or so per record)
+        key_types, key_values, key_goldens, key_srs = [], [], [], []
+        for a, pk in zip(accepted, sr_ids, strict=True):
+            if a.keys:
+                types, texts = zip(*a.keys, strict=True)
+                key_types += types
+                key_values += texts
+                key_goldens += [a.golden_id] * len(types)
+                key_srs += [pk] * len(types)
+        _insert_columns(
+            MatchKey,
+            len(key_types),
+            {
+                "domain": [spec.name] * len(key_types),
+                "key_type": key_types,
+                "key_value": key_values,
+                "golden_id": key_goldens,
+                "source_record_id": key_srs,
+            },
+        )
 
-    key_rows = [(t, v, a.golden_id, pk) for a, pk in zip(accepted, sr_ids, strict=True) for t, v in a.keys]
-    _insert_columns(
-        MatchKey,
-        len(key_rows),
-        {
-            "domain": [spec.name] * len(key_rows),
-            "key_type": [r[0] for r in key_rows],
-            "key_value": [r[1] for r in key_rows],
-            "golden_id": [r[2] for r in key_rows],
-            "source_record_id": [r[3] for r in key_rows],
-        },
-    )
+        if excs:
+            for exc in excs:
+                if exc.obj.source_record_id < 0:
+                    exc.obj.source_record_id = real_id[exc.obj.source_record_id]
+            created = [exc.obj for exc in excs if exc.new]
+            _insert(DataException, created, ids=True)
+            changed_excs = [exc.obj for exc in excs if not exc.new]
+            if changed_excs:
+                _update(
+                    DataException,
+                    changed_excs,
+                    ["message", "detail", "golden_id", "status", "resolution_note", "resolved_at", "updated_at"],
+                )
+            if exc_history:
+                values = _snapshot_columns(DataException, [snap for _, _, snap, _ in exc_history])
+                values["id"] = [exc.obj.pk for exc, _, _, _ in exc_history]
+                values["source_record_id"] = [exc.obj.source_record_id for exc, _, _, _ in exc_history]
+                _history_rows(
+                    DataException,
+                    values,
+                    history_type=[t for _, t, _, _ in exc_history],
+                    reason=[ctx.reason or None] * len(exc_history),
+                    date=[date for _, _, _, date in exc_history],
+                )
+        if conflicted:
+            _update(SourceRecord, list(conflicted.values()), ["conflicts"])
+        _reviews_write(reviews, real_id)
 
-    if excs:
-        for exc in excs:
-            if exc.obj.source_record_id < 0:
-                exc.obj.source_record_id = real_id[exc.obj.source_record_id]
-        created = [exc.obj for exc in excs if exc.new]
-        _insert(DataException, created, ids=True)
-        changed_excs = [exc.obj for exc in excs if not exc.new]
-        if changed_excs:
-            _update(
-                DataException,
-                changed_excs,
-                ["message", "detail", "golden_id", "status", "resolution_note", "resolved_at", "updated_at"],
-            )
-        if exc_history:
-            values = _snapshot_columns(DataException, [snap for _, _, snap, _ in exc_history])
-            values["id"] = [exc.obj.pk for exc, _, _, _ in exc_history]
-            values["source_record_id"] = [exc.obj.source_record_id for exc, _, _, _ in exc_history]
-            _history_rows(
-                DataException,
-                values,
-                history_type=[t for _, t, _, _ in exc_history],
-                reason=[ctx.reason or None] * len(exc_history),
-                date=[date for _, _, _, date in exc_history],
-            )
-    if conflicted:
-        _update(SourceRecord, list(conflicted.values()), ["conflicts"])
-    _reviews_write(reviews, real_id)
-
-    outbox_on_events(events=_insert(ChangeEvent, events, ids=True))
+        outbox_on_events(events=_insert(ChangeEvent, events, ids=True))
 
 
 def _reviews_write(reviews: list, real_id: dict[int, int]) -> None:

@@ -59,11 +59,49 @@ def written_models() -> list:
 
 
 def comparable(value):
+    """A prepared value as COPY writes it: a Jsonb (get_db_prep_save's value of a JSONField on PostgreSQL) as its
+    JSON text, an Int2/Int4/Int8 (of an integer field) as its int — COPY writes them as it writes that text as a
+    str and that int (the shortcuts' values; checked below)."""
     from psycopg.types.json import Jsonb
+    from psycopg.types.numeric import Int2, Int4, Int8
 
     if isinstance(value, Jsonb):
-        return ("Jsonb", value.dumps(value.obj))
+        return (str, value.dumps(value.obj))
+    if type(value) in (Int2, Int4, Int8):
+        return (int, int(value))
     return (type(value), value)
+
+
+@pytest.mark.postgres
+def test_copy_writes_the_shortcuts_values_as_it_writes_get_db_prep_saves():
+    """COPY (text format) writes the same bytes for a Jsonb and for its JSON text given as a str, and for an
+    Int2/Int4/Int8 and its int."""
+    from psycopg.adapt import PyFormat, Transformer
+    from psycopg.types.json import Jsonb
+    from psycopg.types.numeric import Int2, Int4, Int8
+
+    conn = connections[DEFAULT_DB_ALIAS]
+    conn.ensure_connection()
+    tx = Transformer(conn.connection)
+
+    def written(value) -> bytes:
+        return bytes(tx.dump_sequence([value], [PyFormat.TEXT])[0])
+
+    jsons = 0
+    for value in VALUES:
+        try:
+            jsonb = conn.ops.adapt_json_value(value, None)
+            text = jsonb.dumps(jsonb.obj)
+        except TypeError:  # not JSON-serialisable: neither way writes it
+            continue
+        assert isinstance(jsonb, Jsonb) and written(jsonb) == written(text), value
+        jsons += 1
+    assert jsons > 10
+    for n in (0, 7, -3, 2**15 - 1, 2**31 - 1):
+        for wrapper in (Int2, Int4, Int8):
+            assert written(wrapper(n)) == written(n), (wrapper, n)
+    for internal_type in ("IntegerField", "PositiveIntegerField", "BigIntegerField", "SmallIntegerField"):
+        assert type(conn.ops.adapt_integerfield_value(5, internal_type)) in (Int2, Int4, Int8)
 
 
 def reference(field, values, conn):
