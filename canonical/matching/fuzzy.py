@@ -305,6 +305,7 @@ _TYPE_WEIGHT = 1 << 50
 # The order of a temporary (negative) source record id of the bulk path's overlay: after every written one (its
 # real id will be greater), -1 first, then -2, ... (written in that order).
 _AFTER_WRITTEN = 1 << 62
+_NOT_LISTED = _AFTER_WRITTEN * 2  # after every source record id, written or temporary
 
 # (key, how many of its rows count, its rows by golden id: one dict, or more whose golden ids may overlap)
 UsableKey = tuple[tuple[str, str], int, list[dict[str, list[int]]]]
@@ -352,11 +353,14 @@ def rank_candidates(usable: list[UsableKey]) -> list[str]:
     wanted = MAX_CANDIDATES - len(kept)
     if len(tied) == wanted:
         return kept + tied
-    # the tie at the cut: which keys, how many rows, the first listed, the id
-    tie: dict[str, list] = {golden_id: [[], 0, _AFTER_WRITTEN * 2] for golden_id in tied}
+    # The tie at the cut: which keys, how many rows, the first listed, the id. Every row of the keys is looked at
+    # (at most KEY_CAP a key, as scoring did above): a plain loop over them cost less than looking the tied golden
+    # ids up in the larger dicts through a generator. Then the whole sort keys are sorted as tuples, no key
+    # function (the golden id last: no two are equal).
+    tie = {golden_id: [[], 0, _NOT_LISTED] for golden_id in tied}
     for key, _, groups_list in usable:
         for groups in groups_list:
-            for golden_id, sids in groups.items() if len(groups) <= len(tie) else _rows_of(groups, tie):
+            for golden_id, sids in groups.items():
                 entry = tie.get(golden_id)
                 if entry is None:
                     continue
@@ -367,8 +371,9 @@ def rank_candidates(usable: list[UsableKey]) -> list[str]:
                     at = sid if sid >= 0 else _AFTER_WRITTEN - sid
                     if at < entry[2]:
                         entry[2] = at
-    tied.sort(key=lambda g: (tie[g][0], -tie[g][1], tie[g][2], g))
-    return kept + tied[:wanted]
+    order = [(keys, -rows, first, golden_id) for golden_id, (keys, rows, first) in tie.items()]
+    order.sort()
+    return kept + [entry[3] for entry in order[:wanted]]
 
 
 def ranked_rows(ranked: list[str], usable: list[UsableKey]):
@@ -385,14 +390,6 @@ def ranked_rows(ranked: list[str], usable: list[UsableKey]):
                     sids = groups.get(golden_id)
                     if sids is not None:
                         yield sids
-
-
-def _rows_of(groups: dict[str, list[int]], wanted: dict[str, Any]):
-    """(golden id, source record ids) of the wanted golden ids in a key's rows by golden id."""
-    for golden_id in wanted:
-        sids = groups.get(golden_id)
-        if sids is not None:
-            yield golden_id, sids
 
 
 def live_sources_of(
