@@ -201,14 +201,14 @@ class Scorer:
         results = []
         append = results.append
         total = self.prior_weight
-        try:
-            for compare, weights_of_levels in self._compare_sums:
-                result = compare(a, b)
-                append(result)
+        for compare, weights_of_levels in self._compare_sums:
+            result = compare(a, b)  # a KeyError of compare's own comes through as it is
+            append(result)
+            try:
                 total += weights_of_levels[result[0]]
-        except KeyError:
-            self._unknown_level(results)
-            raise
+            except KeyError:
+                self._unknown_level(results)
+                raise
         # each field's weight from its level, or (weight, adjustment) where term frequencies adjust it; kept for
         # the explanation only when one is adjusted (else the tables give them again)
         weights = None
@@ -261,7 +261,7 @@ class Scorer:
 
     def _unknown_level(self, results: list) -> None:
         """Raise the KeyError naming the comparison whose compare() gave a level it does not have."""
-        for comp, result in zip(self.comparisons, results, strict=True):
+        for comp, result in zip(self.comparisons, results, strict=False):  # score() passes those compared so far
             if result[0] is not None:
                 comp.level(result[0])
 

@@ -525,7 +525,8 @@ def _read(
     sql = f"SELECT {select} FROM {quote(model._meta.db_table)} WHERE {match}" + (f" AND {where}" if where else "")
     if lock and connection.features.has_select_for_update:
         tail += " FOR UPDATE"
-    return list(model.objects.raw(f"{sql} {tail}", [*match_params, *params]))
+    # on `connection`, whose SQL this is (raw() alone would take the router's database for reads)
+    return list(model.objects.db_manager(connection.alias).raw(f"{sql} {tail}", [*match_params, *params]))
 
 
 _tracked: dict[type, tuple[tuple[str, ...], attrgetter]] = {}

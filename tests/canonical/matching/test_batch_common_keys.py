@@ -111,6 +111,7 @@ def test_one_batch_match_kept_across_the_chunks_of_a_call_leaves_the_same_state(
     assert_same_state(state_a, state_b)
 
 
+@pytest.mark.postgres  # elsewhere key_rows_bulk is _key_rows itself
 def test_key_rows_bulk_reads_the_rows_key_rows_reads(fuzzy, monkeypatch):
     """key_rows_bulk (one query, each key's rows aggregated as text and split) gives each key's rows as fuzzy's
     `_key_rows` reads them (golden ids as text, source record ids as ints), a key with no rows as none and a key

@@ -362,8 +362,20 @@ def test_a_level_a_comparison_does_not_have_raises_naming_it():
     known = Comparison("known", (Level("same", 0.9, 0.1),), lambda a, b: ("same", 1, 1))
     broken = Comparison("broken", (Level("same", 0.9, 0.1),), lambda a, b: ("sameish", 1, 1))
     for tf in (None, lambda key_type, value: 0.5):
-        with pytest.raises(KeyError, match="broken has no level 'sameish'"):
-            score_pair(comparisons=(known, broken), hard_rules=(), prior=0.01, a={}, b={}, tf=tf)
+        for comparisons in ((known, broken), (broken, known)):  # the last compared, or one with more to come
+            with pytest.raises(KeyError, match="broken has no level 'sameish'"):
+                score_pair(comparisons=comparisons, hard_rules=(), prior=0.01, a={}, b={}, tf=tf)
+
+
+def test_a_compare_that_raises_a_key_error_of_its_own_raises_it_as_it_is():
+    """A comparison's own KeyError (features prepared without a field it reads) comes through unchanged, not
+    turned into another error by the search for an unknown level."""
+    from canonical.matching.scoring import Comparison, Level
+
+    reads = Comparison("reads", (Level("same", 0.9, 0.1),), lambda a, b: ("same" if a["first"] else None, 1, 1))
+    known = Comparison("known", (Level("same", 0.9, 0.1),), lambda a, b: ("same", 1, 1))
+    with pytest.raises(KeyError, match="first"):
+        score_pair(comparisons=(known, reads, known), hard_rules=(), prior=0.01, a={}, b={})
 
 
 def test_golden_records_scored_alike_are_ordered_by_their_id_as_text():
