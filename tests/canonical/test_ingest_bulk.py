@@ -469,6 +469,7 @@ def test_cli_ingest_bulk_flag_gives_the_same_summary(tmp_path):
     assert "created 2" in outputs[1] and "linked 1" in outputs[1]
 
 
+@pytest.mark.postgres  # prepared_written memoises under PostgreSQL's JSON text only
 def test_bulk_ingest_memoises_the_features_of_the_records_it_writes_under_their_stored_text(monkeypatch):
     """A record the bulk path wrote is read back by a later call as a candidate, as JSON text: the features its
     matching prepared are memoised under exactly that text (so they are not prepared again), and are what

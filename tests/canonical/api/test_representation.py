@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.renderers import JSONRenderer
 
 from canonical.api.fetch import golden_fetch
@@ -156,7 +157,10 @@ def test_fetch_reads_the_record_its_references_and_xrefs_in_one_query(world, dja
         (f.attname, getattr(orm, f.attname)) for f in Customer._meta.concrete_fields
     ]
     assert (str(legal_entity), str(parent)) == (str(orm.legal_entity), str(orm.parent))
-    assert xrefs == xrefs_by_golden("customer", [orm.pk])[orm.pk]
+    if connection.vendor == "postgresql":  # in the same row
+        assert xrefs == xrefs_by_golden("customer", [orm.pk])[orm.pk]
+    else:  # elsewhere the caller reads them (xrefs_by_golden)
+        assert xrefs is None
 
 
 def test_fetch_of_an_unknown_id_is_none(db):
