@@ -205,3 +205,6 @@ MDM_INGEST_BATCH_SIZE = env_int("MDM_INGEST_BATCH_SIZE", 500)
 # The fuzzy matcher (blocking index + Fellegi-Sunter scoring with explanations) by default; the deterministic
 # one (identifiers only) stays available: MDM_MATCHER=canonical.matching.deterministic.DeterministicMatcher
 MDM_MATCHER = env_str("MDM_MATCHER", "canonical.matching.fuzzy.FuzzyMatcher")
+# Candidates' prepared features the matcher keeps packed (pickled) behind its 10,000 most recent, per process:
+# about 0.8 KiB each (200,000: ~160 MiB when full); 0 = none (each candidate past the 10,000 is prepared again).
+MDM_MATCH_FEATURE_CACHE = env_int("MDM_MATCH_FEATURE_CACHE", 200_000)

@@ -1,0 +1,120 @@
+"""The matcher's memo of candidates' prepared features (canonical/matching/fuzzy.py `_PreparedCache`): a tier of
+entries as they are and a tier of packed (pickled) ones behind it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from canonical.matching.definitions import get_definition
+from canonical.matching.definitions.common import LOCATION_DATA, name_data_key
+from canonical.matching.fuzzy import _PreparedCache
+from canonical.matching.scoring import scorer_for
+
+ACME = {
+    "name": "Acme Holdings GmbH",
+    "website": "https://www.acme-holdings.de",
+    "phone": "+49 30 1234567",
+    "address_line1": "Unter den Linden 5",
+    "postal_code": "10115",
+    "city": "Berlin",
+    "country": "DE",
+}
+
+
+def _values(i: int) -> dict:
+    return {**ACME, "name": f"Acme {i} Holdings GmbH", "phone": f"+49 30 12345{i:02d}"}
+
+
+def _counting(domain: str = "customer"):
+    defn = get_definition(domain)
+    calls: list[dict] = []
+
+    def prepare(values):
+        calls.append(values)
+        return defn.prepare(values)
+
+    return dataclasses.replace(defn, prepare=prepare), calls
+
+
+def test_an_entry_pushed_out_of_the_first_tier_comes_back_unpacked_as_prepare_made_it_without_preparing_again():
+    defn, calls = _counting()
+    cache = _PreparedCache(2, 10)
+    texts = [json.dumps(_values(i)) for i in range(3)]
+    first = cache.get_text(defn, texts[0], json.loads)
+    cache.get_text(defn, texts[1], json.loads)
+    cache.get_text(defn, texts[2], json.loads)  # the first entry goes to the packed tier
+    assert len(cache.entries) == 2 and len(cache.packed) == 1 and len(cache) == 3
+    assert len(calls) == 3
+
+    again = cache.get_text(defn, texts[0], json.loads)
+    assert len(calls) == 3  # unpacked, not prepared again
+    assert again is not first and again == first == get_definition("customer").prepare(_values(0))
+    # the parts the comparisons check by identity are still the record's own values
+    assert again[LOCATION_DATA][0] is again["address"]
+    assert again[name_data_key("name_core")][0] is again["name_core"]
+    # it left the packed tier for the first one (held once), and the oldest of the first tier went packed
+    assert len(cache.packed) == 1 and (defn.domain, "text", texts[0]) in cache.entries
+
+    # scored against another record, the unpacked entry decides exactly as the freshly prepared one
+    customer = get_definition("customer")
+    scorer = scorer_for(customer.comparisons, customer.hard_rules, customer.prior, customer.noun)
+    other = get_definition("customer").prepare({**ACME, "name": "ACME Holdings", "phone": None})
+    fresh, unpacked = scorer.score(other, first, None), scorer.score(other, again, None)
+    assert unpacked.weight == fresh.weight
+    assert [(c.level, c.value_b) for c in unpacked.comparisons] == [(c.level, c.value_b) for c in fresh.comparisons]
+    assert unpacked.reason == fresh.reason
+
+
+def test_both_tiers_are_bounded_and_what_falls_out_of_the_second_is_prepared_again():
+    defn, calls = _counting()
+    cache = _PreparedCache(3, 5)
+    texts = [json.dumps(_values(i)) for i in range(20)]
+    for text in texts:
+        cache.get_text(defn, text, json.loads)
+    assert len(cache.entries) == 3 and len(cache.packed) == 5
+    assert len(calls) == 20
+    cache.get_text(defn, texts[12], json.loads)  # the oldest packed one: unpacked
+    assert len(calls) == 20
+    cache.get_text(defn, texts[0], json.loads)  # long gone: prepared again
+    assert len(calls) == 21
+    assert len(cache.entries) == 3 and len(cache.packed) <= 5
+
+
+def test_without_a_packed_tier_what_falls_out_is_gone():
+    defn, calls = _counting()
+    cache = _PreparedCache(2, 0)
+    texts = [json.dumps(_values(i)) for i in range(4)]
+    for text in texts:
+        cache.get_text(defn, text, json.loads)
+    assert not cache.packed and len(cache.entries) == 2
+    cache.get_text(defn, texts[0], json.loads)
+    assert len(calls) == 5
+
+
+def test_features_given_for_a_text_leave_an_entry_in_either_tier_as_it_is():
+    defn, calls = _counting()
+    cache = _PreparedCache(1, 4)
+    a, b = json.dumps(_values(1)), json.dumps(_values(2))
+    made = cache.get_text(defn, a, json.loads)
+    cache.get_text(defn, b, json.loads)  # a is packed now
+    cache.put_text(defn, a, {"not": "these"})
+    assert cache.get_text(defn, a, json.loads) == made
+    cache.put_text(defn, a, {"not": "these either"})  # in the first tier now
+    assert cache.get_text(defn, a, json.loads) is cache.entries[(defn.domain, "text", a)] == made
+    c = json.dumps(_values(3))
+    given = get_definition("customer").prepare(_values(3))
+    cache.put_text(defn, c, given)
+    assert cache.get_text(defn, c, json.loads) is given
+    assert len(calls) == 2
+
+
+def test_a_text_key_and_a_values_key_never_share_a_packed_entry():
+    """get() (values, by their sorted JSON) and get_text() (the database's JSON text) keep apart in both tiers."""
+    defn, calls = _counting()
+    cache = _PreparedCache(1, 10)
+    values = _values(7)
+    text = json.dumps(values, sort_keys=True)
+    cache.get(defn, values)
+    cache.get_text(defn, text, json.loads)
+    assert len(calls) == 2 and len(cache) == 2
