@@ -494,17 +494,37 @@ def _load_goldens(chunk: _Chunk, golden_ids: set[uuid.UUID]) -> None:
         params=[spec.name, True],
     ):  # at most one active override per field (a constraint): in no particular order
         chunk.goldens[o.golden_id].overrides[o.field] = o.value
-    sr_ids = [sr.pk for g in usable for sr in chunk.goldens[g].sources]
+    sr_ids = list(dict.fromkeys(sr.pk for g in usable for sr in chunk.goldens[g].sources))
     for start in range(0, len(sr_ids), 5000):
-        for exc in _read(
+        for exc in _open_conflicts(sr_ids[start : start + 5000]):
+            chunk.open_conflicts[exc.source_record_id].append(_Exc(obj=exc, new=False))
+
+
+def _open_conflicts(sr_ids: list[int]) -> list:
+    """The open ownership-conflict exceptions of these source records, newest first.
+
+    On PostgreSQL each source record's exceptions by the source_record_id index, whatever the statistics say: a
+    table that grew in this transaction has none, and the planner then took the (status, kind) queue index and
+    read every open conflict of the domain for each window (12.6 s of a 98,599-record deduplication, most of a
+    query's 16-50 ms). The OFFSET 0 fence keeps kind and status out of the per-record scan."""
+    if connection.vendor != "postgresql":
+        return _read(
             DataException,
             "source_record_id",
-            sr_ids[start : start + 5000],
+            sr_ids,
             where="kind = %s AND status = %s",
             params=[_CONFLICT, ExceptionStatus.OPEN.value],
             tail="ORDER BY created_at DESC, id",
-        ):
-            chunk.open_conflicts[exc.source_record_id].append(_Exc(obj=exc, new=False))
+        )
+    table = connection.ops.quote_name(DataException._meta.db_table)
+    sql = (
+        f"SELECT d.* FROM unnest(%s::integer[]) AS u(source_record_id) CROSS JOIN LATERAL "
+        f"(SELECT * FROM {table} WHERE source_record_id = u.source_record_id OFFSET 0) AS d "
+        "WHERE d.kind = %s AND d.status = %s ORDER BY d.created_at DESC, d.id"
+    )
+    return list(
+        DataException.objects.db_manager(connection.alias).raw(sql, [sr_ids, _CONFLICT, ExceptionStatus.OPEN.value])
+    )
 
 
 def _read(

@@ -534,3 +534,35 @@ def test_a_bulk_call_collects_cycles_less_often_and_puts_the_collector_back(monk
         assert gc.get_threshold() == (700, 10, 10) and bulk_module._gc_callers == 0
     finally:
         gc.set_threshold(*before)
+
+
+def test_open_conflicts_are_read_as_the_orm_reads_them():
+    """The window's open ownership-conflict exceptions (read per source record on PostgreSQL, by a plain query
+    elsewhere): exactly the open ownership_conflict ones of the source records asked for, newest first."""
+    for batch in scenario(seed=3, companies=60):
+        if callable(batch):  # a steward's step
+            with audit_context(actor="steward", channel=Channel.STEWARD):
+                batch()
+            continue
+        system, domain, rows = batch
+        envelopes = [envelope_parse(r, spec=get_domain(domain)) for r in rows]
+        source_records_ingest_bulk(system=system, domain=domain, envelopes=envelopes)
+    conflicted = list(
+        DataException.objects.filter(kind="ownership_conflict").values_list("source_record_id", flat=True)
+    )
+    assert len(conflicted) >= 3
+    # one resolved, one of another kind on a conflicted record: neither is read
+    first = DataException.objects.filter(kind="ownership_conflict").order_by("id").first()
+    DataException.objects.filter(pk=first.pk).update(status="resolved")
+    DataException.objects.create(
+        kind="validation", source_record_id=conflicted[1], domain="customer", message="not a conflict"
+    )
+    asked = [*conflicted, *SourceRecord.objects.exclude(pk__in=conflicted).values_list("pk", flat=True)[:20]]
+    expected = list(
+        DataException.objects.filter(source_record_id__in=asked, kind="ownership_conflict", status="open")
+        .order_by("-created_at", "id")
+        .values_list("pk", flat=True)
+    )
+    got = bulk_module._open_conflicts(asked)
+    assert [e.pk for e in got] == expected and expected
+    assert all(isinstance(e, DataException) and e.detail for e in got)
