@@ -76,13 +76,17 @@ class _PreparedCache:
     pickled (what falls out of the first tier). Pickling keeps which objects inside one entry are the same object,
     so an unpacked entry is prepare()'s result in every respect the comparisons look at (equality and the `is`
     checks of their memoised parts). A packed entry is found by a 16-byte BLAKE2b digest of its key, so the key's
-    text is not held twice; a packed entry found is unpacked into the first tier and leaves the second."""
+    text is not held twice; a packed entry found is unpacked into the first tier and stays packed too (as the
+    most recently used of the second), so it is not packed again when it falls out of the first."""
 
     def __init__(self, size: int, packed_size: int = 0) -> None:
         self.size = size
         self.packed_size = packed_size
         self.entries: OrderedDict[tuple[str, str], dict] = OrderedDict()
         self.packed: OrderedDict[bytes, bytes] = OrderedDict()
+        # digests of first-tier entries unpacked from the second, whose packed form is kept: packed once, not again
+        # each time one falls out of the first tier (entries come back again and again)
+        self._unpacked: dict[tuple, bytes] = {}
 
     @staticmethod
     def _digest(key: tuple) -> bytes:
@@ -94,7 +98,13 @@ class _PreparedCache:
         if found is not None:
             self.entries.move_to_end(key)
             return found
-        packed = self.packed.pop(self._digest(key), None) if self.packed else None
+        packed = None
+        if self.packed:
+            digest = self._digest(key)
+            packed = self.packed.get(digest)
+            if packed is not None:
+                self.packed.move_to_end(digest)
+                self._unpacked[key] = digest
         features = self.entries[key] = pickle.loads(packed) if packed is not None else make()
         if len(self.entries) > self.size:
             self._evict()
@@ -102,10 +112,12 @@ class _PreparedCache:
 
     def _evict(self) -> None:
         old_key, old = self.entries.popitem(last=False)
-        if self.packed_size > 0:
-            self.packed[self._digest(old_key)] = pickle.dumps(old, protocol=pickle.HIGHEST_PROTOCOL)
-            if len(self.packed) > self.packed_size:
-                self.packed.popitem(last=False)
+        digest = self._unpacked.pop(old_key, None)
+        if self.packed_size <= 0 or (digest is not None and digest in self.packed):
+            return
+        self.packed[digest or self._digest(old_key)] = pickle.dumps(old, protocol=pickle.HIGHEST_PROTOCOL)
+        if len(self.packed) > self.packed_size:
+            self.packed.popitem(last=False)
 
     def get(self, defn: MatchDefinition, stored: dict) -> dict:
         key = (defn.domain, json.dumps(stored, sort_keys=True, default=str))
@@ -128,11 +140,13 @@ class _PreparedCache:
             self._evict()
 
     def __len__(self) -> int:
-        return len(self.entries) + len(self.packed)
+        """How many distinct entries are held (one unpacked into the first tier is in both)."""
+        return len(self.entries) + len(self.packed) - sum(1 for d in self._unpacked.values() if d in self.packed)
 
     def clear(self) -> None:
         self.entries.clear()
         self.packed.clear()
+        self._unpacked.clear()
 
 
 prepared_cache = _PreparedCache(

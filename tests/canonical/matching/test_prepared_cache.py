@@ -53,8 +53,8 @@ def test_an_entry_pushed_out_of_the_first_tier_comes_back_unpacked_as_prepare_ma
     # the parts the comparisons check by identity are still the record's own values
     assert again[LOCATION_DATA][0] is again["address"]
     assert again[name_data_key("name_core")][0] is again["name_core"]
-    # it left the packed tier for the first one (held once), and the oldest of the first tier went packed
-    assert len(cache.packed) == 1 and (defn.domain, "text", texts[0]) in cache.entries
+    # back in the first tier, and still packed; the oldest of the first tier went packed too
+    assert (defn.domain, "text", texts[0]) in cache.entries and len(cache.packed) == 2 and len(cache) == 3
 
     # scored against another record, the unpacked entry decides exactly as the freshly prepared one
     customer = get_definition("customer")
@@ -118,3 +118,26 @@ def test_a_text_key_and_a_values_key_never_share_a_packed_entry():
     cache.get(defn, values)
     cache.get_text(defn, text, json.loads)
     assert len(calls) == 2 and len(cache) == 2
+
+
+def test_an_unpacked_entry_that_falls_out_again_is_not_packed_again():
+    defn, calls = _counting()
+    cache = _PreparedCache(1, 10)
+    a, b = json.dumps(_values(1)), json.dumps(_values(2))
+    cache.get_text(defn, a, json.loads)
+    cache.get_text(defn, b, json.loads)  # a packed
+    digest = _PreparedCache._digest((defn.domain, "text", a))
+    packed = cache.packed[digest]
+    for _ in range(3):
+        cache.get_text(defn, a, json.loads)  # unpacked (b packed)
+        cache.get_text(defn, b, json.loads)  # unpacked (a falls out: its packed form is the one it had)
+        assert cache.packed[digest] is packed
+    assert len(calls) == 2 and len(cache) == 2 and len(cache.packed) == 2
+    # an entry whose packed form fell out of the second tier meanwhile is packed again when it falls out
+    small = _PreparedCache(1, 1)
+    small.get_text(defn, a, json.loads)
+    small.get_text(defn, b, json.loads)  # a packed
+    small.get_text(defn, a, json.loads)  # a unpacked, b packed: a's packed form goes (the second tier holds one)
+    assert digest not in small.packed
+    small.get_text(defn, b, json.loads)  # a falls out: packed again
+    assert digest in small.packed and small.get_text(defn, a, json.loads) == defn.prepare(_values(1))
