@@ -86,6 +86,24 @@ def audit_reason(reason: str) -> Iterator[AuditContext]:
         _current.reset(token)
 
 
+class IndexedOnly:
+    """`HistoricalRecords(no_db_index=IndexedOnly(...))`: the fields of a history table that keep their index (besides
+    simple-history's own: history_date, history_user, and history_request_id from AuditedHistoricalModel). History
+    is read by record (`id`: a record's history, `as_of`) and by time, never by a golden record's name, status or
+    references, yet simple-history copies every index of the model: the customer history table had 14, each one
+    written for every history row of a load. `no_db_index` holds the names whose index is dropped: every one but
+    these."""
+
+    def __init__(self, *kept: str) -> None:
+        self.kept = frozenset(kept)
+
+    def __contains__(self, name: object) -> bool:
+        return name not in self.kept
+
+    def __iter__(self):  # nothing to list: membership is what simple-history asks
+        return iter(())
+
+
 class AuditedHistoricalModel(models.Model):
     """Extra columns on every history table: who (actor), through what (channel), which request."""
 

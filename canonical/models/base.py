@@ -7,7 +7,7 @@ import uuid
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from canonical.audit import AuditedHistoricalModel
+from canonical.audit import AuditedHistoricalModel, IndexedOnly
 
 
 class GoldenStatus(models.TextChoices):
@@ -35,7 +35,7 @@ class GoldenRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
-    history = HistoricalRecords(inherit=True, bases=[AuditedHistoricalModel])
+    history = HistoricalRecords(inherit=True, bases=[AuditedHistoricalModel], no_db_index=IndexedOnly("id"))
 
     class Meta:
         abstract = True

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from canonical.audit import AuditedHistoricalModel
+from canonical.audit import AuditedHistoricalModel, IndexedOnly
 
 from .domains import Domain
 
@@ -49,7 +49,7 @@ class DataException(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords(bases=[AuditedHistoricalModel])
+    history = HistoricalRecords(bases=[AuditedHistoricalModel], no_db_index=IndexedOnly("id"))
 
     class Meta:
         ordering = ["-created_at", "id"]

@@ -1,7 +1,7 @@
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from canonical.audit import AuditedHistoricalModel
+from canonical.audit import AuditedHistoricalModel, IndexedOnly
 
 from .domains import Domain
 
@@ -23,7 +23,7 @@ class CrossReference(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords(bases=[AuditedHistoricalModel])
+    history = HistoricalRecords(bases=[AuditedHistoricalModel], no_db_index=IndexedOnly("id", "golden_id"))
 
     class Meta:
         ordering = ["system", "domain", "source_id"]
