@@ -20,6 +20,7 @@ import contextvars
 import hashlib
 import json
 import pickle
+import threading
 import time
 import uuid
 from collections import OrderedDict, defaultdict
@@ -87,6 +88,9 @@ class _PreparedCache:
         # digests of first-tier entries unpacked from the second, whose packed form is kept: packed once, not again
         # each time one falls out of the first tier (entries come back again and again)
         self._unpacked: dict[tuple, bytes] = {}
+        # one look-up at a time: ingest runs in threads (the web server's, concurrent API calls), and a look-up is
+        # several steps on the two tiers
+        self._lock = threading.RLock()  # re-entrant: make() may, one day, look something up itself
 
     @staticmethod
     def _digest(key: tuple) -> bytes:
@@ -94,21 +98,24 @@ class _PreparedCache:
 
     def _memo(self, key: tuple, make) -> dict:
         """The entry under `key`, made by `make()` the first time; the least recently used goes past `size`."""
-        found = self.entries.get(key)
-        if found is not None:
-            self.entries.move_to_end(key)
-            return found
-        packed = None
-        if self.packed:
-            digest = self._digest(key)
-            packed = self.packed.get(digest)
+        with self._lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+                return found
+            packed = digest = None
+            if self.packed:
+                digest = self._digest(key)
+                packed = self.packed.get(digest)
             if packed is not None:
+                features = self.entries[key] = pickle.loads(packed)
                 self.packed.move_to_end(digest)
                 self._unpacked[key] = digest
-        features = self.entries[key] = pickle.loads(packed) if packed is not None else make()
-        if len(self.entries) > self.size:
-            self._evict()
-        return features
+            else:
+                features = self.entries[key] = make()
+            if len(self.entries) > self.size:
+                self._evict()
+            return features
 
     def _evict(self) -> None:
         old_key, old = self.entries.popitem(last=False)
@@ -131,22 +138,32 @@ class _PreparedCache:
 
     def put_text(self, defn: MatchDefinition, text: str, features: dict) -> None:
         """Give get_text's entry for `text` features prepared already (the caller vouches that they are
-        defn.prepare(decode(text))); an entry there already, in either tier, stays as it is."""
+        defn.prepare(decode(text))); an entry there already, in either tier, stays as it is (most recently used)."""
         key = (defn.domain, "text", text)
-        if key in self.entries or (self.packed and self._digest(key) in self.packed):
-            return
-        self.entries[key] = features
-        if len(self.entries) > self.size:
-            self._evict()
+        with self._lock:
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                return
+            if self.packed:
+                digest = self._digest(key)
+                if digest in self.packed:
+                    self.packed.move_to_end(digest)
+                    return
+            self.entries[key] = features
+            if len(self.entries) > self.size:
+                self._evict()
 
     def __len__(self) -> int:
         """How many distinct entries are held (one unpacked into the first tier is in both)."""
-        return len(self.entries) + len(self.packed) - sum(1 for d in self._unpacked.values() if d in self.packed)
+        with self._lock:
+            both = sum(1 for digest in self._unpacked.values() if digest in self.packed)
+            return len(self.entries) + len(self.packed) - both
 
     def clear(self) -> None:
-        self.entries.clear()
-        self.packed.clear()
-        self._unpacked.clear()
+        with self._lock:
+            self.entries.clear()
+            self.packed.clear()
+            self._unpacked.clear()
 
 
 prepared_cache = _PreparedCache(

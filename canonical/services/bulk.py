@@ -501,7 +501,8 @@ def _load_goldens(chunk: _Chunk, golden_ids: set[uuid.UUID]) -> None:
 
 
 def _open_conflicts(sr_ids: list[int]) -> list:
-    """The open ownership-conflict exceptions of these source records, newest first.
+    """The open ownership-conflict exceptions of these source records (each read once, however often listed),
+    newest first.
 
     On PostgreSQL each source record's exceptions by the source_record_id index, whatever the statistics say: a
     table that grew in this transaction has none, and the planner then took the (status, kind) queue index and
@@ -516,9 +517,10 @@ def _open_conflicts(sr_ids: list[int]) -> list:
             params=[_CONFLICT, ExceptionStatus.OPEN.value],
             tail="ORDER BY created_at DESC, id",
         )
+    sr_ids = list(dict.fromkeys(sr_ids))
     table = connection.ops.quote_name(DataException._meta.db_table)
     sql = (
-        f"SELECT d.* FROM unnest(%s::integer[]) AS u(source_record_id) CROSS JOIN LATERAL "
+        f"SELECT d.* FROM unnest(%s::bigint[]) AS u(source_record_id) CROSS JOIN LATERAL "
         f"(SELECT * FROM {table} WHERE source_record_id = u.source_record_id OFFSET 0) AS d "
         "WHERE d.kind = %s AND d.status = %s ORDER BY d.created_at DESC, d.id"
     )

@@ -536,10 +536,9 @@ def test_a_bulk_call_collects_cycles_less_often_and_puts_the_collector_back(monk
         gc.set_threshold(*before)
 
 
-def test_open_conflicts_are_read_as_the_orm_reads_them():
-    """The window's open ownership-conflict exceptions (read per source record on PostgreSQL, by a plain query
-    elsewhere): exactly the open ownership_conflict ones of the source records asked for, newest first."""
-    for batch in scenario(seed=3, companies=60):
+def _bulk_scenario(*, seed: int, companies: int) -> None:
+    """The scenario's batches through the bulk path, kept (no savepoint rolled back)."""
+    for batch in scenario(seed=seed, companies=companies):
         if callable(batch):  # a steward's step
             with audit_context(actor="steward", channel=Channel.STEWARD):
                 batch()
@@ -547,6 +546,12 @@ def test_open_conflicts_are_read_as_the_orm_reads_them():
         system, domain, rows = batch
         envelopes = [envelope_parse(r, spec=get_domain(domain)) for r in rows]
         source_records_ingest_bulk(system=system, domain=domain, envelopes=envelopes)
+
+
+def test_open_conflicts_are_read_as_the_orm_reads_them():
+    """The window's open ownership-conflict exceptions (read per source record on PostgreSQL, by a plain query
+    elsewhere): exactly the open ownership_conflict ones of the source records asked for, newest first."""
+    _bulk_scenario(seed=3, companies=60)
     conflicted = list(
         DataException.objects.filter(kind="ownership_conflict").values_list("source_record_id", flat=True)
     )
@@ -566,3 +571,13 @@ def test_open_conflicts_are_read_as_the_orm_reads_them():
     got = bulk_module._open_conflicts(asked)
     assert [e.pk for e in got] == expected and expected
     assert all(isinstance(e, DataException) and e.detail for e in got)
+
+
+def test_open_conflicts_take_ids_past_the_integer_range_and_read_a_listed_id_once():
+    """Source record ids are bigints: an id past 2**31 is asked like any other; an id listed twice is read once."""
+    assert bulk_module._open_conflicts([2**31 + 5, 2**40]) == []
+    _bulk_scenario(seed=3, companies=60)
+    conflict = DataException.objects.filter(kind="ownership_conflict", status="open").first()
+    assert conflict is not None
+    sid = conflict.source_record_id
+    assert [e.pk for e in bulk_module._open_conflicts([sid, 2**31 + 5, sid])] == [conflict.pk]

@@ -141,3 +141,51 @@ def test_an_unpacked_entry_that_falls_out_again_is_not_packed_again():
     assert digest not in small.packed
     small.get_text(defn, b, json.loads)  # a falls out: packed again
     assert digest in small.packed and small.get_text(defn, a, json.loads) == defn.prepare(_values(1))
+
+
+def test_a_touched_entry_given_again_becomes_the_most_recently_used():
+    defn, calls = _counting()
+    cache = _PreparedCache(2, 0)
+    a, b, c = (json.dumps(_values(i)) for i in range(3))
+    cache.get_text(defn, a, json.loads)
+    cache.get_text(defn, b, json.loads)
+    cache.put_text(defn, a, {"ignored": True})  # a is the most recently used now: b goes first
+    cache.get_text(defn, c, json.loads)
+    assert (defn.domain, "text", a) in cache.entries and (defn.domain, "text", b) not in cache.entries
+
+
+def test_look_ups_from_many_threads_lose_nothing_and_keep_the_bounds():
+    """Ingest runs in threads (the web server's): look-ups interleaving at every bytecode neither fail nor
+    return another record's features, and both tiers stay within their bounds."""
+    import sys
+    import threading
+
+    defn = get_definition("customer")
+    cache = _PreparedCache(5, 12)
+    texts = [json.dumps(_values(i)) for i in range(30)]
+    expected = {text: defn.prepare(json.loads(text)) for text in texts}
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for n in range(400):
+                text = texts[(n * 7 + offset) % len(texts)]
+                if n % 5 == 0:
+                    cache.put_text(defn, text, expected[text])
+                assert cache.get_text(defn, text, json.loads) == expected[text]
+                len(cache)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]
+    assert len(cache.entries) <= 5 and len(cache.packed) <= 12
