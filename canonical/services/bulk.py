@@ -48,6 +48,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from canonical.audit import current_context
@@ -524,19 +525,23 @@ def _open_conflicts(sr_ids: list[int]) -> list:
         f"(SELECT * FROM {table} WHERE source_record_id = u.source_record_id OFFSET 0) AS d "
         "WHERE d.kind = %s AND d.status = %s ORDER BY d.created_at DESC, d.id"
     )
-    return list(
-        DataException.objects.db_manager(connection.alias).raw(sql, [sr_ids, _CONFLICT, ExceptionStatus.OPEN.value])
+    fields = DataException._meta.concrete_fields
+    select = ", ".join(f"d.{connection.ops.quote_name(f.column)}" for f in fields)
+    return _instances(
+        DataException,
+        list(fields),
+        sql.replace("SELECT d.* ", f"SELECT {select} ", 1),
+        [sr_ids, _CONFLICT, ExceptionStatus.OPEN.value],
     )
 
 
 def _read(
     model, key: str, ids: list, *, columns: list[str] | None = None, where: str = "", params=(), tail="", lock=False
 ) -> list:
-    """`model` instances whose field `key` (an attname) is one of `ids` and for which `where` holds, through the
-    ORM's RawQuerySet: `key = ANY(%s)` on PostgreSQL, the ids one array parameter (`__in` prepares and quotes
-    every id one by one, and the query is compiled each time: most of what reading a window's golden records
-    cost). `columns`: the ones read (the pk among them), the others left deferred; `tail`: ORDER BY; `lock`:
-    FOR UPDATE, as select_for_update."""
+    """`model` instances whose field `key` (an attname) is one of `ids` and for which `where` holds: `key = ANY(%s)`
+    on PostgreSQL, the ids one array parameter (`__in` prepares and quotes every id one by one, and the query is
+    compiled each time: most of what reading a window's golden records cost). `columns`: the ones read (the pk
+    among them), the others left deferred; `tail`: ORDER BY; `lock`: FOR UPDATE, as select_for_update."""
     if not ids:
         return []
     quote = connection.ops.quote_name
@@ -546,12 +551,48 @@ def _read(
     else:
         match = f"{quote(field.column)} IN ({', '.join(['%s'] * len(ids))})"
         match_params = [field.get_db_prep_value(v, connection) for v in ids]
-    select = ", ".join(quote(c) for c in columns) if columns else "*"
+    fields = [f for f in model._meta.concrete_fields if not columns or f.column in columns]
+    select = ", ".join(quote(f.column) for f in fields)
     sql = f"SELECT {select} FROM {quote(model._meta.db_table)} WHERE {match}" + (f" AND {where}" if where else "")
     if lock and connection.features.has_select_for_update:
         tail += " FOR UPDATE"
-    # on `connection`, whose SQL this is (raw() alone would take the router's database for reads)
-    return list(model.objects.db_manager(connection.alias).raw(f"{sql} {tail}", [*match_params, *params]))
+    return _instances(model, fields, f"{sql} {tail}", [*match_params, *params])
+
+
+def _instances(model, fields: list, sql: str, params: list) -> list:
+    """The rows of `sql` (selecting `fields`' columns, in that order) as `model` instances loaded from the
+    database, the fields not read deferred: what `Model.from_db` gives, less its cost. The values go through the
+    converters the ORM applies (JSON decoded, ...), then into the instance's __dict__ as `Model.__init__` would
+    put them there (no model here defines __init__, and pre_init/post_init have no receiver on these models);
+    a RawQuerySet spent about half of reading a window's golden records on its own machinery."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converting = []
+    for i, f in enumerate(fields):
+        col = f.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        if found:
+            converting.append((i, found, col))
+    attnames = [f.attname for f in fields]
+    alias = connection.alias
+    new = model.__new__
+    out = []
+    for row in rows:
+        if converting:
+            row = list(row)
+            for i, found, col in converting:
+                value = row[i]
+                for convert in found:
+                    value = convert(value, col, connection)
+                row[i] = value
+        instance = new(model)
+        state = instance._state = ModelState()
+        state.adding = False
+        state.db = alias
+        instance.__dict__.update(zip(attnames, row, strict=True))
+        out.append(instance)
+    return out
 
 
 _tracked: dict[type, tuple[tuple[str, ...], attrgetter]] = {}

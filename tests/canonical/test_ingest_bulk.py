@@ -581,3 +581,29 @@ def test_open_conflicts_take_ids_past_the_integer_range_and_read_a_listed_id_onc
     assert conflict is not None
     sid = conflict.source_record_id
     assert [e.pk for e in bulk_module._open_conflicts([sid, 2**31 + 5, sid])] == [conflict.pk]
+
+
+def test_read_gives_the_instances_the_orm_gives():
+    """bulk's `_read` builds instances itself: the same values (JSON decoded, UUIDs, times), loaded from the
+    database (not adding), on the connection's alias, with the same fields deferred as `.only()` defers."""
+    from canonical.models import Customer
+
+    _bulk_scenario(seed=5, companies=30)
+    goldens = list(Customer.objects.order_by("id").values_list("pk", flat=True)[:25])
+    got = {c.pk: c for c in bulk_module._read(Customer, "id", goldens, tail="ORDER BY id", lock=True)}
+    assert list(got) == goldens
+    for orm in Customer.objects.filter(pk__in=goldens):
+        mine = got[orm.pk]
+        assert not mine._state.adding and mine._state.db == orm._state.db
+        assert mine.get_deferred_fields() == set()
+        for f in Customer._meta.concrete_fields:
+            assert getattr(mine, f.attname) == getattr(orm, f.attname), f.name
+        assert isinstance(mine.provenance, dict) and mine.provenance == orm.provenance
+    columns = ["id", "golden_id", "values", "status"]
+    read = bulk_module._read(SourceRecord, "golden_id", goldens, columns=columns, tail="ORDER BY id")
+    orm = list(SourceRecord.objects.filter(golden_id__in=goldens).only(*columns).order_by("id"))
+    assert [r.pk for r in read] == [o.pk for o in orm] and read
+    for mine, theirs in zip(read, orm, strict=True):
+        assert mine.get_deferred_fields() == theirs.get_deferred_fields() != set()
+        assert (mine.golden_id, mine.values, mine.status) == (theirs.golden_id, theirs.values, theirs.status)
+        assert mine.system_id == theirs.system_id  # deferred: loaded on first read, as the ORM's is
