@@ -40,6 +40,7 @@ from .fuzzy import (
     ranked_rows,
 )
 from .fuzzy import _population as _fuzzy_population
+from .fuzzy import known_common_keys as _known_common
 from .scoring import MIN_TF_POPULATION
 
 Key = tuple[str, str]
@@ -277,7 +278,7 @@ class BatchMatch:
         per_record = [self._probe(values, content_key(values))[1] for values in values_list]
         wanted = list(dict.fromkeys(key for keys in per_record for key in keys if key not in db_rows))
         if wanted:
-            self._rows_add(*key_rows_bulk(self.domain, wanted))
+            self._read_keys(wanted)
         # The sources of each record's best-ranked golden records as the database alone ranks them; match()
         # reads any others it needs once the overlay is counted in (rare: a key the overlay makes too common).
         sr_ids: set[int] = set()
@@ -292,6 +293,27 @@ class BatchMatch:
             for sids in ranked_rows(rank_candidates(usable), usable):
                 sr_ids.update(sids)
         self._load_sources(sr_ids)
+
+    def _read_keys(self, keys: list[Key]) -> None:
+        """Read these keys' rows (key_rows_bulk), skipping, in a big hub, the keys fuzzy's in-process memo knows to
+        be too common to block on, as record-by-record matching does (`FuzzyMatcher.candidates`): the same memo,
+        under the same condition, so both paths treat the same keys as common; and the keys found common here go
+        into it, as fuzzy's own reads put them there. A key found common stays so until records are deleted,
+        which is what the memo's few minutes allow for. (A skipped key's count is taken as KEY_CAP + 1, the least
+        a common key has: `refresh()` then reads it again after any change.) Each of those keys cost up to
+        COMMON_COUNT_CAP index rows to count again in every batch."""
+        known = _known_common(self.domain)
+        if known:
+            skipped = [key for key in keys if key in known]
+            if skipped:
+                self._rows_add({}, dict.fromkeys(skipped, KEY_CAP + 1))
+                keys = [key for key in keys if key not in known]
+        if not keys:
+            return
+        rows, common = key_rows_bulk(self.domain, keys)
+        self._rows_add(rows, common)
+        if known is not None:
+            known.update(common)
 
     def _load_sources(self, sr_ids: set[int]) -> None:
         from django.db.models import TextField
@@ -516,7 +538,7 @@ class BatchMatch:
         db_rows, ov_rows = self._db_rows, self._ov_rows
         missing = [key for key in keys if key not in db_rows]
         if missing:
-            self._rows_add(*key_rows_bulk(self.domain, missing))
+            self._read_keys(missing)
         # the database's rows then the overlay's, at most KEY_CAP + 1 per key (fuzzy's _key_rows)
         counts: dict[Key, int] = {}
         # each usable key's rows by golden id (the database's, then the overlay's)

@@ -57,6 +57,14 @@ _COMMON_KEYS_SECONDS = 300.0
 _common_key_memo: dict[str, tuple[float, set[tuple[str, str]]]] = {}
 
 
+def known_common_keys(domain: str) -> set[tuple[str, str]] | None:
+    """The memo of keys too common to block on (`_common_keys`), only in a hub known to be big: None in a small
+    one, which counts exactly every time (tests, evaluations); no query. Record-by-record matching and the bulk
+    path both ask this, so they skip the same keys."""
+    memo = _population_memo.get(population_cache_key(domain))
+    return _common_keys(domain) if memo and memo[1] >= _POPULATION_CACHE_FROM else None
+
+
 def _common_keys(domain: str) -> set[tuple[str, str]]:
     """Keys this process found shared by more than KEY_CAP records in the last few minutes ('ac:ibm', the first
     four letters of common names): they are skipped for blocking anyway, so their KEY_CAP + 1 rows are not
@@ -548,9 +556,9 @@ class FuzzyMatcher:
         defn = get_definition(domain)
         features = defn.prepare(values)
         keys = defn.keys(features)
-        # only in a hub known to be big (a small one counts exactly, every time: tests, evaluations); no query
-        memo = _population_memo.get(population_cache_key(domain))
-        common = _common_keys(domain) if memo and memo[1] >= _POPULATION_CACHE_FROM else set()
+        common = known_common_keys(domain)
+        if common is None:
+            common = set()
         rows = _key_rows(domain, [key for key in keys if key not in common])
         counts = {key: len(found) for key, found in rows.items()}
         for key in keys:

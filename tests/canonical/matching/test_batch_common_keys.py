@@ -138,3 +138,55 @@ def test_key_rows_bulk_reads_the_rows_key_rows_reads(fuzzy, monkeypatch):
         assert all(type(golden) is str and type(sid) is int for golden, sid in found)
     assert rows[("d", "nobody.example")] == []
     assert any(len(found) > 1 for found in rows.values())
+
+
+def test_in_a_big_hub_a_key_known_common_is_not_counted_again_until_it_loses_a_row(fuzzy, monkeypatch):
+    """In a big hub record-by-record matching skips keys its memo knows to be too common; the bulk path skips the
+    same ones (and adds those it finds), so both decide alike without counting them again in every batch. A key
+    that loses a row is forgotten by the memo and counted again by both."""
+    import time
+
+    _cap(monkeypatch, key_cap=3, count_cap=4)
+    monkeypatch.setattr(fuzzy_module, "_common_key_memo", {})
+    monkeypatch.setattr(fuzzy_module, "_population_memo", {})
+    for i, name in enumerate(("Quorra Ltd", "Zebedee Plc", "Mulberry Ltd", "Yardley Ltd")):
+        ingest("crm", "customer", rec(f"s{i}", name=name, website="shared-domain.example", country="GB"))
+    key = ("d", "shared-domain.example")
+    # the hub is known to be big (the population memo says so, as a big hub's shared count does)
+    fuzzy_module._population_memo[fuzzy_module.population_cache_key("customer")] = (time.monotonic() + 3600, 20_000)
+    asked: list = []
+    original = batch_module.key_rows_bulk
+
+    def key_rows_bulk(domain, keys):
+        asked.extend(keys)
+        return original(domain, keys)
+
+    monkeypatch.setattr(batch_module, "key_rows_bulk", key_rows_bulk)
+    probe = {"name": "Xylophone Holdings Ltd", "website": "shared-domain.example", "country": "FR"}
+    first = BatchMatch(domain="customer", matcher=fuzzy)
+    first.prefetch([probe])
+    _same(first.match(values=probe)[0], fuzzy.search(domain="customer", values=probe))
+    assert key in asked and key in fuzzy_module.known_common_keys("customer")  # counted once, then known
+
+    asked.clear()
+    second = BatchMatch(domain="customer", matcher=fuzzy)  # the next batch
+    second.prefetch([probe])
+    outcome, _ = second.match(values=probe)
+    assert key not in asked and asked  # not counted again; the record's other keys are read
+    assert second._db_rows[key] is None and second._db_common[key] == 4  # common, as little as a common key has
+    _same(outcome, fuzzy.search(domain="customer", values=probe))
+    assert outcome.candidates == []
+
+    # one of the four moves to another web domain: the key lost a row, the memo forgets it, both count it again
+    later = rec("s0", name="Quorra Ltd", website="quorra.example", country="GB")
+    later["updated_at"] = "2024-02-01T00:00:00+00:00"
+    ingest("crm", "customer", later)
+    assert key not in fuzzy_module.known_common_keys("customer")
+    asked.clear()
+    third = BatchMatch(domain="customer", matcher=fuzzy)
+    third.prefetch([probe])
+    outcome, _ = third.match(values=probe)
+    assert key in asked
+    expected = fuzzy.search(domain="customer", values=probe)
+    assert len(expected.candidates) == 1
+    _same(outcome, expected)
