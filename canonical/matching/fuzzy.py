@@ -65,6 +65,15 @@ def known_common_keys(domain: str) -> set[tuple[str, str]] | None:
     return _common_keys(domain) if memo and memo[1] >= _POPULATION_CACHE_FROM else None
 
 
+def common_keys_forget(domain: str, before: set, after: set) -> None:
+    """A source record's MatchKey rows went from `before` to `after` ((key_type, key_value, golden_id) each): a key
+    that lost a row may no longer be too common to block on, so the memo forgets it and the next match counts it
+    again (the memo holds only keys found common, which only removals undo)."""
+    known = known_common_keys(domain)
+    if known:
+        known.difference_update({(t, v) for t, v, _ in before} - {(t, v) for t, v, _ in after})
+
+
 def _common_keys(domain: str) -> set[tuple[str, str]]:
     """Keys this process found shared by more than KEY_CAP records in the last few minutes ('ac:ibm', the first
     four letters of common names): they are skipped for blocking anyway, so their KEY_CAP + 1 rows are not
@@ -115,15 +124,20 @@ class _PreparedCache:
             if self.packed:
                 digest = self._digest(key)
                 packed = self.packed.get(digest)
-            if packed is not None:
-                features = self.entries[key] = pickle.loads(packed)
-                self.packed.move_to_end(digest)
-                self._unpacked[key] = digest
-            else:
-                features = self.entries[key] = make()
-            if len(self.entries) > self.size:
-                self._evict()
+            if packed is None:
+                return self._insert(key, make())
+            features = pickle.loads(packed)
+            self.packed.move_to_end(digest)  # before the insertion: what it pushes into the second tier goes after
+            self._insert(key, features)
+            self._unpacked[key] = digest
             return features
+
+    def _insert(self, key: tuple, features: dict) -> dict:
+        """Into the first tier (most recently used), its least recently used entry out past `size`."""
+        self.entries[key] = features
+        if len(self.entries) > self.size:
+            self._evict()
+        return features
 
     def _evict(self) -> None:
         old_key, old = self.entries.popitem(last=False)
@@ -157,9 +171,7 @@ class _PreparedCache:
                 if digest in self.packed:
                     self.packed.move_to_end(digest)
                     return
-            self.entries[key] = features
-            if len(self.entries) > self.size:
-                self._evict()
+            self._insert(key, features)
 
     def __len__(self) -> int:
         """How many distinct entries are held (one unpacked into the first tier is in both)."""

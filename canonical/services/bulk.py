@@ -495,7 +495,7 @@ def _load_goldens(chunk: _Chunk, golden_ids: set[uuid.UUID]) -> None:
         params=[spec.name, True],
     ):  # at most one active override per field (a constraint): in no particular order
         chunk.goldens[o.golden_id].overrides[o.field] = o.value
-    sr_ids = list(dict.fromkeys(sr.pk for g in usable for sr in chunk.goldens[g].sources))
+    sr_ids = [sr.pk for g in usable for sr in chunk.goldens[g].sources]
     for start in range(0, len(sr_ids), 5000):
         for exc in _open_conflicts(sr_ids[start : start + 5000]):
             chunk.open_conflicts[exc.source_record_id].append(_Exc(obj=exc, new=False))
@@ -518,21 +518,16 @@ def _open_conflicts(sr_ids: list[int]) -> list:
             params=[_CONFLICT, ExceptionStatus.OPEN.value],
             tail="ORDER BY created_at DESC, id",
         )
-    sr_ids = list(dict.fromkeys(sr_ids))
-    table = connection.ops.quote_name(DataException._meta.db_table)
+    quote = connection.ops.quote_name
+    fields = list(DataException._meta.concrete_fields)
     sql = (
-        f"SELECT d.* FROM unnest(%s::bigint[]) AS u(source_record_id) CROSS JOIN LATERAL "
-        f"(SELECT * FROM {table} WHERE source_record_id = u.source_record_id OFFSET 0) AS d "
-        "WHERE d.kind = %s AND d.status = %s ORDER BY d.created_at DESC, d.id"
+        f"SELECT {', '.join(f'd.{quote(f.column)}' for f in fields)} "
+        f"FROM unnest(%s::bigint[]) AS u(source_record_id) CROSS JOIN LATERAL "
+        f"(SELECT * FROM {quote(DataException._meta.db_table)} WHERE source_record_id = u.source_record_id OFFSET 0) "
+        "AS d WHERE d.kind = %s AND d.status = %s ORDER BY d.created_at DESC, d.id"
     )
-    fields = DataException._meta.concrete_fields
-    select = ", ".join(f"d.{connection.ops.quote_name(f.column)}" for f in fields)
-    return _instances(
-        DataException,
-        list(fields),
-        sql.replace("SELECT d.* ", f"SELECT {select} ", 1),
-        [sr_ids, _CONFLICT, ExceptionStatus.OPEN.value],
-    )
+    params = [list(dict.fromkeys(sr_ids)), _CONFLICT, ExceptionStatus.OPEN.value]
+    return _instances(DataException, fields, sql, params)
 
 
 def _read(

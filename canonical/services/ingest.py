@@ -22,7 +22,7 @@ from django.utils import timezone
 from canonical.domains import DomainSpec, get_domain
 from canonical.matching.base import get_matcher
 from canonical.matching.base import matcher_values as _matcher_values
-from canonical.matching.fuzzy import population_add
+from canonical.matching.fuzzy import common_keys_forget, population_add
 from canonical.models import (
     CrossReference,
     DataException,
@@ -305,21 +305,11 @@ def _keys_sync(sr: SourceRecord, keys: list[tuple[str, str]]) -> None:
         return
     if current:
         MatchKey.objects.filter(source_record=sr).delete()
-        _common_keys_forget(sr.domain, current, wanted)
+        common_keys_forget(sr.domain, current, wanted)
     MatchKey.objects.bulk_create(
         [MatchKey(domain=sr.domain, key_type=t, key_value=v, golden_id=g, source_record=sr) for t, v, g in wanted]
     )
     sr._keys = wanted
-
-
-def _common_keys_forget(domain: str, current: set, wanted: set) -> None:
-    """A key that lost a row may no longer be too common to block on: the matcher's memo of common keys forgets
-    it, so the next match counts it again (the memo holds only keys found common, which only removals undo)."""
-    from canonical.matching.fuzzy import known_common_keys
-
-    known = known_common_keys(domain)
-    if known:
-        known.difference_update({(t, v) for t, v, _ in current} - {(t, v) for t, v, _ in wanted})
 
 
 def _xref_link(sr: SourceRecord, golden_id: uuid.UUID) -> None:

@@ -21,9 +21,9 @@ from canonical.audit import Channel, audit_context
 from canonical.domains import get_domain
 from canonical.matching.base import get_matcher
 from canonical.matching.base import matcher_values as _matcher_values
+from canonical.matching.fuzzy import common_keys_forget
 from canonical.models import GoldenStatus, MatchKey, SourceRecord, SourceStatus
 from canonical.services.golden import golden_survivor_id, golden_values, live_sources
-from canonical.services.ingest import _common_keys_forget
 from stewardship.models import PENDING_REVIEW, KeysState, MatchRun, MatchRunStatus, ReviewTask
 
 from .common import StewardshipError
@@ -78,7 +78,7 @@ def match_keys_rebuild(*, domain: str, source_record_ids: Iterable[int]) -> int:
             if current == wanted:
                 continue
             MatchKey.objects.filter(source_record=sr).delete()  # derived index rows: no history
-            _common_keys_forget(domain, current, wanted)
+            common_keys_forget(domain, current, wanted)
             MatchKey.objects.bulk_create(
                 [MatchKey(domain=domain, key_type=t, key_value=v, golden_id=g, source_record=sr) for t, v, g in wanted]
             )
