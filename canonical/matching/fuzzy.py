@@ -59,8 +59,18 @@ _common_key_memo: dict[str, tuple[float, set[tuple[str, str]]]] = {}
 
 def known_common_keys(domain: str) -> set[tuple[str, str]] | None:
     """The memo of keys too common to block on (`_common_keys`), only in a hub known to be big: None in a small
-    one, which counts exactly every time (tests, evaluations); no query. Record-by-record matching and the bulk
-    path both ask this, so they skip the same keys."""
+    one, which counts exactly every time (tests, small evaluations); no query. Record-by-record matching and the
+    bulk path both ask this, so they skip the same keys.
+
+    Inside `population_private` (an evaluation's rolled-back run) the memo is the run's own, under the same
+    condition on the run's own population: its keys are not the hub's, so it neither reads nor fills the
+    process's memo; and only the run writes them, so its memo lasts as long as the run."""
+    private = _private_population.get()
+    if private is not None and domain in private:
+        count = private[domain]
+        if count is None or count < _POPULATION_CACHE_FROM:
+            return None
+        return _private_common_keys.get()[domain]
     memo = _population_memo.get(population_cache_key(domain))
     return _common_keys(domain) if memo and memo[1] >= _POPULATION_CACHE_FROM else None
 
@@ -348,19 +358,28 @@ def population_forget(domain: str) -> None:
 _private_population: contextvars.ContextVar[dict[str, int | None] | None] = contextvars.ContextVar(
     "mdm_private_population", default=None
 )
+# the run's own memo of common keys, by domain (known_common_keys), beside its population
+_private_common_keys: contextvars.ContextVar[dict[str, set[tuple[str, str]]] | None] = contextvars.ContextVar(
+    "mdm_private_common_keys", default=None
+)
 
 
 @contextlib.contextmanager
 def population_private(domain: str):
     """Within it, the domain's population is this context's own: counted exactly once, then moved by its
     writers; the shared count is neither read nor moved. For an evaluation, which clears the domain and ingests
-    its file in a transaction it rolls back: the hub's processes must not count its records, nor it theirs."""
+    its file in a transaction it rolls back: the hub's processes must not count its records, nor it theirs. Its
+    memo of keys too common to block on is its own too (`known_common_keys`)."""
     private = dict(_private_population.get() or {})
     private[domain] = None
+    common = dict(_private_common_keys.get() or {})
+    common[domain] = set()
     token = _private_population.set(private)
+    common_token = _private_common_keys.set(common)
     try:
         yield
     finally:
+        _private_common_keys.reset(common_token)
         _private_population.reset(token)
 
 

@@ -190,3 +190,60 @@ def test_in_a_big_hub_a_key_known_common_is_not_counted_again_until_it_loses_a_r
     expected = fuzzy.search(domain="customer", values=probe)
     assert len(expected.candidates) == 1
     _same(outcome, expected)
+
+
+def test_an_evaluation_run_keeps_its_own_memo_of_common_keys(fuzzy, monkeypatch):
+    """Inside population_private (an evaluation's rolled-back run) the memo of common keys is the run's own, under
+    the same condition on the run's own population: a key found common by one batch is not counted again by the
+    next, nor by record-by-record matching; it is forgotten when it loses a row; and the process's memo is
+    neither read nor filled."""
+    _cap(monkeypatch, key_cap=3, count_cap=4)
+    monkeypatch.setattr(fuzzy_module, "_common_key_memo", {})
+    monkeypatch.setattr(fuzzy_module, "_population_memo", {})
+    monkeypatch.setattr(fuzzy_module, "_POPULATION_CACHE_FROM", 5)  # 'big' from five live records
+    key = ("d", "shared-domain.example")
+    process_memo = fuzzy_module._common_keys("customer")
+    process_memo.add(("d", "only-the-hub-knows.example"))
+    asked: list = []
+    original = batch_module.key_rows_bulk
+
+    def key_rows_bulk(domain, keys):
+        asked.extend(keys)
+        return original(domain, keys)
+
+    monkeypatch.setattr(batch_module, "key_rows_bulk", key_rows_bulk)
+    probe = {"name": "Xylophone Holdings Ltd", "website": "shared-domain.example", "country": "FR"}
+    with fuzzy_module.population_private("customer"):
+        for i, name in enumerate(("Quorra Ltd", "Zebedee Plc", "Mulberry Ltd", "Yardley Ltd")):
+            ingest("crm", "customer", rec(f"s{i}", name=name, website="shared-domain.example", country="GB"))
+        fuzzy_module._population("customer")  # counted: 4, small — no memo yet
+        assert fuzzy_module.known_common_keys("customer") is None
+        ingest("crm", "customer", rec("s9", name="Umbrella Corp", website="umbrella.example", country="GB"))
+        memo = fuzzy_module.known_common_keys("customer")
+        assert memo == set() and memo is not process_memo  # 5 live: big, and the run's own memo
+
+        first = BatchMatch(domain="customer", matcher=fuzzy)
+        first.prefetch([probe])
+        _same(first.match(values=probe)[0], fuzzy.search(domain="customer", values=probe))
+        assert key in asked and memo == {key}
+        asked.clear()
+        second = BatchMatch(domain="customer", matcher=fuzzy)
+        second.prefetch([probe])
+        outcome, _ = second.match(values=probe)
+        assert key not in asked and asked
+        _same(outcome, fuzzy.search(domain="customer", values=probe))
+
+        later = rec("s0", name="Quorra Ltd", website="quorra.example", country="GB")
+        later["updated_at"] = "2024-02-01T00:00:00+00:00"
+        ingest("crm", "customer", later)  # the key lost a row: forgotten
+        assert key not in memo
+        asked.clear()
+        third = BatchMatch(domain="customer", matcher=fuzzy)
+        third.prefetch([probe])
+        outcome, _ = third.match(values=probe)
+        assert key in asked
+        expected = fuzzy.search(domain="customer", values=probe)
+        assert len(expected.candidates) == 1
+        _same(outcome, expected)
+    assert process_memo == {("d", "only-the-hub-knows.example")}  # the process's memo: untouched
+    assert fuzzy_module.known_common_keys("customer") is None  # outside: the hub (no cached count) is small
