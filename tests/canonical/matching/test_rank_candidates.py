@@ -1,7 +1,8 @@
 """rank_candidates keeps exactly the golden ids, in exactly the order, of the algorithm it replaced (a lambda sort
-key per tied golden record; the tied golden ids looked up in a key's larger dicts through a generator):
-_reference below, on random rows with ties at the cut, temporary (negative) source record ids and a key's rows in
-more than one dict."""
+key per tied golden record; the tied golden ids looked up in a key's larger dicts through a generator), with the
+one rule added since (a tie at the cut that does not fit is left out whole below golden records that rank above
+it): _reference below, on random rows with ties at the cut, temporary (negative) source record ids and a key's
+rows in more than one dict."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _rows_of(groups, wanted):
 
 
 def _reference(usable) -> list[str]:
-    """rank_candidates (and its _rows_of, above) as they were at b6d328c."""
+    """rank_candidates (and its _rows_of, above) as they were at b6d328c, plus the rule on a tie below others."""
     score: dict[str, int] = {}
     get = score.get
     by_type: dict[str, list] = {}
@@ -57,6 +58,8 @@ def _reference(usable) -> list[str]:
     wanted = MAX_CANDIDATES - len(kept)
     if len(tied) == wanted:
         return kept + tied
+    if kept:
+        return kept
     tie: dict[str, list] = {golden_id: [[], 0, _AFTER_WRITTEN * 2] for golden_id in tied}
     for key, _, groups_list in usable:
         for groups in groups_list:
@@ -105,3 +108,16 @@ def test_a_tie_is_broken_by_rows_then_the_first_listed_written_before_temporary(
     ranked = rank_candidates(usable)
     assert ranked == _reference(usable)
     assert ranked == ["g00", *(f"g{i:02d}" for i in range(29, 14, -1))]  # two rows; then 11, 12, ... (not -2)
+
+
+def test_a_tie_that_does_not_fit_below_better_golden_records_is_left_out_whole():
+    """Three golden records share more with the record than the twenty that share only one common key: those three
+    are scored, none of the twenty (which of them would be a pick by listing order); alone, the twenty's tie is
+    broken by the first listed."""
+    crowd = {f"g{i:02d}": [100 + i] for i in range(20)}
+    better = {"a": [1], "b": [2], "c": [3]}
+    usable = [(("n4", "nimb"), 23, [{**crowd, **better}]), (("nt", "quill"), 3, [better])]
+    assert sorted(rank_candidates(usable)) == ["a", "b", "c"]
+    assert rank_candidates(usable) == _reference(usable)
+    alone = [(("n4", "nimb"), 20, [crowd])]
+    assert sorted(rank_candidates(alone)) == [f"g{i:02d}" for i in range(MAX_CANDIDATES)]
