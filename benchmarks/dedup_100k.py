@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         help="ours in the file's interleaved order (default: one export per system, as the CLI ingests them)",
     )
     parser.add_argument("--record-by-record", action="store_true", help="ours without the bulk path")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        help="the generated file: made here if missing, reused if there (the generator is deterministic for "
+        "--records and --seed; a file made with others is refused)",
+    )
     args = parser.parse_args(argv)
 
     import django
@@ -45,9 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     import generate
 
-    path = Path(tempfile.mkdtemp(prefix="dedup-")) / "customers.csv"
     entities = max(1, round(args.records / 2.07))  # the generator's mean of 2.07 records per entity
-    generate.main(["--domain", "customer", "--entities", str(entities), "--seed", str(args.seed), "--out", str(path)])
+    path = args.csv or Path(tempfile.mkdtemp(prefix="dedup-")) / "customers.csv"
+    made_with = path.with_name(path.name + ".args")  # what the file was generated with, beside it
+    wanted = f"customer entities={entities} seed={args.seed}"
+    if path.exists() and made_with.exists() and made_with.read_text() == wanted:
+        print(f"reusing {path} ({wanted})", file=sys.stderr)
+    elif path.exists():
+        parser.error(f"{path} exists but was not generated with {wanted}: remove it or pass another --csv")
+    else:
+        generate.main(
+            ["--domain", "customer", "--entities", str(entities), "--seed", str(args.seed), "--out", str(path)]
+        )
+        made_with.write_text(wanted)
 
     started = time.perf_counter()
     ours = sbs.run_ours(
