@@ -298,8 +298,9 @@ class BatchMatch:
         """Read these keys' rows (key_rows_bulk), skipping, in a big hub, the keys fuzzy's in-process memo knows to
         be too common to block on, as record-by-record matching does (`FuzzyMatcher.candidates`): the same memo,
         under the same condition, so both paths treat the same keys as common; and the keys found common here go
-        into it, as fuzzy's own reads put them there. A key found common stays so until records are deleted,
-        which is what the memo's few minutes allow for. (A skipped key's count is taken as KEY_CAP + 1, the least
+        into it, as fuzzy's own reads put them there. A key found common stays so until one of its rows goes (a
+        record re-keyed or no longer live), and those writers make the memo forget it (`common_keys_forget`); the
+        hub's memo also expires after a few minutes, an evaluation run's lasts the run. (A skipped key's count is taken as KEY_CAP + 1, the least
         a common key has: `refresh()` then reads it again after any change.) Each of those keys cost up to
         COMMON_COUNT_CAP index rows to count again in every batch."""
         known = _known_common(self.domain)

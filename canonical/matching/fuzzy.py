@@ -79,9 +79,19 @@ def common_keys_forget(domain: str, before: set, after: set) -> None:
     """A source record's MatchKey rows went from `before` to `after` ((key_type, key_value, golden_id) each): a key
     that lost a row may no longer be too common to block on, so the memo forgets it and the next match counts it
     again (the memo holds only keys found common, which only removals undo)."""
-    known = known_common_keys(domain)
-    if known:
-        known.difference_update({(t, v) for t, v, _ in before} - {(t, v) for t, v, _ in after})
+    lost = {(t, v) for t, v, _ in before} - {(t, v) for t, v, _ in after}
+    if not lost:
+        return
+    # from the memo itself, whether or not it is in use now (a hub, or a run, below the size it is used from may
+    # grow back above it: the keys it lost rows from meanwhile must not be skipped then)
+    private = _private_population.get()
+    if private is not None and domain in private:
+        memo = _private_common_keys.get()[domain]
+    else:
+        held = _common_key_memo.get(domain)
+        memo = held[1] if held is not None else None
+    if memo:
+        memo.difference_update(lost)
 
 
 def _common_keys(domain: str) -> set[tuple[str, str]]:
@@ -369,7 +379,8 @@ def population_private(domain: str):
     """Within it, the domain's population is this context's own: counted exactly once, then moved by its
     writers; the shared count is neither read nor moved. For an evaluation, which clears the domain and ingests
     its file in a transaction it rolls back: the hub's processes must not count its records, nor it theirs. Its
-    memo of keys too common to block on is its own too (`known_common_keys`)."""
+    memo of keys too common to block on is its own too (`known_common_keys`). Not to be nested for one domain
+    (an inner run would count and remember apart from the outer one)."""
     private = dict(_private_population.get() or {})
     private[domain] = None
     common = dict(_private_common_keys.get() or {})
@@ -420,25 +431,26 @@ _NOT_LISTED = _AFTER_WRITTEN * 2  # after every source record id, written or tem
 UsableKey = tuple[tuple[str, str], int, list[dict[str, list[int]]]]
 
 
-def rank_candidates(usable: list[UsableKey]) -> list[str]:
+def rank_candidates(usable: list[UsableKey], own: str | None = None) -> list[str]:
     """The golden ids worth scoring, at most MAX_CANDIDATES (in no particular order), from the rows of the record's
     usable blocking keys (in the record's key order; at most KEY_CAP rows each).
 
     Ranked by what the rows say, not by the golden id (a random uuid4: two runs of the same input kept a different
     MAX_CANDIDATES of a tie, and rarely decided differently): the most key types shared; then the rarest keys
-    shared (the sum of 1/rows over them: a key few records have says more than one many have); then, among those
-    still tied at the cut, which keys (the record's own key values, compared in the record's key order), the most
-    rows in them (a golden record with more source records behind those keys), the golden record first listed
-    (its earliest source record: the input order, the same in every run of the same input), and the golden id
-    only last. fuzzy's candidates() and the bulk path (batch.py) both rank with this, so they keep the same golden
-    records. It runs for every record matched: the tie-breaks are worked out only for the tie at the cut.
+    shared (the sum of 1/rows over them: a key few records have says more than one many have). fuzzy's
+    candidates() and the bulk path (batch.py) both rank with this, so they keep the same golden records.
 
-    A tie at the cut that does not fit in the places left is left out whole when some golden records rank above
-    it: its members share less with the record than those kept, and nothing in the keys tells them apart (in
-    practice one middling key, a name's first letters or a common name word, shared by dozens), so which of them
-    to score would be a pick by listing order. Only when the tie is all there is (a record, or a search, that
-    shares nothing but such a key) is it broken as above. Measured on the dedup of 20,000 generated customers:
-    the same F1 (0.9657), a third less CPU — those picks were most of the candidates scored."""
+    The golden records tied on that score at the cut, when they do not all fit in the places left:
+    - if some golden records rank above the tie, the tie is left out whole. Its members share less with the record
+      than those kept, and their scores do not tell them apart (in practice dozens sharing one middling key, a
+      name's first letters or a common name word), so which of them to score would be a pick by listing order.
+      `own` (the golden record of a record matched again, through its other source records' rows) is ranked like
+      any other but does not count as ranking above a tie: a record's own golden record says nothing about it.
+    - otherwise (nothing ranks above the tie) it is broken by which keys (the record's own key values, compared in
+      the record's key order), the most rows in them (a golden record with more source records behind those keys),
+      the golden record first listed (its earliest source record: the input order, the same in every run of the
+      same input), and the golden id only last; worked out only for the tie.
+    The effect of leaving a tie out is measured in docs/benchmarks.md (end-to-end deduplication, 3c0b68e)."""
     score: dict[str, int] = {}
     get = score.get
     by_type: dict[str, list[UsableKey]] = {}
@@ -469,12 +481,12 @@ def rank_candidates(usable: list[UsableKey]) -> list[str]:
     wanted = MAX_CANDIDATES - len(kept)
     if len(tied) == wanted:
         return kept + tied
-    if kept:  # a tie that does not fit, below golden records that share more: left out whole (see above)
+    if kept and (own is None or len(kept) > 1 or kept[0] != own):  # a tie below others: left out (see above)
         return kept
-    # The tie at the cut (every golden record is in it): which keys, how many rows, the first listed, the id. Every row of the keys is looked at
-    # (at most KEY_CAP a key, as scoring did above): a plain loop over them cost less than looking the tied golden
-    # ids up in the larger dicts through a generator. Then the whole sort keys are sorted as tuples, no key
-    # function (the golden id last: no two are equal).
+    # The tie at the cut, nothing (or only `own`) above it: which keys, how many rows, the first listed, the id.
+    # Every row of the keys is looked at (at most KEY_CAP a key, as scoring did above): a plain loop over them cost
+    # less than looking the tied golden ids up in the larger dicts through a generator. Then the whole sort keys are
+    # sorted as tuples, no key function (the golden id last: no two are equal).
     tie = {golden_id: [[], 0, _NOT_LISTED] for golden_id in tied}
     for key, _, groups_list in usable:
         for groups in groups_list:
@@ -608,6 +620,7 @@ class FuzzyMatcher:
             elif counts[key] > KEY_CAP:
                 common.add(key)
         exclude = str(exclude_golden) if exclude_golden is not None else None
+        own: str | None = None
         usable: list[UsableKey] = []
         for key, found in rows.items():
             if len(found) > KEY_CAP:
@@ -616,6 +629,7 @@ class FuzzyMatcher:
             count = 0
             for golden_id, source_record_id in found:
                 if source_record_id == exclude_source_record:
+                    own = golden_id  # the record's own golden record (as its MatchKey rows say)
                     continue
                 count += 1
                 if golden_id != exclude:
@@ -626,7 +640,7 @@ class FuzzyMatcher:
                         sids.append(source_record_id)
             if groups:
                 usable.append((key, count, [groups]))
-        ranked = rank_candidates(usable)
+        ranked = rank_candidates(usable, own)
         if not ranked:
             return defn, []
         # All live source records of the golden records those keys belong to now (one query; a merge that

@@ -247,3 +247,25 @@ def test_an_evaluation_run_keeps_its_own_memo_of_common_keys(fuzzy, monkeypatch)
         _same(outcome, expected)
     assert process_memo == {("d", "only-the-hub-knows.example")}  # the process's memo: untouched
     assert fuzzy_module.known_common_keys("customer") is None  # outside: the hub (no cached count) is small
+
+
+def test_a_key_that_loses_a_row_is_forgotten_even_while_the_memo_is_not_in_use(monkeypatch):
+    """A hub (or a run) below the size the memo is used from may grow back above it: a key that lost a row
+    meanwhile must not be skipped then, so forgetting does not depend on the memo being in use."""
+    monkeypatch.setattr(fuzzy_module, "_common_key_memo", {})
+    monkeypatch.setattr(fuzzy_module, "_population_memo", {})
+    key, other = ("d", "shared-domain.example"), ("d", "other.example")
+    gone = {(*key, "golden-1")}
+    hub_memo = fuzzy_module._common_keys("customer")
+    hub_memo.update({key, other})
+    assert fuzzy_module.known_common_keys("customer") is None  # a small hub: not in use
+    fuzzy_module.common_keys_forget("customer", gone, set())
+    assert hub_memo == {other}
+    with fuzzy_module.population_private("customer"):
+        run_memo = fuzzy_module._private_common_keys.get()["customer"]
+        run_memo.update({key, other})
+        fuzzy_module._private_population.get()["customer"] = 3  # a small run: not in use
+        assert fuzzy_module.known_common_keys("customer") is None
+        fuzzy_module.common_keys_forget("customer", gone, {(*other, "golden-2")})
+        assert run_memo == {other}
+    assert hub_memo == {other}

@@ -182,3 +182,53 @@ def test_ranking_works_out_the_tie_at_the_cut_as_a_full_sort_would(seed):
             groups_list.append(groups)
         usable.append((key, sum(len(s) for g in groups_list for s in g.values()), groups_list))
     assert set(rank_candidates(usable)) == set(_ranked_by_full_sort(usable))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("batch_size", [500, 7])
+def test_a_tie_below_a_better_candidate_is_left_out_in_both_paths(batch_size):
+    """A namesake of T0 abroad shares every key type with it, so it ranks above the twenty, whose tie does not fit
+    below it and is left out whole: T0 is compared with the namesake only and does not reach N0, which it linked to
+    before (N0 was listed first; without the namesake it still does, test above). Record by record and in bulk
+    alike."""
+    batches = _batches()
+    namesake = {"name": "Nimbus Brambel Ltd", "address_line1": "5 Rue de Rivoli", "city": "Paris", "country": "FR"}
+    batches[0][2].append({**_row("P1", "", ""), "attributes": namesake})
+    results_a, state_a = run(batches, source_records_ingest, batch_size=batch_size)
+    results_b, state_b = run(batches, source_records_ingest_bulk, batch_size=batch_size)
+    assert _outcomes(results_a) == _outcomes(results_b)
+    assert_same_state(state_a, state_b)
+    golden = {r["source_id"]: r.get("golden_id") for _, _, r in results_a}
+    assert golden["T0"] != golden["N0"] and golden["P1"] != golden["N0"]
+
+
+@pytest.mark.django_db
+def test_a_record_matched_again_still_gets_the_crowd_below_its_own_golden_record(fuzzy):
+    """An update (or a re-match) matches a source record with itself excluded: its own golden record is found
+    through its other source records' rows and ranks above the crowd, but does not leave the crowd's tie out."""
+    from canonical.models import SourceRecord
+
+    from .conftest import ingest, rec
+
+    for i in range(len(WORDS)):
+        ingest(
+            "crm",
+            "customer",
+            rec(
+                f"N{i}",
+                name=f"Nimbus {WORDS[i]} Ltd",
+                address_line1=f"{i + 1} Harbour Road",
+                city="Leeds",
+                country="GB",
+            ),
+        )
+    own = {"name": "Nimbus Quorra Ltd", "website": "quorra.example", "country": "GB"}
+    ingest("crm", "customer", rec("Q1", **own))
+    ingest("erp", "customer", rec("Q2", **own))
+    q1 = SourceRecord.objects.get(system_id="crm", source_id="Q1")
+    q2 = SourceRecord.objects.get(system_id="erp", source_id="Q2")
+    assert q1.golden_id == q2.golden_id  # one golden record with two source records
+    _, scored = fuzzy.candidates(domain="customer", values=q1.values, exclude_source_record=q1.pk)
+    golden_ids = {str(g.golden_id) for g in scored}
+    assert str(q1.golden_id) in golden_ids
+    assert len(golden_ids) == MAX_CANDIDATES  # its own golden record, and the crowd's tie broken for the rest

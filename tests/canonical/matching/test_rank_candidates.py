@@ -1,8 +1,8 @@
-"""rank_candidates keeps exactly the golden ids, in exactly the order, of the algorithm it replaced (a lambda sort
-key per tied golden record; the tied golden ids looked up in a key's larger dicts through a generator), with the
-one rule added since (a tie at the cut that does not fit is left out whole below golden records that rank above
-it): _reference below, on random rows with ties at the cut, temporary (negative) source record ids and a key's
-rows in more than one dict."""
+"""rank_candidates' tie-break (a tie at the cut with nothing ranked above it) keeps exactly the golden ids, in
+exactly the order, of the algorithm it replaced (a lambda sort key per tied golden record; the tied golden ids
+looked up in a key's larger dicts through a generator): _reference below, on random rows with ties at the cut,
+temporary (negative) source record ids and a key's rows in more than one dict. The rule for a tie below others
+(left out whole) is checked against a plain full sort in test_candidate_cut.py and by the examples here."""
 
 from __future__ import annotations
 
@@ -121,3 +121,17 @@ def test_a_tie_that_does_not_fit_below_better_golden_records_is_left_out_whole()
     assert rank_candidates(usable) == _reference(usable)
     alone = [(("n4", "nimb"), 20, [crowd])]
     assert sorted(rank_candidates(alone)) == [f"g{i:02d}" for i in range(MAX_CANDIDATES)]
+
+
+def test_the_records_own_golden_record_does_not_count_as_ranking_above_a_tie():
+    """A record matched again (an update, a re-match) finds its own golden record through its other source records'
+    rows, sharing every key type: that says nothing about the crowd, whose tie is broken as if nothing ranked above
+    it (the own golden record keeps one place). Anything else above the tie still leaves it out."""
+    crowd = {f"g{i:02d}": [100 + i] for i in range(20)}
+    usable = [(("n4", "nimb"), 21, [{**crowd, "own": [7]}]), (("d", "own.example"), 1, [{"own": [7]}])]
+    assert rank_candidates(usable) == ["own"]
+    ranked = rank_candidates(usable, "own")
+    assert ranked[0] == "own" and sorted(ranked[1:]) == [f"g{i:02d}" for i in range(MAX_CANDIDATES - 1)]
+    other = [*usable, (("ph", "1"), 1, [{"other": [8]}])]  # ranks above the crowd too (a rare key of another type)
+    other[0] = (("n4", "nimb"), 22, [{**crowd, "own": [7], "other": [8]}])
+    assert sorted(rank_candidates(other, "own")) == ["other", "own"]
