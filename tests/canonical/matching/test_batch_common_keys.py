@@ -30,6 +30,28 @@ def _same(a, b) -> None:
     ]
 
 
+def _spy_key_reads(monkeypatch) -> list:
+    """The keys BatchMatch reads from the database from now on (key_rows_bulk's arguments), in a list."""
+    asked: list = []
+    original = batch_module.key_rows_bulk
+
+    def key_rows_bulk(domain, keys):
+        asked.extend(keys)
+        return original(domain, keys)
+
+    monkeypatch.setattr(batch_module, "key_rows_bulk", key_rows_bulk)
+    return asked
+
+
+def _batch_decides_as_fuzzy(fuzzy, probe: dict):
+    """A new BatchMatch (the next batch) matches `probe`; it must decide what FuzzyMatcher decides."""
+    batch = BatchMatch(domain="customer", matcher=fuzzy)
+    batch.prefetch([probe])
+    outcome, _ = batch.match(values=probe)
+    _same(outcome, fuzzy.search(domain="customer", values=probe))
+    return batch, outcome
+
+
 def test_a_common_key_that_becomes_rare_after_a_refresh_is_blocked_on_again(fuzzy, monkeypatch):
     _cap(monkeypatch, key_cap=3, count_cap=4)
     names = ("Quorra Ltd", "Zebedee Plc", "Mulberry Ltd", "Yardley Ltd")
@@ -154,14 +176,7 @@ def test_in_a_big_hub_a_key_known_common_is_not_counted_again_until_it_loses_a_r
     key = ("d", "shared-domain.example")
     # the hub is known to be big (the population memo says so, as a big hub's shared count does)
     fuzzy_module._population_memo[fuzzy_module.population_cache_key("customer")] = (time.monotonic() + 3600, 20_000)
-    asked: list = []
-    original = batch_module.key_rows_bulk
-
-    def key_rows_bulk(domain, keys):
-        asked.extend(keys)
-        return original(domain, keys)
-
-    monkeypatch.setattr(batch_module, "key_rows_bulk", key_rows_bulk)
+    asked = _spy_key_reads(monkeypatch)
     probe = {"name": "Xylophone Holdings Ltd", "website": "shared-domain.example", "country": "FR"}
     first = BatchMatch(domain="customer", matcher=fuzzy)
     first.prefetch([probe])
@@ -204,14 +219,7 @@ def test_an_evaluation_run_keeps_its_own_memo_of_common_keys(fuzzy, monkeypatch)
     key = ("d", "shared-domain.example")
     process_memo = fuzzy_module._common_keys("customer")
     process_memo.add(("d", "only-the-hub-knows.example"))
-    asked: list = []
-    original = batch_module.key_rows_bulk
-
-    def key_rows_bulk(domain, keys):
-        asked.extend(keys)
-        return original(domain, keys)
-
-    monkeypatch.setattr(batch_module, "key_rows_bulk", key_rows_bulk)
+    asked = _spy_key_reads(monkeypatch)
     probe = {"name": "Xylophone Holdings Ltd", "website": "shared-domain.example", "country": "FR"}
     with fuzzy_module.population_private("customer"):
         for i, name in enumerate(("Quorra Ltd", "Zebedee Plc", "Mulberry Ltd", "Yardley Ltd")):
@@ -222,29 +230,19 @@ def test_an_evaluation_run_keeps_its_own_memo_of_common_keys(fuzzy, monkeypatch)
         memo = fuzzy_module.known_common_keys("customer")
         assert memo == set() and memo is not process_memo  # 5 live: big, and the run's own memo
 
-        first = BatchMatch(domain="customer", matcher=fuzzy)
-        first.prefetch([probe])
-        _same(first.match(values=probe)[0], fuzzy.search(domain="customer", values=probe))
+        _batch_decides_as_fuzzy(fuzzy, probe)
         assert key in asked and memo == {key}
         asked.clear()
-        second = BatchMatch(domain="customer", matcher=fuzzy)
-        second.prefetch([probe])
-        outcome, _ = second.match(values=probe)
+        _batch_decides_as_fuzzy(fuzzy, probe)
         assert key not in asked and asked
-        _same(outcome, fuzzy.search(domain="customer", values=probe))
 
         later = rec("s0", name="Quorra Ltd", website="quorra.example", country="GB")
         later["updated_at"] = "2024-02-01T00:00:00+00:00"
         ingest("crm", "customer", later)  # the key lost a row: forgotten
         assert key not in memo
         asked.clear()
-        third = BatchMatch(domain="customer", matcher=fuzzy)
-        third.prefetch([probe])
-        outcome, _ = third.match(values=probe)
-        assert key in asked
-        expected = fuzzy.search(domain="customer", values=probe)
-        assert len(expected.candidates) == 1
-        _same(outcome, expected)
+        _, outcome = _batch_decides_as_fuzzy(fuzzy, probe)
+        assert key in asked and len(outcome.candidates) == 1
     assert process_memo == {("d", "only-the-hub-knows.example")}  # the process's memo: untouched
     assert fuzzy_module.known_common_keys("customer") is None  # outside: the hub (no cached count) is small
 
