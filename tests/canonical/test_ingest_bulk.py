@@ -427,7 +427,7 @@ def test_bulk_history_rows_carry_actor_channel_request_id_and_reason():
     assert golden.provenance["phone"]["source_record"] == SourceRecord.objects.get(source_id="N2").pk
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     seed=st.integers(min_value=0, max_value=10_000),
     batch_size=st.integers(min_value=1, max_value=40),

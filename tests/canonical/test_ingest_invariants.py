@@ -110,7 +110,7 @@ def assert_golden_records_follow_their_sources() -> None:
                 assert actual[name] == expected[name], f"{domain} {golden.pk}.{name}"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=operations)
 def test_nothing_is_lost_and_every_operation_is_idempotent(ops):
     with transaction.atomic():

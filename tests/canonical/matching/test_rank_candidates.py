@@ -97,7 +97,9 @@ def _usable(draw):
     return usable
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(
+    max_examples=800, deadline=None
+)  # the tie-break only now (a tie with nothing above it); 40 seeds more in test_candidate_cut
 @given(_usable())
 def test_rank_candidates_keeps_the_reference_algorithms_golden_ids_in_its_order(usable):
     assert rank_candidates(usable) == _reference(usable)
