@@ -97,9 +97,8 @@ def _usable(draw):
     return usable
 
 
-@settings(
-    max_examples=800, deadline=None
-)  # the tie-break only now (a tie with nothing above it); 40 seeds more in test_candidate_cut
+# the tie-break only now (a tie with nothing above it); the rule for a tie below others: test_candidate_cut's seeds
+@settings(max_examples=800, deadline=None)
 @given(_usable())
 def test_rank_candidates_keeps_the_reference_algorithms_golden_ids_in_its_order(usable):
     assert rank_candidates(usable) == _reference(usable)
