@@ -300,9 +300,9 @@ class BatchMatch:
         under the same condition, so both paths treat the same keys as common; and the keys found common here go
         into it, as fuzzy's own reads put them there. A key found common stays so until one of its rows goes (a
         record re-keyed or no longer live), and those writers make the memo forget it (`common_keys_forget`); the
-        hub's memo also expires after a few minutes, an evaluation run's lasts the run. (A skipped key's count is taken as KEY_CAP + 1, the least
-        a common key has: `refresh()` then reads it again after any change.) Each of those keys cost up to
-        COMMON_COUNT_CAP index rows to count again in every batch."""
+        hub's memo also expires after a few minutes, an evaluation run's lasts the run. (A skipped key's count is
+        taken as KEY_CAP + 1, the least a common key has: `refresh()` then reads it again after any change.) Each
+        of those keys cost up to COMMON_COUNT_CAP index rows to count again in every batch."""
         known = _known_common(self.domain)
         if known:
             skipped = [key for key in keys if key in known]
