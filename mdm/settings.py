@@ -205,6 +205,10 @@ MDM_INGEST_BATCH_SIZE = env_int("MDM_INGEST_BATCH_SIZE", 500)
 # The fuzzy matcher (blocking index + Fellegi-Sunter scoring with explanations) by default; the deterministic
 # one (identifiers only) stays available: MDM_MATCHER=canonical.matching.deterministic.DeterministicMatcher
 MDM_MATCHER = env_str("MDM_MATCHER", "canonical.matching.fuzzy.FuzzyMatcher")
-# Candidates' prepared features the matcher keeps packed (pickled) behind its 10,000 most recent, per process:
-# about 0.8 KiB each (200,000: ~160 MiB when full); 0 = none (each candidate past the 10,000 is prepared again).
+# Candidates' prepared features the matcher keeps per process, filled only as candidates are met: the most recently
+# used as they are (MDM_MATCH_FEATURE_CACHE_HOT, ~2.4 KiB each: 50,000 is up to ~120 MiB; at least 1), then more
+# of them packed (pickled) behind those (MDM_MATCH_FEATURE_CACHE, ~0.8 KiB each: 200,000 is up to ~160 MiB; 0 =
+# none, each candidate past the first tier is prepared again). A packed entry costs more to use than its unpacking:
+# a 98,599-record deduplication spent ~19 s more CPU with 10,000 as they are than with 50,000 (docs/benchmarks.md).
+MDM_MATCH_FEATURE_CACHE_HOT = max(1, env_int("MDM_MATCH_FEATURE_CACHE_HOT", 50_000))
 MDM_MATCH_FEATURE_CACHE = env_int("MDM_MATCH_FEATURE_CACHE", 200_000)

@@ -44,12 +44,15 @@ _POPULATION_SECONDS = 300  # the shared count's lifetime: then it is counted aga
 _POPULATION_MEMO_SECONDS = 2.0
 _population_memo: dict[str, tuple[float, int]] = {}
 # Prepared features of candidate source records, by their stored values: the most recently used as they are
-# (about 2.4 KiB an entry, its key included: at most about 24 MiB), then more of them packed (pickled, under a
-# 16-byte digest of the key: about 0.8 KiB an entry; settings.MDM_MATCH_FEATURE_CACHE entries, 200,000 by default:
-# at most about 160 MiB). A candidate's features cost ~55 us to prepare (phone parsing, legal forms, domains) and
-# ~2 us to unpack: in a 98,599-record deduplication 1.08 million of 1.44 million candidate look-ups prepared again
-# with the first tier alone (every earlier record is a candidate sooner or later; 10,000 entries hold a tenth).
-PREPARED_CACHE_SIZE = 10_000
+# (about 2.4 KiB an entry, its key included; settings.MDM_MATCH_FEATURE_CACHE_HOT entries, 50,000 by default: at
+# most about 120 MiB), then more of them packed (pickled, under a 16-byte digest of the key: about 0.8 KiB an entry;
+# settings.MDM_MATCH_FEATURE_CACHE entries, 200,000 by default: at most about 160 MiB). A candidate's features cost
+# ~55 us to prepare (phone parsing, legal forms, domains): in a 98,599-record deduplication 1.08 million of 1.44
+# million candidate look-ups prepared again with a first tier of 10,000 alone (every earlier record is a candidate
+# sooner or later). Unpacking takes ~3 us, but in a large load each packed hit cost ~36 us of CPU in all (the
+# unpacked objects are new to the collector and push a first-tier entry out): the same deduplication spent 134.5 s
+# of CPU with 10,000 as they are (533,032 packed hits) and 116.1 s with 50,000 (120,343), 115.0 s with 120,000.
+PREPARED_CACHE_SIZE = 50_000
 PREPARED_PACKED_SIZE = 200_000
 
 
@@ -207,7 +210,8 @@ class _PreparedCache:
 
 
 prepared_cache = _PreparedCache(
-    PREPARED_CACHE_SIZE, max(0, getattr(settings, "MDM_MATCH_FEATURE_CACHE", PREPARED_PACKED_SIZE))
+    max(1, getattr(settings, "MDM_MATCH_FEATURE_CACHE_HOT", PREPARED_CACHE_SIZE)),
+    max(0, getattr(settings, "MDM_MATCH_FEATURE_CACHE", PREPARED_PACKED_SIZE)),
 )
 
 

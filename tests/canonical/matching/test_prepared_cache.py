@@ -189,3 +189,29 @@ def test_look_ups_from_many_threads_lose_nothing_and_keep_the_bounds():
         sys.setswitchinterval(interval)
     assert not errors, errors[:3]
     assert len(cache.entries) <= 5 and len(cache.packed) <= 12
+
+
+def test_the_process_cache_takes_both_tiers_sizes_from_the_environment(tmp_path):
+    """MDM_MATCH_FEATURE_CACHE_HOT sizes the first tier (at least 1), MDM_MATCH_FEATURE_CACHE the packed one; unset,
+    50,000 and 200,000."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    code = (
+        "import django; django.setup(); from canonical.matching.fuzzy import prepared_cache as c; "
+        "print(c.size, c.packed_size)"
+    )
+
+    def sizes(**env: str) -> str:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("MDM_MATCH_FEATURE_CACHE")}
+        environ.update(DJANGO_SETTINGS_MODULE="mdm.settings", DATABASE_URL=f"sqlite:///{tmp_path}/x.sqlite3", **env)
+        run = subprocess.run([sys.executable, "-c", code], cwd=root, env=environ, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return run.stdout.split()
+
+    assert sizes() == ["50000", "200000"]
+    assert sizes(MDM_MATCH_FEATURE_CACHE_HOT="123", MDM_MATCH_FEATURE_CACHE="7") == ["123", "7"]
+    assert sizes(MDM_MATCH_FEATURE_CACHE_HOT="0", MDM_MATCH_FEATURE_CACHE="0") == ["1", "0"]
