@@ -209,6 +209,7 @@ MDM_MATCHER = env_str("MDM_MATCHER", "canonical.matching.fuzzy.FuzzyMatcher")
 # used as they are (MDM_MATCH_FEATURE_CACHE_HOT, ~2.4 KiB each: 50,000 is up to ~120 MiB; at least 1), then more
 # of them packed (pickled) behind those (MDM_MATCH_FEATURE_CACHE, ~0.8 KiB each: 200,000 is up to ~160 MiB; 0 =
 # none, each candidate past the first tier is prepared again). A packed entry costs more to use than its unpacking:
-# a 98,599-record deduplication spent ~19 s more CPU with 10,000 as they are than with 50,000 (docs/benchmarks.md).
+# a 98,599-record deduplication spent ~18 s more CPU with 10,000 as they are than with 50,000, and ~120 MiB less
+# peak RSS (docs/benchmarks.md). Each process that matches holds its own: a web worker can take far fewer.
 MDM_MATCH_FEATURE_CACHE_HOT = max(1, env_int("MDM_MATCH_FEATURE_CACHE_HOT", 50_000))
 MDM_MATCH_FEATURE_CACHE = env_int("MDM_MATCH_FEATURE_CACHE", 200_000)

@@ -49,9 +49,10 @@ _population_memo: dict[str, tuple[float, int]] = {}
 # settings.MDM_MATCH_FEATURE_CACHE entries, 200,000 by default: at most about 160 MiB). A candidate's features cost
 # ~55 us to prepare (phone parsing, legal forms, domains): in a 98,599-record deduplication 1.08 million of 1.44
 # million candidate look-ups prepared again with a first tier of 10,000 alone (every earlier record is a candidate
-# sooner or later). Unpacking takes ~3 us, but in a large load each packed hit cost ~36 us of CPU in all (the
-# unpacked objects are new to the collector and push a first-tier entry out): the same deduplication spent 134.5 s
-# of CPU with 10,000 as they are (533,032 packed hits) and 116.1 s with 50,000 (120,343), 115.0 s with 120,000.
+# sooner or later). Unpacking an entry takes ~3 us alone (measured 28 Nov 2026 on an Intel Xeon), but in a large
+# load each packed hit avoided saved ~45 us of CPU (the unpacked objects are new to the collector and push a
+# first-tier entry out): the same deduplication spent 134.5 s of CPU with 10,000 as they are (533,032 packed hits),
+# 116.1 s with 50,000 (120,343), 115.0 s with 120,000 (none), peak RSS 413 / 535 / 512 MiB (docs/benchmarks.md).
 PREPARED_CACHE_SIZE = 50_000
 PREPARED_PACKED_SIZE = 200_000
 

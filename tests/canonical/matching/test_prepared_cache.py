@@ -202,16 +202,17 @@ def test_the_process_cache_takes_both_tiers_sizes_from_the_environment(tmp_path)
     root = Path(__file__).resolve().parents[3]
     code = (
         "import django; django.setup(); from canonical.matching.fuzzy import prepared_cache as c; "
-        "print(c.size, c.packed_size)"
+        "print('sizes', c.size, c.packed_size)"
     )
 
-    def sizes(**env: str) -> str:
+    def sizes(**env: str) -> list[str]:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("MDM_MATCH_FEATURE_CACHE")}
         environ.update(DJANGO_SETTINGS_MODULE="mdm.settings", DATABASE_URL=f"sqlite:///{tmp_path}/x.sqlite3", **env)
         run = subprocess.run([sys.executable, "-c", code], cwd=root, env=environ, capture_output=True, text=True)
         assert run.returncode == 0, run.stderr
-        return run.stdout.split()
+        return run.stdout.strip().splitlines()[-1].split()[1:]  # the last line: "sizes HOT PACKED"
 
     assert sizes() == ["50000", "200000"]
     assert sizes(MDM_MATCH_FEATURE_CACHE_HOT="123", MDM_MATCH_FEATURE_CACHE="7") == ["123", "7"]
     assert sizes(MDM_MATCH_FEATURE_CACHE_HOT="0", MDM_MATCH_FEATURE_CACHE="0") == ["1", "0"]
+    assert sizes(MDM_MATCH_FEATURE_CACHE_HOT="-5", MDM_MATCH_FEATURE_CACHE="-5") == ["1", "0"]
