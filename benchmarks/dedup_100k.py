@@ -9,6 +9,8 @@ row, outbox event, cross-reference, match keys — in one transaction rolled bac
 evaluation). Splink: its documented DuckDB dedupe workflow (train, predict, cluster). Prints both wall-clock
 times, records per second, the ratio, and both F1 scores. Peak memory of this process is printed after ours (ours_peak_rss_mb: the
 file and its labels are held in memory for the evaluation) and at the end (peak_rss_mb, Splink and DuckDB included).
+`--breakdown` also measures where ours' time goes (benchmarks/_breakdown.py: the database waits by statement, the
+matcher's feature memo by tier, the garbage collector); `--no-splink` runs ours only.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--record-by-record", action="store_true", help="ours without the bulk path")
     parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also measure where ours' time goes (benchmarks/_breakdown.py: database waits by statement, the "
+        "feature memo's tiers, the garbage collector), printed to stderr and in the JSON; the instrumentation "
+        "costs some CPU, so time a run without it",
+    )
+    parser.add_argument("--no-splink", action="store_true", help="ours only (with --breakdown, say)")
+    parser.add_argument(
         "--csv",
         type=Path,
         help="the generated file: made here if missing, reused if there (the generator is deterministic for "
@@ -65,15 +75,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         made_with.write_text(wanted)
 
+    from contextlib import nullcontext
+
+    import _breakdown
+
     started = time.perf_counter()
-    ours = sbs.run_ours(
-        "customer", path, bulk=not args.record_by_record, per_system=not args.file_order, batch_size=500
-    )
+    with _breakdown.breakdown() if args.breakdown else nullcontext() as where:
+        ours = sbs.run_ours(
+            "customer", path, bulk=not args.record_by_record, per_system=not args.file_order, batch_size=500
+        )
     ours_seconds = time.perf_counter() - started
     ours_peak = rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024  # ours ran first: the peak so far is ours
-    started = time.perf_counter()
-    theirs = sbs.run_splink("customer", path)
-    splink_seconds = time.perf_counter() - started
+    if where is not None:
+        print("\n".join(_breakdown.report_lines(where)), file=sys.stderr)
+    if args.no_splink:
+        theirs, splink_seconds = {"f1": None}, None
+    else:
+        started = time.perf_counter()
+        theirs = sbs.run_splink("customer", path)
+        splink_seconds = time.perf_counter() - started
     result = {
         "records": ours["records"],
         "ours_seconds": round(ours_seconds, 1),
@@ -82,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         "ours_path": ours["mode"] + (", file order" if args.file_order else ", one export per system"),
         "ours_cpu_seconds": ours["cpu_seconds"],
         "ours_review_pairs": ours["review_tasks"],
-        "splink_seconds": round(splink_seconds, 1),
-        "splink_records_per_s": round(ours["records"] / splink_seconds, 1),
+        "splink_seconds": round(splink_seconds, 1) if splink_seconds else None,
+        "splink_records_per_s": round(ours["records"] / splink_seconds, 1) if splink_seconds else None,
         "splink_f1": theirs["f1"],
-        "ratio_ours_to_splink": round(ours_seconds / splink_seconds, 1),
+        "ratio_ours_to_splink": round(ours_seconds / splink_seconds, 1) if splink_seconds else None,
         "ours_peak_rss_mb": round(ours_peak, 1),
         "peak_rss_mb": round(rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        **({"breakdown": where} if where is not None else {}),
     }
     print(json.dumps(result))
     return 0

@@ -84,3 +84,49 @@ def test_erp_rows_of_crm_companies_link_to_the_crm_golden_record(tmp_path, audit
             if data_domain(sr.attributes["website"]) == domain
         }
         assert len(goldens) == 1, f"{domain}: the CRM and ERP records should share one golden record"
+
+
+@pytest.mark.django_db
+def test_the_breakdown_times_statements_counts_memo_look_ups_and_collections_then_puts_everything_back(settings):
+    """benchmarks/_breakdown.py around two bulk ingest calls: the second's candidate (the first call's record) is
+    looked up in the feature memo; every statement is timed, its wait no more than its wall time."""
+    import gc
+
+    import _breakdown
+
+    from canonical.audit import Channel, audit_context
+    from canonical.domains import get_domain
+    from canonical.matching import fuzzy
+    from canonical.services import bulk
+    from canonical.services.ingest import envelope_parse
+
+    settings.MDM_MATCHER = "canonical.matching.fuzzy.FuzzyMatcher"
+    spec = get_domain("customer")
+
+    def ingest(source_id: str, name: str) -> None:
+        row = {
+            "source_id": source_id,
+            "updated_at": "2024-01-01T00:00:00+00:00",
+            "attributes": {"name": name, "country": "GB", "website": "quorra.example"},
+        }
+        with audit_context(actor="pytest", channel=Channel.JOB):
+            bulk.source_records_ingest_bulk(system="crm", domain="customer", envelopes=[envelope_parse(row, spec=spec)])
+
+    fuzzy.prepared_cache.clear()
+    copy, memo = bulk._copy, fuzzy.prepared_cache._memo
+    with _breakdown.breakdown() as report:
+        ingest("q1", "Quorra Trading Ltd")
+        ingest("q2", "Quorra Trading Limited")
+        gc.collect()
+    assert report["statements"] and all(0 <= row["wait_s"] <= row["wall_s"] for row in report["statements"])
+    assert sum(row["count"] for row in report["statements"]) >= 4
+    from django.db import connection
+
+    if connection.vendor == "postgresql":  # the bulk path's writes are COPY there
+        assert any(row["label"] == "COPY canonical_sourcerecord" for row in report["statements"])
+    assert sum(report["feature_memo"].values()) >= 1  # q1 as q2's candidate
+    assert report["gc"]["2"]["runs"] >= 1
+    assert any("waiting for the database" in line for line in _breakdown.report_lines(report))
+    # everything put back
+    assert bulk._copy is copy and fuzzy.prepared_cache._memo == memo and "_memo" not in vars(fuzzy.prepared_cache)
+    assert not any(getattr(cb, "__name__", "") == "collected" for cb in gc.callbacks)
