@@ -20,13 +20,17 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
+from unittest import mock
 
 
 def statement_label(sql: str) -> str:
-    """A statement's group: its first 90 characters, whitespace collapsed (a COPY is labelled by its caller)."""
-    return re.sub(r"\s+", " ", sql).strip()[:90]
+    """A statement's group: its text with whitespace collapsed, savepoint names and the placeholder lists of `IN
+    (…)` made alike, so one statement's runs add up (a COPY is labelled by its caller)."""
+    text = re.sub(r"\s+", " ", sql).strip()
+    text = re.sub(r'"s\d+_x\d+"', '"s…"', text)  # Django's savepoint names
+    return re.sub(r"%s(?:, %s)+", "%s, …", text)
 
 
 @contextmanager
@@ -61,7 +65,7 @@ def breakdown() -> Iterator[dict[str, Any]]:
     cache = fuzzy.prepared_cache
     original_memo = cache._memo
 
-    def counted(key, make):
+    def counted(key, make):  # (reads the tiers without the memo's lock: the benchmark matches in one thread)
         if key in cache.entries:
             memo["first_tier"] += 1
         elif cache.packed and cache._digest(key) in cache.packed:
@@ -82,16 +86,15 @@ def breakdown() -> Iterator[dict[str, Any]]:
             row[1] += time.perf_counter() - started[0]
 
     report: dict[str, Any] = {}
-    bulk._copy = copy
-    cache._memo = counted
     gc.callbacks.append(collected)
     try:
-        with connection.execute_wrapper(wrapper):
+        with ExitStack() as patches:  # each put back as it was found, also when nested
+            patches.enter_context(mock.patch.object(bulk, "_copy", copy))
+            patches.enter_context(mock.patch.object(cache, "_memo", counted))
+            patches.enter_context(connection.execute_wrapper(wrapper))
             yield report
     finally:
         gc.callbacks.remove(collected)
-        del cache._memo  # the class's method again
-        bulk._copy = original_copy
         report["statements"] = sorted(
             (
                 {"label": label, "count": int(n), "wall_s": round(wall, 2), "wait_s": round(wait, 2)}
@@ -111,7 +114,7 @@ def report_lines(report: dict[str, Any], top: int = 15) -> list[str]:
         "   count   wall s   wait s  statement",
     ]
     for row in report["statements"][:top]:
-        lines.append(f"{row['count']:8d} {row['wall_s']:8.2f} {row['wait_s']:8.2f}  {row['label']}")
+        lines.append(f"{row['count']:8d} {row['wall_s']:8.2f} {row['wait_s']:8.2f}  {row['label'][:100]}")
     memo = report["feature_memo"]
     lines.append(
         f"feature memo look-ups: {memo['first_tier']} as they are, {memo['packed']} unpacked, {memo['prepared']} prepared"

@@ -102,13 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         "ours_path": ours["mode"] + (", file order" if args.file_order else ", one export per system"),
         "ours_cpu_seconds": ours["cpu_seconds"],
         "ours_review_pairs": ours["review_tasks"],
-        "splink_seconds": round(splink_seconds, 1) if splink_seconds else None,
-        "splink_records_per_s": round(ours["records"] / splink_seconds, 1) if splink_seconds else None,
+        "splink_seconds": round(splink_seconds, 1) if splink_seconds is not None else None,
+        "splink_records_per_s": round(ours["records"] / splink_seconds, 1) if splink_seconds is not None else None,
         "splink_f1": theirs["f1"],
-        "ratio_ours_to_splink": round(ours_seconds / splink_seconds, 1) if splink_seconds else None,
+        "ratio_ours_to_splink": round(ours_seconds / splink_seconds, 1) if splink_seconds is not None else None,
         "ours_peak_rss_mb": round(ours_peak, 1),
         "peak_rss_mb": round(rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        **({"breakdown": where} if where is not None else {}),
+        **({"breakdown": where, "ours_instrumented": True} if where is not None else {}),
     }
     print(json.dumps(result))
     return 0

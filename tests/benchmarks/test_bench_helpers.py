@@ -130,3 +130,50 @@ def test_the_breakdown_times_statements_counts_memo_look_ups_and_collections_the
     # everything put back
     assert bulk._copy is copy and fuzzy.prepared_cache._memo == memo and "_memo" not in vars(fuzzy.prepared_cache)
     assert not any(getattr(cb, "__name__", "") == "collected" for cb in gc.callbacks)
+
+
+def test_the_breakdown_counts_each_memo_tier(monkeypatch):
+    import _breakdown
+
+    from canonical.matching import fuzzy
+    from canonical.matching.definitions import get_definition
+
+    defn = get_definition("customer")
+    cache = fuzzy._PreparedCache(1, 10)  # one entry as it is, the rest packed
+    monkeypatch.setattr(fuzzy, "prepared_cache", cache)
+    a, b = {"name": "Quorra Ltd", "country": "GB"}, {"name": "Zebedee Plc", "country": "GB"}
+    with _breakdown.breakdown() as report:
+        cache.get(defn, a)  # prepared
+        cache.get(defn, a)  # as it is
+        cache.get(defn, b)  # prepared; a packed
+        cache.get(defn, a)  # unpacked
+    assert report["feature_memo"] == {"first_tier": 1, "packed": 1, "prepared": 2}
+
+
+def test_the_breakdown_puts_everything_back_when_nested_and_when_the_block_fails():
+    import gc
+
+    import _breakdown
+
+    from canonical.matching import fuzzy
+    from canonical.services import bulk
+
+    copy, callbacks = bulk._copy, list(gc.callbacks)
+    with pytest.raises(RuntimeError, match="boom"):
+        with _breakdown.breakdown() as outer:
+            with _breakdown.breakdown() as inner:
+                assert bulk._copy is not copy
+            assert inner["statements"] == [] and "_memo" in vars(fuzzy.prepared_cache)  # the outer's still in place
+            raise RuntimeError("boom")
+    assert outer["feature_memo"] == {"first_tier": 0, "packed": 0, "prepared": 0}  # filled in on the way out
+    assert bulk._copy is copy and "_memo" not in vars(fuzzy.prepared_cache) and gc.callbacks == callbacks
+
+
+def test_statement_labels_add_up_savepoints_and_in_lists():
+    from _breakdown import statement_label
+
+    assert statement_label('SAVEPOINT "s1401_x6"') == statement_label('SAVEPOINT "s1401_x7"') == 'SAVEPOINT "s…"'
+    assert statement_label("SELECT a FROM t WHERE id IN (%s, %s)") == statement_label(
+        "SELECT a FROM t\n  WHERE id IN (%s, %s, %s)"
+    )
+    assert statement_label("SELECT a FROM t WHERE x = %s") != statement_label("SELECT a FROM t WHERE y = %s")
