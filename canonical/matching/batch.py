@@ -128,8 +128,9 @@ def _same_json(a: Any, b: Any) -> bool:
 
 
 class BatchMatch:
-    """See the module docstring. One instance per (bulk ingest chunk, domain), or one for the chunks of one bulk
-    ingest call (its transaction) with `next_chunk()` between them."""
+    """See the module docstring. One instance per (bulk ingest chunk, domain). (Keeping one for all the chunks of
+    a bulk call measured no faster on 98,599 records, with more memory: docs/benchmarks.md, fourth session of
+    28 Nov.)"""
 
     def __init__(self, *, domain: str, matcher: FuzzyMatcher):
         self.domain = domain
@@ -244,18 +245,6 @@ class BatchMatch:
             text = texts.get(real)
             if text is not None and _same_json(_decode_values(text), values):
                 prepared_cache.put_text(defn, text, features)
-
-    # Past this many keys read, next_chunk() forgets what was read (a few hundred bytes a key and its rows).
-    MAX_KEYS_KEPT = 200_000
-
-    def next_chunk(self) -> None:
-        """Between two chunks of one bulk ingest call, once the first is written (overlay_written): what was read
-        is still what the database holds, so it is kept for the next (read again only past MAX_KEYS_KEPT keys)."""
-        self.overlay_clear()
-        self._probes = {}
-        self._last_probe = None
-        if len(self._db_rows) > self.MAX_KEYS_KEPT:
-            self.invalidate()
 
     def keys(self, values: dict) -> list[Key]:
         return list(self._probe(values, content_key(values))[1])

@@ -102,37 +102,6 @@ def test_bulk_ingest_with_many_common_keys_leaves_the_state_record_by_record_ing
     assert_same_state(state_a, state_b)
 
 
-@pytest.mark.parametrize(("key_cap", "count_cap"), [(200, 301), (3, 5)])
-def test_one_batch_match_kept_across_the_chunks_of_a_call_leaves_the_same_state(monkeypatch, key_cap, count_cap):
-    """What bulk.py would do keeping one BatchMatch for the chunks of a call (next_chunk() between them)."""
-    from canonical.services import bulk as bulk_module
-
-    _cap(monkeypatch, key_cap, count_cap)
-    batches = scenario(seed=3, companies=60)
-    _, state_a = run(batches, source_records_ingest, batch_size=500)
-
-    kept: list[BatchMatch] = []
-    reused = []
-
-    def one_per_call(*, domain, matcher):
-        if kept and kept[0].domain == domain:
-            kept[0].next_chunk()
-            reused.append(domain)
-            return kept[0]
-        kept[:] = [BatchMatch(domain=domain, matcher=matcher)]
-        return kept[0]
-
-    def ingest_bulk(**kwargs):
-        kept.clear()
-        return source_records_ingest_bulk(**kwargs)
-
-    monkeypatch.setattr(bulk_module, "BatchMatch", one_per_call)
-    monkeypatch.setattr(bulk_module, "_CHUNK", 9)
-    _, state_b = run(batches, ingest_bulk, batch_size=500)
-    assert len(reused) > 10
-    assert_same_state(state_a, state_b)
-
-
 @pytest.mark.postgres  # elsewhere key_rows_bulk is _key_rows itself
 def test_key_rows_bulk_reads_the_rows_key_rows_reads(fuzzy, monkeypatch):
     """key_rows_bulk (one query, each key's rows aggregated as text and split) gives each key's rows as fuzzy's
