@@ -4,7 +4,8 @@
 
 - every statement (Django's execute wrapper) and every bulk COPY (canonical.services.bulk's `_copy`) is timed:
   its wall time, and its wait, the wall time minus this thread's CPU time meanwhile (the time PostgreSQL, or the
-  network, kept the client waiting), grouped by the statement's first words (COPY by table);
+  network, or the scheduler on a busy machine, kept the client waiting), grouped by `statement_label` (COPY by
+  table);
 - the matcher's feature memo (canonical.matching.fuzzy `prepared_cache`) counts its look-ups by tier: found as
   they are, found packed (unpacked), or prepared;
 - the cyclic garbage collector's runs are counted and timed per generation (gc.callbacks).

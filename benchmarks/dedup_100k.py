@@ -21,6 +21,7 @@ import resource as rlimit
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    import _breakdown
     import django
     import splink_side_by_side as sbs
 
@@ -74,10 +76,6 @@ def main(argv: list[str] | None = None) -> int:
             ["--domain", "customer", "--entities", str(entities), "--seed", str(args.seed), "--out", str(path)]
         )
         made_with.write_text(wanted)
-
-    from contextlib import nullcontext
-
-    import _breakdown
 
     started = time.perf_counter()
     with _breakdown.breakdown() if args.breakdown else nullcontext() as where:

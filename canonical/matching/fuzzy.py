@@ -101,7 +101,8 @@ def common_keys_forget(domain: str, before: set, after: set) -> None:
 def _common_keys(domain: str) -> set[tuple[str, str]]:
     """Keys this process found shared by more than KEY_CAP records in the last few minutes ('ac:ibm', the first
     four letters of common names): they are skipped for blocking anyway, so their KEY_CAP + 1 rows are not
-    fetched again. A key only becomes rare again when records are deleted, so a few minutes' memory is safe."""
+    fetched again. A key only becomes rare again when it loses rows, and those writers make the memo forget it
+    (`common_keys_forget`); the few minutes bound what other processes' removals leave unseen."""
     now = time.monotonic()
     memo = _common_key_memo.get(domain)
     if memo is None or now - memo[0] > _COMMON_KEYS_SECONDS:
