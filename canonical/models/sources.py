@@ -19,7 +19,10 @@ class SourceRecord(models.Model):
     disagrees with the owner's value (kept here, never applied).
     """
 
-    system = models.ForeignKey("canonical.System", on_delete=models.PROTECT, related_name="source_records")
+    # no index of its own: source_record_unique_key (system, domain, source_id) serves lookups by system
+    system = models.ForeignKey(
+        "canonical.System", on_delete=models.PROTECT, related_name="source_records", db_index=False
+    )
     domain = models.CharField(max_length=32, choices=Domain.choices)
     source_id = models.CharField(max_length=255)
     attributes = models.JSONField(default=dict)

@@ -13,7 +13,8 @@ class CrossReference(models.Model):
     when the hub pushed a record to it (`source_record` empty then).
     """
 
-    system = models.ForeignKey("canonical.System", on_delete=models.PROTECT, related_name="xrefs")
+    # no index of its own: xref_unique_key (system, domain, source_id) serves lookups by system
+    system = models.ForeignKey("canonical.System", on_delete=models.PROTECT, related_name="xrefs", db_index=False)
     domain = models.CharField(max_length=32, choices=Domain.choices)
     source_id = models.CharField(max_length=255)
     golden_id = models.UUIDField(db_index=True)
