@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from mdm.dbindexes import LikeIndexesDropped
+from mdm.dbindexes import ForeignKeyIndexDropped, LikeIndexesDropped
 
 
 class Migration(migrations.Migration):
@@ -13,12 +13,12 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
+        ForeignKeyIndexDropped(
             model_name='crossreference',
             name='system',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='xrefs', to='canonical.system'),
         ),
-        migrations.AlterField(
+        ForeignKeyIndexDropped(
             model_name='sourcerecord',
             name='system',
             field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='source_records', to='canonical.system'),
