@@ -1,0 +1,150 @@
+"""Before and after on a noisy machine: a benchmark run for two commits in turn, medians side by side.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/mdm_ab REDIS_URL=redis://127.0.0.1:6379/13 \\
+        .venv/bin/python benchmarks/compare.py --base 97fd649 --runs 3 --keys ours_seconds,ours_cpu_seconds \\
+        -- benchmarks/dedup_100k.py --records 20000 --csv /tmp/cust20000.csv --no-splink
+
+The machines this runs on are shared: the same run can take 20 % longer an hour later, so a figure measured
+before a change and one measured after it, minutes apart, compare the machine as much as the change. This runs
+BENCHMARK (a script path relative to the repository, and its arguments) alternately in a worktree of `--base`
+and in `--head` (default: this checkout, uncommitted changes included): base, head, base, head, … `--runs`
+times each, each run in a child process, so both see the same slow and fast minutes.
+
+Before each run (unless `--no-fresh-db`) the database DATABASE_URL names is dropped, created and migrated with
+that side's own migrations, so each side runs on its own schema. The benchmark's last line of standard output
+must be its JSON result (every script here prints one); `--keys` (dotted for nested values: `median.seconds`)
+names the figures to compare. Printed: every run's figures in order, then per key the median of each side and
+head / base. Nothing is written to the docs: the figures go there by hand, with this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as common  # noqa: E402
+
+ROOT = common.ROOT
+
+
+def value_at(result: dict, dotted: str):
+    """`result`'s value at a dotted key ("results.0.median.records_per_s"), None where there is none."""
+    node = result
+    for part in dotted.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
+
+
+def last_json(stdout: str) -> dict:
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("the benchmark printed no JSON line")
+
+
+def worktree(rev: str, parent: Path) -> Path:
+    """A detached worktree of `rev` under `parent` (removed by the caller)."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True, text=True
+    )
+    if commit.returncode:
+        sys.exit(f"--base/--head {rev!r} is not a commit of this repository (git rev-parse: {commit.stderr.strip()})")
+    path = parent / commit.stdout.strip()[:12]
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", "--force", str(path), commit.stdout.strip()],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def run_side(tree: Path, benchmark: list[str], *, fresh_db: bool) -> dict:
+    env = os.environ.copy()
+    if fresh_db:
+        common.database_recreate(env["DATABASE_URL"])
+        migrate = subprocess.run(
+            [common.PYTHON, "manage.py", "migrate", "--noinput"], cwd=tree, env=env, capture_output=True, text=True
+        )
+        if migrate.returncode:
+            sys.exit(f"migrate failed in {tree}:\n{(migrate.stdout + migrate.stderr)[-3000:]}")
+    proc = subprocess.run([common.PYTHON, *benchmark], cwd=tree, env=env, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"{' '.join(benchmark)} failed in {tree} (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return last_json(proc.stdout)
+
+
+def compare(runs: dict[str, list[dict]], keys: list[str]) -> list[dict]:
+    """Per key: each side's values, medians and head / base."""
+    rows = []
+    for key in keys:
+        base = [v for v in (value_at(r, key) for r in runs["base"]) if isinstance(v, int | float)]
+        head = [v for v in (value_at(r, key) for r in runs["head"]) if isinstance(v, int | float)]
+        row = {"key": key, "base": base, "head": head}
+        if base and head:
+            row["base_median"] = statistics.median(base)
+            row["head_median"] = statistics.median(head)
+            row["ratio"] = round(row["head_median"] / row["base_median"], 3) if row["base_median"] else None
+        rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", required=True, help="the commit before (a worktree of it is made)")
+    parser.add_argument("--head", help="the commit after (default: this checkout as it is, uncommitted changes too)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each side, alternating (default 3)")
+    parser.add_argument("--keys", default="ours_seconds", help="comma-separated (dotted) keys of the JSON result")
+    parser.add_argument("--no-fresh-db", action="store_true", help="do not recreate and migrate the database")
+    parser.add_argument("benchmark", nargs=argparse.REMAINDER, help="-- SCRIPT [ARGS…], relative to the repo")
+    args = parser.parse_args(argv)
+    benchmark = args.benchmark[1:] if args.benchmark[:1] == ["--"] else args.benchmark
+    if not benchmark:
+        parser.error("give the benchmark after --, e.g. -- benchmarks/dedup_100k.py --records 20000")
+    if not 1 <= args.runs <= 50:
+        parser.error(f"--runs must be between 1 and 50 (got {args.runs})")
+    if not args.no_fresh_db:
+        common.database_url_required()
+    keys = [k.strip() for k in args.keys.split(",") if k.strip()]
+    with tempfile.TemporaryDirectory(prefix="mdm-compare-") as tmp:
+        trees = {"base": worktree(args.base, Path(tmp)), "head": worktree(args.head, Path(tmp)) if args.head else ROOT}
+        runs: dict[str, list[dict]] = {"base": [], "head": []}
+        try:
+            for n in range(1, args.runs + 1):
+                for side in ("base", "head"):
+                    result = run_side(trees[side], benchmark, fresh_db=not args.no_fresh_db)
+                    runs[side].append(result)
+                    figures = ", ".join(f"{k} {value_at(result, k)}" for k in keys)
+                    print(f"run {n}/{args.runs} {side}: {figures}", file=sys.stderr, flush=True)
+        finally:
+            for tree in trees.values():
+                if tree != ROOT:
+                    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+    rows = compare(runs, keys)
+    for row in rows:
+        if "ratio" in row:
+            print(
+                f"{row['key']}: base {row['base_median']} (runs {row['base']}), head {row['head_median']} "
+                f"(runs {row['head']}), head / base {row['ratio']}"
+            )
+        else:
+            print(f"{row['key']}: no number in the results (base {row['base']}, head {row['head']})")
+    print(json.dumps({"base": args.base, "head": args.head or "working tree", "benchmark": benchmark, "keys": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

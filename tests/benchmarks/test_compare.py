@@ -1,0 +1,98 @@
+"""benchmarks/compare.py: two commits' runs in turn, in worktrees of their own, medians side by side."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import compare  # noqa: E402
+
+BENCH = """import json, pathlib, sys
+log = pathlib.Path(sys.argv[1])
+log.write_text(log.read_text() + "{side}\\n" if log.exists() else "{side}\\n")
+print("progress on stdout first")
+print(json.dumps({{"seconds": {seconds} + len(log.read_text().splitlines()) / 1000, "nested": {{"n": [{n}]}}}}))
+"""
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A repository whose two commits each have a `bench.py` printing figures of their own."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@example.com")
+    _git(repo, "config", "user.name", "t")
+    (repo / "bench.py").write_text(BENCH.format(side="base", seconds=10, n=1))
+    _git(repo, "add", "bench.py")
+    _git(repo, "commit", "-qm", "base")
+    base = _git(repo, "rev-parse", "HEAD")
+    (repo / "bench.py").write_text(BENCH.format(side="head", seconds=8, n=2))
+    _git(repo, "commit", "-qam", "head")
+    monkeypatch.setattr(compare, "ROOT", repo)
+    return repo, base
+
+
+def test_the_sides_run_in_turn_and_their_medians_are_compared(repo, tmp_path, capsys):
+    root, base = repo
+    log = tmp_path / "order.log"
+
+    assert (
+        compare.main(
+            [
+                "--base",
+                base,
+                "--runs",
+                "3",
+                "--keys",
+                "seconds,nested.n.0,missing",
+                "--no-fresh-db",
+                "--",
+                "bench.py",
+                str(log),
+            ]
+        )
+        == 0
+    )
+
+    assert log.read_text().split() == ["base", "head"] * 3  # alternating, base first
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    seconds, n, missing = result["keys"]
+    # each run's own figure (the log's length makes them differ), medians of each side, head / base
+    assert seconds["base"] == [10.001, 10.003, 10.005] and seconds["head"] == [8.002, 8.004, 8.006]
+    assert (seconds["base_median"], seconds["head_median"], seconds["ratio"]) == (10.003, 8.004, 0.8)
+    assert (n["base_median"], n["head_median"], n["ratio"]) == (1, 2, 2.0)
+    assert "ratio" not in missing and "missing: no number" in "\n".join(out)
+    assert result["head"] == "working tree"
+    assert _git(root, "worktree", "list").count("\n") == 0  # its worktree is gone
+
+
+def test_a_base_that_is_no_commit_is_refused_by_name(repo):
+    with pytest.raises(SystemExit, match="'nope' is not a commit"):
+        compare.main(["--base", "nope", "--no-fresh-db", "--", "bench.py", "x"])
+
+
+def test_a_failing_benchmark_stops_the_comparison_with_its_error(repo, tmp_path):
+    root, base = repo
+    (root / "bench.py").write_text("raise SystemExit('the file is missing: make it first')\n")  # the head's
+    with pytest.raises(SystemExit, match=r"bench.py \S+ failed in .*\n.*the file is missing"):
+        compare.main(["--base", base, "--runs", "1", "--no-fresh-db", "--", "bench.py", str(tmp_path / "log")])
+    assert _git(root, "worktree", "list").count("\n") == 0
+
+
+def test_dotted_keys_reach_into_lists_and_say_none_elsewhere():
+    result = {"results": [{"median": {"records_per_s": 553.0}}]}
+    assert compare.value_at(result, "results.0.median.records_per_s") == 553.0
+    assert compare.value_at(result, "results.1.median") is None
+    assert compare.value_at(result, "results.0.nothing") is None
