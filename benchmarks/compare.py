@@ -95,8 +95,8 @@ def compare(runs: dict[str, list[dict]], keys: list[str]) -> list[dict]:
         head = [v for v in (value_at(r, key) for r in runs["head"]) if isinstance(v, int | float)]
         row = {"key": key, "base": base, "head": head}
         if base and head:
-            row["base_median"] = statistics.median(base)
-            row["head_median"] = statistics.median(head)
+            row["base_median"] = round(statistics.median(base), 6)
+            row["head_median"] = round(statistics.median(head), 6)
             row["ratio"] = round(row["head_median"] / row["base_median"], 3) if row["base_median"] else None
         rows.append(row)
     return rows
