@@ -4,14 +4,16 @@
         .venv/bin/python benchmarks/compare.py --base 97fd649 --runs 3 --keys ours_seconds,ours_cpu_seconds \\
         -- benchmarks/dedup_100k.py --records 20000 --csv /tmp/cust20000.csv --no-splink
 
-The machines this runs on are shared: the same run can take 20 % longer an hour later, so a figure measured
+The machines this runs on are shared: the same run can take 15 % longer an hour later, so a figure measured
 before a change and one measured after it, minutes apart, compare the machine as much as the change. This runs
 BENCHMARK (a script path relative to the repository, and its arguments) alternately in a worktree of `--base`
 and in `--head` (default: this checkout, uncommitted changes included): base, head, base, head, … `--runs`
-times each, each run in a child process, so both see the same slow and fast minutes.
+times each, each run in a child process, so both see the same slow and fast minutes. Each side runs its own
+copy of the script.
 
 Before each run (unless `--no-fresh-db`) the database DATABASE_URL names is dropped, created and migrated with
-that side's own migrations, so each side runs on its own schema. The benchmark's last line of standard output
+that side's own migrations, so each side runs on its own schema, and REDIS_URL's database is flushed (the
+matcher keeps counts there). The benchmark's last line of standard output
 must be its JSON result (every script here prints one); `--keys` (dotted for nested values: `median.seconds`)
 names the figures to compare. Printed: every run's figures in order, then per key the median of each side and
 head / base. Nothing is written to the docs: the figures go there by hand, with this command.
@@ -48,31 +50,35 @@ def value_at(result: dict, dotted: str):
 
 
 def last_json(stdout: str) -> dict:
+    """The last line of `stdout` that is a JSON object; ValueError if there is none."""
     for line in reversed(stdout.strip().splitlines()):
         line = line.strip()
         if line.startswith("{"):
-            return json.loads(line)
-    raise ValueError("the benchmark printed no JSON line")
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    raise ValueError("no line of its standard output is a JSON object")
 
 
-def worktree(rev: str, parent: Path) -> Path:
-    """A detached worktree of `rev` under `parent` (removed by the caller)."""
+def worktree(side: str, rev: str, parent: Path) -> Path:
+    """A detached worktree of `rev` under `parent` (the caller removes it)."""
     commit = subprocess.run(
         ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True, text=True
     )
     if commit.returncode:
-        sys.exit(f"--base/--head {rev!r} is not a commit of this repository (git rev-parse: {commit.stderr.strip()})")
-    path = parent / commit.stdout.strip()[:12]
-    subprocess.run(
-        ["git", "worktree", "add", "--detach", "--force", str(path), commit.stdout.strip()],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
+        sys.exit(f"--{side} {rev!r} is not a commit of this repository (git rev-parse: {commit.stderr.strip()})")
+    sha = commit.stdout.strip()
+    path = parent / f"{side}-{sha[:12]}"
+    added = subprocess.run(
+        ["git", "worktree", "add", "--detach", "--force", str(path), sha], cwd=ROOT, capture_output=True, text=True
     )
+    if added.returncode:
+        sys.exit(f"git worktree add for --{side} {rev} failed: {added.stderr.strip()}")
     return path
 
 
-def run_side(tree: Path, benchmark: list[str], *, fresh_db: bool) -> dict:
+def run_side(side: str, tree: Path, benchmark: list[str], *, fresh_db: bool) -> dict:
     env = os.environ.copy()
     if fresh_db:
         common.database_recreate(env["DATABASE_URL"])
@@ -80,11 +86,22 @@ def run_side(tree: Path, benchmark: list[str], *, fresh_db: bool) -> dict:
             [common.PYTHON, "manage.py", "migrate", "--noinput"], cwd=tree, env=env, capture_output=True, text=True
         )
         if migrate.returncode:
-            sys.exit(f"migrate failed in {tree}:\n{(migrate.stdout + migrate.stderr)[-3000:]}")
+            sys.exit(f"migrate failed in {tree} ({side}):\n{(migrate.stdout + migrate.stderr)[-3000:]}")
+        if env.get("REDIS_URL"):
+            import redis
+
+            redis.Redis.from_url(env["REDIS_URL"]).flushdb()
     proc = subprocess.run([common.PYTHON, *benchmark], cwd=tree, env=env, capture_output=True, text=True)
     if proc.returncode:
-        sys.exit(f"{' '.join(benchmark)} failed in {tree} (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return last_json(proc.stdout)
+        sys.exit(f"{' '.join(benchmark)} failed in {tree} ({side}, exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    try:
+        return last_json(proc.stdout)
+    except ValueError as exc:
+        tail = "\n".join(proc.stdout.strip().splitlines()[-5:])
+        sys.exit(
+            f"{' '.join(benchmark)} in {tree} ({side}): {exc}; a benchmark must print its result as one line of "
+            f"JSON last (json.dumps(result)). Its last lines:\n{tail}"
+        )
 
 
 def compare(runs: dict[str, list[dict]], keys: list[str]) -> list[dict]:
@@ -120,13 +137,24 @@ def main(argv: list[str] | None = None) -> int:
         common.database_url_required()
     keys = [k.strip() for k in args.keys.split(",") if k.strip()]
     with tempfile.TemporaryDirectory(prefix="mdm-compare-") as tmp:
-        trees = {"base": worktree(args.base, Path(tmp)), "head": worktree(args.head, Path(tmp)) if args.head else ROOT}
+        trees: dict[str, Path] = {}
         runs: dict[str, list[dict]] = {"base": [], "head": []}
         try:
+            trees["base"] = worktree("base", args.base, Path(tmp))
+            trees["head"] = worktree("head", args.head, Path(tmp)) if args.head else ROOT
+            for side, tree in trees.items():
+                if not (tree / benchmark[0]).is_file():
+                    sys.exit(f"{benchmark[0]} is not a file in the {side}'s tree ({tree}): give its path in the repo")
             for n in range(1, args.runs + 1):
                 for side in ("base", "head"):
-                    result = run_side(trees[side], benchmark, fresh_db=not args.no_fresh_db)
+                    result = run_side(side, trees[side], benchmark, fresh_db=not args.no_fresh_db)
                     runs[side].append(result)
+                    if n == 1 and side == "base" and all(value_at(result, k) is None for k in keys):
+                        print(
+                            f"none of --keys {','.join(keys)} is in the result; its keys: {', '.join(result)}",
+                            file=sys.stderr,
+                        )
+                        return 2
                     figures = ", ".join(f"{k} {value_at(result, k)}" for k in keys)
                     print(f"run {n}/{args.runs} {side}: {figures}", file=sys.stderr, flush=True)
         finally:

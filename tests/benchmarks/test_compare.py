@@ -79,7 +79,7 @@ def test_the_sides_run_in_turn_and_their_medians_are_compared(repo, tmp_path, ca
 
 
 def test_a_base_that_is_no_commit_is_refused_by_name(repo):
-    with pytest.raises(SystemExit, match="'nope' is not a commit"):
+    with pytest.raises(SystemExit, match="--base 'nope' is not a commit"):
         compare.main(["--base", "nope", "--no-fresh-db", "--", "bench.py", "x"])
 
 
@@ -87,7 +87,20 @@ def test_a_failing_benchmark_stops_the_comparison_with_its_error(repo, tmp_path)
     root, base = repo
     (root / "bench.py").write_text("raise SystemExit('the file is missing: make it first')\n")  # the head's
     with pytest.raises(SystemExit, match=r"bench.py \S+ failed in .*\n.*the file is missing"):
-        compare.main(["--base", base, "--runs", "1", "--no-fresh-db", "--", "bench.py", str(tmp_path / "log")])
+        compare.main(
+            [
+                "--base",
+                base,
+                "--runs",
+                "1",
+                "--keys",
+                "seconds",
+                "--no-fresh-db",
+                "--",
+                "bench.py",
+                str(tmp_path / "log"),
+            ]
+        )
     assert _git(root, "worktree", "list").count("\n") == 0
 
 
@@ -96,3 +109,63 @@ def test_dotted_keys_reach_into_lists_and_say_none_elsewhere():
     assert compare.value_at(result, "results.0.median.records_per_s") == 553.0
     assert compare.value_at(result, "results.1.median") is None
     assert compare.value_at(result, "results.0.nothing") is None
+
+
+def test_each_run_gets_a_fresh_database_migrated_in_its_own_tree(repo, tmp_path, monkeypatch):
+    root, _ = repo
+    log = tmp_path / "migrations.log"
+    (root / "manage.py").write_text(
+        "import os, pathlib, sys\n"
+        f"p = pathlib.Path({str(log)!r})\n"
+        "p.write_text((p.read_text() if p.exists() else '') + ' '.join([os.getcwd(), os.environ['DATABASE_URL'], *sys.argv[1:]]) + '\\n')\n"
+    )
+    _git(root, "add", "manage.py")
+    _git(root, "commit", "-qm", "manage")
+    recreated = []
+    monkeypatch.setattr(compare.common, "database_recreate", recreated.append)
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@127.0.0.1:5432/mdm_compare_test")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+
+    args = ["--base", "HEAD", "--runs", "2", "--keys", "seconds", "--", "bench.py", str(tmp_path / "o")]
+    assert compare.main(args) == 0
+
+    assert recreated == ["postgres://u@127.0.0.1:5432/mdm_compare_test"] * 4
+    migrations = [line.split(" ") for line in log.read_text().splitlines()]
+    assert [Path(cwd).name.startswith("base-") for cwd, _, _, _ in migrations] == [True, False] * 2
+    assert {cwd for cwd, _, _, _ in migrations[1::2]} == {str(root)}  # the head: this checkout
+    assert all(
+        rest == ["postgres://u@127.0.0.1:5432/mdm_compare_test", "migrate", "--noinput"] for _, *rest in migrations
+    )
+
+
+def test_keys_that_are_in_no_result_stop_after_the_first_run(repo, tmp_path, capsys):
+    _, base = repo
+    assert (
+        compare.main(["--base", base, "--keys", "ours_secnds", "--no-fresh-db", "--", "bench.py", str(tmp_path / "o")])
+        == 2
+    )
+    assert "none of --keys ours_secnds is in the result; its keys: seconds, nested" in capsys.readouterr().err
+
+
+def test_a_benchmark_without_a_json_line_is_named_with_what_to_print(repo, tmp_path):
+    root, base = repo
+    (root / "bench.py").write_text("print('done')\nprint('{not json')\n")
+    with pytest.raises(
+        SystemExit,
+        match=r"(?s)\(head\): no line .* is a JSON object; .*json.dumps\(result\).*Its last lines:\ndone\n\{not json",
+    ):
+        compare.main(["--base", base, "--keys", "seconds", "--no-fresh-db", "--", "bench.py", str(tmp_path / "o")])
+    assert _git(root, "worktree", "list").count("\n") == 0
+
+
+def test_a_bad_head_leaves_no_worktree_of_the_base(repo):
+    root, base = repo
+    with pytest.raises(SystemExit, match="--head 'nope' is not a commit"):
+        compare.main(["--base", base, "--head", "nope", "--no-fresh-db", "--", "bench.py"])
+    assert _git(root, "worktree", "list").count("\n") == 0
+
+
+def test_a_script_missing_from_a_tree_is_named_before_anything_runs(repo):
+    _, base = repo
+    with pytest.raises(SystemExit, match="benchmarks/nothing.py is not a file in the base's tree"):
+        compare.main(["--base", base, "--no-fresh-db", "--", "benchmarks/nothing.py"])
