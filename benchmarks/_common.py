@@ -213,25 +213,33 @@ def database_recreate(database_url: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def manage(*args: str, env: dict[str, str] | None = None, quiet: bool = True) -> None:
-    """Run `manage.py ARGS` in a child process; exit with its output if it fails."""
+def manage(*args: str, env: dict[str, str] | None = None, quiet: bool = True, root: Path = ROOT) -> None:
+    """Run `manage.py ARGS` of the tree at `root` (this one by default) in a child process; exit with its output
+    if it fails."""
     proc = subprocess.run(
-        [PYTHON, str(ROOT / "manage.py"), *args],
-        cwd=ROOT,
+        [PYTHON, str(root / "manage.py"), *args],
+        cwd=root,
         env=env or os.environ.copy(),
         capture_output=quiet,
         text=True,
     )
     if proc.returncode:
         detail = (proc.stdout or "") + (proc.stderr or "") if quiet else ""
-        sys.exit(f"manage.py {' '.join(args)} failed (exit {proc.returncode}):\n{detail[-4000:]}")
+        where = "" if root == ROOT else f" in {root}"
+        sys.exit(f"manage.py {' '.join(args)} failed{where} (exit {proc.returncode}):\n{detail[-4000:]}")
 
 
-def database_fresh(database_url: str) -> float:
-    """Drop, create and migrate the benchmark database; return the seconds it took."""
+def database_fresh(database_url: str, *, root: Path = ROOT) -> float:
+    """Drop, create and migrate the benchmark database (with the migrations of the tree at `root`), and flush
+    REDIS_URL's database where one is set (the matcher keeps counts there); return the seconds it took."""
     started = time.perf_counter()
     database_recreate(database_url)
-    manage("migrate", "--noinput")
+    manage("migrate", "--noinput", root=root)
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
     return time.perf_counter() - started
 
 

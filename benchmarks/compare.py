@@ -79,19 +79,9 @@ def worktree(side: str, rev: str, parent: Path) -> Path:
 
 
 def run_side(side: str, tree: Path, benchmark: list[str], *, fresh_db: bool) -> dict:
-    env = os.environ.copy()
     if fresh_db:
-        common.database_recreate(env["DATABASE_URL"])
-        migrate = subprocess.run(
-            [common.PYTHON, "manage.py", "migrate", "--noinput"], cwd=tree, env=env, capture_output=True, text=True
-        )
-        if migrate.returncode:
-            sys.exit(f"migrate failed in {tree} ({side}):\n{(migrate.stdout + migrate.stderr)[-3000:]}")
-        if env.get("REDIS_URL"):
-            import redis
-
-            redis.Redis.from_url(env["REDIS_URL"]).flushdb()
-    proc = subprocess.run([common.PYTHON, *benchmark], cwd=tree, env=env, capture_output=True, text=True)
+        common.database_fresh(os.environ["DATABASE_URL"], root=tree)
+    proc = subprocess.run([common.PYTHON, *benchmark], cwd=tree, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"{' '.join(benchmark)} failed in {tree} ({side}, exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     try:

@@ -285,11 +285,6 @@ def counts(database_url: str) -> dict[str, int]:
 
 def fresh(database_url: str) -> None:
     common.database_fresh(database_url)
-    redis_url = os.environ.get("REDIS_URL")
-    if redis_url:
-        import redis
-
-        redis.Redis.from_url(redis_url).flushdb()
 
 
 # --- the CLI run ---------------------------------------------------------------------------------------------
