@@ -77,10 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         made_with.write_text(wanted)
 
+    from django.conf import settings
+
+    # records per ingest call (one transaction each) as `manage.py ingest` takes them: MDM_BULK_BATCH_SIZE with
+    # --bulk, MDM_INGEST_BATCH_SIZE record by record
+    batch_size = settings.MDM_INGEST_BATCH_SIZE if args.record_by_record else settings.MDM_BULK_BATCH_SIZE
     started = time.perf_counter()
     with _breakdown.breakdown() if args.breakdown else nullcontext() as where:
         ours = sbs.run_ours(
-            "customer", path, bulk=not args.record_by_record, per_system=not args.file_order, batch_size=500
+            "customer", path, bulk=not args.record_by_record, per_system=not args.file_order, batch_size=batch_size
         )
     ours_seconds = time.perf_counter() - started
     ours_peak = rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024  # ours ran first: the peak so far is ours
@@ -100,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours_path": ours["mode"] + (", file order" if args.file_order else ", one export per system"),
         "ours_cpu_seconds": ours["cpu_seconds"],
         "ours_review_pairs": ours["review_tasks"],
+        "ours_batch_size": batch_size,
         "splink_seconds": round(splink_seconds, 1) if splink_seconds is not None else None,
         "splink_records_per_s": round(ours["records"] / splink_seconds, 1) if splink_seconds is not None else None,
         "splink_f1": theirs["f1"],

@@ -8,7 +8,7 @@ A file is read twice, streaming both times (never loaded whole):
    `deleted` — and returns every problem as `FILE:LINE: message`. A file with any structural problem is
    not ingested at all.
 2. `source_file_ingest` parses it again and hands the envelopes to `source_records_ingest` in batches of
-   `settings.MDM_INGEST_BATCH_SIZE` (one transaction per batch).
+   `settings.MDM_INGEST_BATCH_SIZE` (one transaction per batch; `MDM_BULK_BATCH_SIZE` for the bulk path).
 
 Record-level data problems (an invalid country, a missing required field) are not structural: the
 pipeline keeps those records as data-quality exceptions, and the summary counts them.
@@ -360,7 +360,7 @@ def source_file_ingest(
         check = source_file_check(path=path, domain=spec.name, fmt=fmt)
     if not check.ok:
         raise SourceFileError(check.problems, check.problem_count)
-    size = batch_size or settings.MDM_INGEST_BATCH_SIZE
+    size = batch_size or (settings.MDM_BULK_BATCH_SIZE if bulk else settings.MDM_INGEST_BATCH_SIZE)
     summary = FileIngestSummary(path=str(path), system=system, domain=spec.name, format=fmt, ignored=check.ignored)
     started = time.perf_counter()
     batch: list[Envelope] = []

@@ -469,6 +469,36 @@ def test_cli_ingest_bulk_flag_gives_the_same_summary(tmp_path):
     assert "created 2" in outputs[1] and "linked 1" in outputs[1]
 
 
+def test_file_ingest_takes_bulk_batches_of_mdm_bulk_batch_size(tmp_path, monkeypatch, settings):
+    """`ingest --bulk` commits every MDM_BULK_BATCH_SIZE records (its reads are per batch: larger batches read
+    less), record by record every MDM_INGEST_BATCH_SIZE; an explicit --batch-size wins over both."""
+    from canonical.services import bulk, files, ingest
+
+    path = tmp_path / "crm.csv"
+    path.write_text(
+        "source_id,updated_at,name,website,country\n"
+        + "".join(f"C{i},2026-01-01T00:00:00Z,Company {i},c{i}.example.com,DE\n" for i in range(7))
+    )
+    settings.MDM_INGEST_BATCH_SIZE, settings.MDM_BULK_BATCH_SIZE = 2, 3
+    sizes: list[int] = []
+
+    def counting(real):
+        def ingest_fn(*, system, domain, envelopes):
+            sizes.append(len(envelopes))
+            return real(system=system, domain=domain, envelopes=envelopes)
+
+        return ingest_fn
+
+    monkeypatch.setattr(bulk, "source_records_ingest_bulk", counting(bulk.source_records_ingest_bulk))
+    monkeypatch.setattr(files, "source_records_ingest", counting(ingest.source_records_ingest))
+    for kwargs, expected in (({"bulk": True}, [3, 3, 1]), ({}, [2, 2, 2, 1]), ({"bulk": True, "batch_size": 4}, [4, 3])):
+        sizes.clear()
+        with transaction.atomic():
+            summary = files.source_file_ingest(path=path, system="crm", domain="customer", **kwargs)
+            transaction.set_rollback(True)
+        assert (sizes, summary.records) == (expected, 7), kwargs
+
+
 @pytest.mark.postgres  # prepared_written memoises under PostgreSQL's JSON text only
 def test_bulk_ingest_memoises_the_features_of_the_records_it_writes_under_their_stored_text(monkeypatch):
     """A record the bulk path wrote is read back by a later call as a candidate, as JSON text: the features its

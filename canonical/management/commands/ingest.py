@@ -85,7 +85,11 @@ class Command(BaseCommand):
         parser.add_argument("--system", required=True, help="the system that exported the file (crm, erp, …)")
         parser.add_argument("--domain", required=True, help=f"one of {', '.join(DOMAINS)}")
         parser.add_argument("--format", choices=FORMATS, help="override the format the extension implies")
-        parser.add_argument("--batch-size", type=int, help="records per transaction (MDM_INGEST_BATCH_SIZE)")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            help="records per transaction (MDM_INGEST_BATCH_SIZE; with --bulk, MDM_BULK_BATCH_SIZE)",
+        )
         parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
         parser.add_argument(  # opt-in: canonical/services/bulk.py (same results and end state, written in bulk)
             "--bulk", action="store_true", help="write new simple records in bulk (same results, faster)"
