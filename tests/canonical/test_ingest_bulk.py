@@ -491,7 +491,11 @@ def test_file_ingest_takes_bulk_batches_of_mdm_bulk_batch_size(tmp_path, monkeyp
 
     monkeypatch.setattr(bulk, "source_records_ingest_bulk", counting(bulk.source_records_ingest_bulk))
     monkeypatch.setattr(files, "source_records_ingest", counting(ingest.source_records_ingest))
-    for kwargs, expected in (({"bulk": True}, [3, 3, 1]), ({}, [2, 2, 2, 1]), ({"bulk": True, "batch_size": 4}, [4, 3])):
+    for kwargs, expected in (
+        ({"bulk": True}, [3, 3, 1]),
+        ({}, [2, 2, 2, 1]),
+        ({"bulk": True, "batch_size": 4}, [4, 3]),
+    ):
         sizes.clear()
         with transaction.atomic():
             summary = files.source_file_ingest(path=path, system="crm", domain="customer", **kwargs)
