@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -81,7 +82,23 @@ def worktree(side: str, rev: str, parent: Path) -> Path:
 def run_side(side: str, tree: Path, benchmark: list[str], *, fresh_db: bool) -> dict:
     if fresh_db:
         common.database_fresh(os.environ["DATABASE_URL"], root=tree)
-    proc = subprocess.run([common.PYTHON, *benchmark], cwd=tree, capture_output=True, text=True)
+    # its own process group, so that a stopped comparison stops the benchmark's own children too (the CLI
+    # processes ingest_customers.py starts)
+    proc = subprocess.Popen(
+        [common.PYTHON, *benchmark],
+        cwd=tree,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    proc.stdout, proc.stderr = stdout, stderr
     if proc.returncode:
         sys.exit(f"{' '.join(benchmark)} failed in {tree} ({side}, exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     try:
@@ -109,6 +126,10 @@ def compare(runs: dict[str, list[dict]], keys: list[str]) -> list[dict]:
     return rows
 
 
+def _stop(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="the commit before (a worktree of it is made)")
@@ -126,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_fresh_db:
         common.database_url_required()
     keys = [k.strip() for k in args.keys.split(",") if k.strip()]
+    # stopped (kill, a closed terminal): unwind, so that the running benchmark is stopped and the worktrees go
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     with tempfile.TemporaryDirectory(prefix="mdm-compare-") as tmp:
         trees: dict[str, Path] = {}
         runs: dict[str, list[dict]] = {"base": [], "head": []}

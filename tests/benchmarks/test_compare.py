@@ -169,3 +169,50 @@ def test_a_script_missing_from_a_tree_is_named_before_anything_runs(repo):
     _, base = repo
     with pytest.raises(SystemExit, match="benchmarks/nothing.py is not a file in the base's tree"):
         compare.main(["--base", base, "--no-fresh-db", "--", "benchmarks/nothing.py"])
+
+
+SLOW = """import pathlib, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+pathlib.Path(sys.argv[1]).write_text(str(child.pid))
+time.sleep(120)
+"""
+
+
+def test_a_stopped_comparison_stops_the_benchmark_and_its_children_and_removes_its_worktree(repo, tmp_path):
+    """kill (SIGTERM) while a benchmark runs: its process and the processes it started end, no worktree is left."""
+    import os
+    import signal
+    import time
+
+    root, _ = repo
+    (root / "bench.py").write_text(SLOW)
+    _git(root, "commit", "-qam", "slow")
+    base = _git(root, "rev-parse", "HEAD")
+    pid_file = tmp_path / "grandchild.pid"
+    driver = (
+        f"import sys; sys.path.insert(0, {str(Path(compare.__file__).parent)!r}); import compare, pathlib; "
+        f"compare.ROOT = pathlib.Path({str(root)!r}); "
+        f"sys.exit(compare.main(['--base', {base!r}, '--no-fresh-db', '--', 'bench.py', {str(pid_file)!r}]))"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    grandchild = int(pid_file.read_text())
+    assert _git(root, "worktree", "list").count("\n") == 1  # the base's worktree, while it runs
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert _git(root, "worktree", "list").count("\n") == 0
+    deadline = time.monotonic() + 10
+    stat = Path(f"/proc/{grandchild}/stat")
+    while time.monotonic() < deadline:
+        try:
+            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":  # ended, not yet reaped by init
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(grandchild, signal.SIGKILL)
+        pytest.fail(f"the benchmark's child {grandchild} outlived the stopped comparison")
