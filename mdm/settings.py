@@ -202,10 +202,10 @@ LOGGING = {
 
 # The hub's own knobs.
 MDM_INGEST_BATCH_SIZE = env_int("MDM_INGEST_BATCH_SIZE", 500)
-# Records per transaction of `ingest --bulk` (canonical/services/bulk.py). The bulk path reads each batch's candidates
-# (blocking keys' rows, candidates' sources, linked golden records) once for the whole batch, so a larger batch reads
-# the rows records share fewer times: a 98,599-record deduplication took ~10 % less time with 2,000 than with 500
-# (docs/benchmarks.md), and no less with 5,000. Memory grows with the batch, not with the file.
+# Records per transaction of `ingest --bulk` (canonical/services/bulk.py; inside a transaction it still works in
+# chunks of 500). At 100,000 records, transactions of 2,000 were 6-14 % faster than of 500 in five pairs of runs
+# made in turn (deduplication and CLI ingest, the same decisions and counts; docs/benchmarks.md), 5,000 no faster
+# than 2,000; at 20,000 records no difference showed. Memory grows with the batch, not with the file.
 MDM_BULK_BATCH_SIZE = max(1, env_int("MDM_BULK_BATCH_SIZE", 2000))
 # The fuzzy matcher (blocking index + Fellegi-Sunter scoring with explanations) by default; the deterministic
 # one (identifiers only) stays available: MDM_MATCHER=canonical.matching.deterministic.DeterministicMatcher
