@@ -22,6 +22,7 @@ head / base. Nothing is written to the docs: the figures go there by hand, with 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -95,10 +97,9 @@ def run_side(side: str, tree: Path, benchmark: list[str], *, fresh_db: bool) -> 
     try:
         stdout, stderr = proc.communicate()
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _stop_group(proc)
         raise
-    proc.stdout, proc.stderr = stdout, stderr
+    proc = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     if proc.returncode:
         sys.exit(f"{' '.join(benchmark)} failed in {tree} ({side}, exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     try:
@@ -126,7 +127,26 @@ def compare(runs: dict[str, list[dict]], keys: list[str]) -> list[dict]:
     return rows
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Stop a benchmark and the processes it started: SIGINT first (KeyboardInterrupt, so its own `finally` stops
+    the servers it started in sessions of their own), then, after 15 s, SIGKILL to the whole group."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def _stop(signum, frame):
+    for other in _STOP_SIGNALS:  # unwind once: a second signal must not cut the cleanup short
+        signal.signal(other, signal.SIG_IGN)
     raise SystemExit(128 + signum)
 
 
@@ -147,9 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_fresh_db:
         common.database_url_required()
     keys = [k.strip() for k in args.keys.split(",") if k.strip()]
-    # stopped (kill, a closed terminal): unwind, so that the running benchmark is stopped and the worktrees go
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _stop)
+    # stopped (kill, a closed terminal): unwind, so that the running benchmark is stopped and the worktrees go;
+    # the handlers found are put back when main returns (it is also called in-process, by the tests)
+    saved = {}
+    if threading.current_thread() is threading.main_thread():
+        saved = {signum: signal.signal(signum, _stop) for signum in _STOP_SIGNALS}
+    try:
+        return _compare(args, benchmark, keys)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+
+
+def _compare(args, benchmark: list[str], keys: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="mdm-compare-") as tmp:
         trees: dict[str, Path] = {}
         runs: dict[str, list[dict]] = {"base": [], "head": []}

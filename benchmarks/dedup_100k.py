@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from django.conf import settings
 
-    # records per ingest call (one transaction each) as `manage.py ingest` takes them: MDM_BULK_BATCH_SIZE with
-    # --bulk, MDM_INGEST_BATCH_SIZE record by record
+    # records per ingest call as `manage.py ingest` takes them (a transaction each there; here a savepoint each, in
+    # the evaluation's one transaction): MDM_BULK_BATCH_SIZE with --bulk, MDM_INGEST_BATCH_SIZE record by record
     batch_size = settings.MDM_INGEST_BATCH_SIZE if args.record_by_record else settings.MDM_BULK_BATCH_SIZE
     started = time.perf_counter()
     with _breakdown.breakdown() if args.breakdown else nullcontext() as where:

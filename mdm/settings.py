@@ -202,11 +202,17 @@ LOGGING = {
 
 # The hub's own knobs.
 MDM_INGEST_BATCH_SIZE = env_int("MDM_INGEST_BATCH_SIZE", 500)
-# Records per transaction of `ingest --bulk` (canonical/services/bulk.py; inside a transaction it still works in
-# chunks of 500). At 100,000 records, transactions of 2,000 were 6-14 % faster than of 500 in five pairs of runs
-# made in turn (deduplication and CLI ingest, the same decisions and counts; docs/benchmarks.md), 5,000 no faster
-# than 2,000; at 20,000 records no difference showed. Memory grows with the batch, not with the file.
-MDM_BULK_BATCH_SIZE = max(1, env_int("MDM_BULK_BATCH_SIZE", 2000))
+# Records per transaction of `ingest --bulk` (canonical/services/bulk.py; inside a batch it still works in chunks of
+# 500). At 100,000 records, batches of 2,000 were 4.5-14.5 % faster than of 500 in five pairs of runs made in turn
+# (three deduplications, two CLI ingests; the same decisions and counts; docs/benchmarks.md); 5,000 was not
+# consistently faster than 2,000; at 20,000 records no difference showed. Why was not found. Memory grows with the
+# batch, not with the file.
+MDM_BULK_BATCH_SIZE = env_int("MDM_BULK_BATCH_SIZE", 2000)
+for _name in ("MDM_INGEST_BATCH_SIZE", "MDM_BULK_BATCH_SIZE"):
+    if globals()[_name] < 1:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{_name}={globals()[_name]} must be at least 1 (records per transaction)")
 # The fuzzy matcher (blocking index + Fellegi-Sunter scoring with explanations) by default; the deterministic
 # one (identifiers only) stays available: MDM_MATCHER=canonical.matching.deterministic.DeterministicMatcher
 MDM_MATCHER = env_str("MDM_MATCHER", "canonical.matching.fuzzy.FuzzyMatcher")

@@ -195,24 +195,43 @@ def test_a_stopped_comparison_stops_the_benchmark_and_its_children_and_removes_i
         f"sys.exit(compare.main(['--base', {base!r}, '--no-fresh-db', '--', 'bench.py', {str(pid_file)!r}]))"
     )
     proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
-    grandchild = int(pid_file.read_text())
-    assert _git(root, "worktree", "list").count("\n") == 1  # the base's worktree, while it runs
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
-    assert _git(root, "worktree", "list").count("\n") == 0
-    deadline = time.monotonic() + 10
-    stat = Path(f"/proc/{grandchild}/stat")
-    while time.monotonic() < deadline:
+    grandchild = None
+
+    def sleeping(pid: int) -> bool:  # that process, still there (not ended, not another one under its pid)
         try:
-            if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":  # ended, not yet reaped by init
-                break
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except FileNotFoundError:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(grandchild, signal.SIGKILL)
-        pytest.fail(f"the benchmark's child {grandchild} outlived the stopped comparison")
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"time.sleep(120)" in cmdline
+
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        grandchild = int(pid_file.read_text())
+        assert _git(root, "worktree", "list").count("\n") == 1  # the base's worktree, while it runs
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+        assert _git(root, "worktree", "list").count("\n") == 0
+        deadline = time.monotonic() + 10
+        while sleeping(grandchild) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not sleeping(grandchild), f"the benchmark's child {grandchild} outlived the stopped comparison"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if grandchild is not None and sleeping(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+
+
+def test_main_puts_back_the_signal_handlers_it_found(repo):
+    import signal
+
+    _, base = repo
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    with pytest.raises(SystemExit):
+        compare.main(["--base", base, "--no-fresh-db", "--", "missing.py"])
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -470,8 +470,8 @@ def test_cli_ingest_bulk_flag_gives_the_same_summary(tmp_path):
 
 
 def test_file_ingest_takes_bulk_batches_of_mdm_bulk_batch_size(tmp_path, monkeypatch, settings):
-    """`ingest --bulk` commits every MDM_BULK_BATCH_SIZE records (its reads are per batch: larger batches read
-    less), record by record every MDM_INGEST_BATCH_SIZE; an explicit --batch-size wins over both."""
+    """`ingest --bulk` commits every MDM_BULK_BATCH_SIZE records, record by record every MDM_INGEST_BATCH_SIZE; an
+    explicit --batch-size wins over both."""
     from canonical.services import bulk, files, ingest
 
     path = tmp_path / "crm.csv"
