@@ -624,7 +624,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=100_000, help="customer rows in all (crm + erp); default 100,000")
     parser.add_argument("--smaller", default="", help="smaller sizes to run too, comma separated (e.g. 10000,25000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per size; the median run is reported (default 3)")
-    parser.add_argument("--batch-size", type=int, help="records per transaction (default MDM_INGEST_BATCH_SIZE; with --bulk, MDM_BULK_BATCH_SIZE)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="records per transaction (default MDM_INGEST_BATCH_SIZE; with --bulk, MDM_BULK_BATCH_SIZE)",
+    )
     parser.add_argument("--profile", action="store_true", help="in-process: queries per record and a cProfile top 20")
     parser.add_argument("--profile-rows", type=int, default=2_000, help="rows for --profile (default 2,000)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "var" / "bench", help="where the CSV files go")
