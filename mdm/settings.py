@@ -203,10 +203,10 @@ LOGGING = {
 # The hub's own knobs.
 MDM_INGEST_BATCH_SIZE = env_int("MDM_INGEST_BATCH_SIZE", 500)
 # Records per transaction of `ingest --bulk` (canonical/services/bulk.py; inside a batch it still works in chunks of
-# 500). At 100,000 records, batches of 2,000 were 4.5-14.5 % faster than of 500 in five pairs of runs made in turn
-# (three deduplications, two CLI ingests; the same decisions and counts; docs/benchmarks.md); 5,000 was not
-# consistently faster than 2,000; at 20,000 records no difference showed. Why was not found. Memory grows with the
-# batch, not with the file.
+# 500). At 100,000 records, batches of 2,000 were faster than of 500 in five of six pairs of runs made in turn
+# (CLI ingest 506 -> 550 records/s in the medians of two pairs; deduplication 174.2 -> 166.6 s in four, one of them
+# 2 % slower; the same decisions and counts; docs/benchmarks.md); 5,000 was not consistently faster than 2,000;
+# at 20,000 records no difference showed. Why was not found. Memory grows with the batch, not with the file.
 MDM_BULK_BATCH_SIZE = env_int("MDM_BULK_BATCH_SIZE", 2000)
 for _name in ("MDM_INGEST_BATCH_SIZE", "MDM_BULK_BATCH_SIZE"):
     if globals()[_name] < 1:
