@@ -440,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {common.machine_line(machine)}", file=sys.stderr)
     ids = reused_ids(args.golden, database_url) if args.reuse else None
     if ids is None:
-        data.fresh(database_url)
+        common.database_fresh(database_url)
 
     import django
 

@@ -283,10 +283,6 @@ def counts(database_url: str) -> dict[str, int]:
     return out
 
 
-def fresh(database_url: str) -> None:
-    common.database_fresh(database_url)
-
-
 # --- the CLI run ---------------------------------------------------------------------------------------------
 
 BULK = False  # --bulk: pass `--bulk` to the CLI (and bulk=True in-process): canonical/services/bulk.py
@@ -342,7 +338,7 @@ def rss_at_quarters(curve: list[tuple[int, float]], rows: int | None) -> dict[st
 
 
 def run_once(rows: int, files: dict, database_url: str, batch_size: int | None, analyze_every: float) -> dict:
-    fresh(database_url)
+    common.database_fresh(database_url)
     with common.LoadSampler() as load, common.Analyzer(database_url, analyze_every) as analyzer:
         crm = ingest_cli(files["crm"], "crm", batch_size)
         erp = ingest_cli(files["erp"], "erp", batch_size)
@@ -412,7 +408,7 @@ def queries_report(files: dict, database_url: str, batch_size: int | None) -> di
     from django.test.utils import CaptureQueriesContext
 
     connections.close_all()
-    fresh(database_url)
+    common.database_fresh(database_url)
     report = {}
     for system in ("crm", "erp"):
         connection.ensure_connection()
@@ -482,7 +478,7 @@ def profile_report(files: dict, database_url: str, batch_size: int | None, top: 
     from django.db import connections
 
     connections.close_all()
-    fresh(database_url)
+    common.database_fresh(database_url)
     profiler = cProfile.Profile()
     started = time.perf_counter()
     records = 0
