@@ -127,6 +127,17 @@ def start_sandbox(port: int) -> subprocess.Popen | None:
     return None
 
 
+def _port(text: str) -> int:
+    """A TCP port for argparse: 1-65534 (the sandbox systems take the port after it)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65534:
+        raise argparse.ArgumentTypeError(f"{port} is not a port between 1 and 65534")
+    return port
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     ensure_venv()
     env = dict(os.environ)
@@ -135,7 +146,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     say("preparing the database (SQLite in var/ unless DATABASE_URL is set)")
     run([*manage, "migrate", "--no-input", "-v", "0"], env=env)
     run([*manage, "load_demo", "--admin", "--api-client"], env=env)
-    sandbox_port = int(args.port) + 1
+    sandbox_port = args.port + 1
     sandbox = None if args.no_sandbox else start_sandbox(sandbox_port)
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     if sandbox is not None:
@@ -193,7 +204,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="set up, load the demo and run the hub")
     demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", default="8000")
+    demo.add_argument(
+        "--port", default=8000, type=_port, help="the hub's port (default 8000; the sandbox takes the next)"
+    )
     demo.add_argument("--no-run", action="store_true", help="set up and load the demo, but do not start the server")
     demo.add_argument("--no-sandbox", action="store_true", help="do not start the sandbox systems")
     sub.add_parser("test", help="run the tests (extra arguments go to pytest)")

@@ -22,7 +22,7 @@ from canonical.domains import DomainSpec, FieldSpec
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
 
 
 class FieldError(ValueError):
@@ -82,7 +82,7 @@ def clean_date(value: Any) -> str:
         raise FieldError(f"'{value}' is not an ISO 8601 date (YYYY-MM-DD)") from None
 
 
-_THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?\Z")
 
 
 def clean_decimal(value: Any, spec: FieldSpec) -> str:
@@ -179,6 +179,8 @@ def clean_tax_id(value: Any, country: str | None) -> str:
         return module.validate(text)
     except StdnumError as exc:
         raise FieldError(f"'{value}' is not a valid tax id for {country}: {exc}") from None
+    except (ValueError, TypeError):  # what a scheme's own arithmetic raises on text it was not meant for
+        raise FieldError(f"'{value}' is not a valid tax id for {country}") from None
 
 
 def clean_list_str(value: Any) -> list[str]:
@@ -209,7 +211,7 @@ def clean_lines(value: Any) -> list[dict]:
 
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to be lines at all
             raise FieldError("expected a JSON list of {role, grade, unit, rate}") from None
     if not isinstance(value, list):
         raise FieldError("expected a list of {role, grade, unit, rate}")
@@ -272,9 +274,39 @@ def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
+# Kinds whose value is one text, stored in a column of the field's max_length: a longer text is refused before
+# it is parsed (python-stdnum turns a tax id's digits into an int: 5,000 of them raise ValueError), and what the
+# cleaning gives must fit too (a web address gains "https://").
+_TEXT_KINDS = frozenset({"str", "country", "currency", "enum", "email", "domain", "url", "tax_id"})
+
+
 def clean_value(spec: FieldSpec, value: Any, *, system: str, country: str | None) -> Any:
     if _is_blank(value):
         return [] if spec.kind in ("list_str", "lines") else None
+    kind = spec.kind
+    if kind in _TEXT_KINDS:
+        if isinstance(value, str) and len(value.strip()) > spec.max_length:
+            raise FieldError(f"longer than {spec.max_length} characters")
+        cleaned = _clean_text_kind(spec, value, country)
+        if isinstance(cleaned, str) and len(cleaned) > spec.max_length:
+            raise FieldError(f"longer than {spec.max_length} characters as stored ({len(cleaned)})")
+        return cleaned
+    if kind == "date":
+        return clean_date(value)
+    if kind == "decimal":
+        return clean_decimal(value, spec)
+    if kind == "bool":
+        return clean_bool(value)
+    if kind == "ref":
+        return parse_reference(value, system=system)
+    if kind == "list_str":
+        return clean_list_str(value)
+    if kind == "lines":
+        return clean_lines(value)
+    raise AssertionError(f"unknown field kind {kind}")
+
+
+def _clean_text_kind(spec: FieldSpec, value: Any, country: str | None) -> Any:
     kind = spec.kind
     if kind == "str":
         text = _as_text(value)
@@ -285,12 +317,6 @@ def clean_value(spec: FieldSpec, value: Any, *, system: str, country: str | None
         return clean_country(value)
     if kind == "currency":
         return clean_currency(value)
-    if kind == "date":
-        return clean_date(value)
-    if kind == "decimal":
-        return clean_decimal(value, spec)
-    if kind == "bool":
-        return clean_bool(value)
     if kind == "enum":
         text = _as_text(value).lower()
         if text not in spec.choices:
@@ -304,12 +330,6 @@ def clean_value(spec: FieldSpec, value: Any, *, system: str, country: str | None
         return clean_url(value)
     if kind == "tax_id":
         return clean_tax_id(value, country)
-    if kind == "ref":
-        return parse_reference(value, system=system)
-    if kind == "list_str":
-        return clean_list_str(value)
-    if kind == "lines":
-        return clean_lines(value)
     raise AssertionError(f"unknown field kind {kind}")
 
 

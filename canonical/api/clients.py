@@ -28,7 +28,7 @@ from canonical.models import ApiClient, System
 
 KEY_PREFIX = "mdm_"
 KEY_PREFIX_LENGTH = 12  # "mdm_" + 8 random characters: ApiClient.key_prefix
-_NAME_RE = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
+_NAME_RE = re.compile(r"^[-a-zA-Z0-9_]{1,64}\Z")
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 _CACHE_MAX_ENTRIES = 1000
 _cache: dict[str, tuple[float, ApiClient]] = {}  # key hash -> (time.monotonic() when read, the active client)

@@ -56,8 +56,8 @@ from .serializers import (
 )
 
 MAX_INGEST_OBJECTS = 1000
-_SAFE_TOKEN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces: request ids, idempotency keys
-_SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
+_SAFE_TOKEN = re.compile(r"^[\x21-\x7e]{1,255}\Z")  # printable ASCII, no spaces: request ids, idempotency keys
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,64}\Z")
 _MAX_MERGE_DEPTH = 50
 _ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Bad input, with field messages."),

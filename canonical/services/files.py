@@ -28,6 +28,7 @@ import csv
 import gzip
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,13 @@ def _open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")  # noqa: SIM115 (closed by the caller's with)
 
 
+def _csv_error(exc: csv.Error) -> str:
+    """The csv module's message, or what to do where it speaks of its own API."""
+    if "new-line character seen in unquoted field" in str(exc):  # lines ended by a bare CR (classic Mac OS)
+        return "lines end with a bare carriage return (CR); save the file with LF or CRLF line ends"
+    return str(exc)
+
+
 class _Undecodable(Exception):
     def __init__(self, line: int, reason: str):
         super().__init__(reason)
@@ -187,14 +195,16 @@ class _Reader:
                 yield from rows
             except _Undecodable as exc:
                 yield self.problem(exc.line, f"not UTF-8 text ({exc.reason}); save the file as UTF-8")
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:  # truncated or bad gzip, I/O error
-                yield self.problem(None, f"cannot read the file: {exc}")
+            except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:  # truncated or corrupt gzip, I/O error
+                gz = self.path.suffix.lower() == ".gz"
+                hint = " (is it a whole, uncorrupted gzip file? `gzip -t FILE` tests it)" if gz else ""
+                yield self.problem(None, f"cannot read the file: {exc}{hint}")
 
     def _envelope(self, line: int, payload: dict) -> FileRecord | FileProblem:
         try:
             return FileRecord(line, envelope_parse(payload, spec=self.spec))
         except EnvelopeError as exc:
-            text = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in exc.errors.items())
+            text = "; ".join(f"{name}: {'; '.join(msgs)}" for name, msgs in exc.errors.items())
             return self.problem(line, text)
 
     def _csv(self, fh: Iterator[str]) -> Iterator[FileRecord | FileProblem]:
@@ -202,7 +212,7 @@ class _Reader:
         try:
             header = next(reader, None)
         except csv.Error as exc:
-            yield self.problem(1, f"unreadable header row: {exc}")
+            yield self.problem(1, f"unreadable header row: {_csv_error(exc)}")
             return
         if header is None:
             yield self.problem(1, "the file is empty: expected a header row (source_id, then field names)")
@@ -238,7 +248,7 @@ class _Reader:
                 return
             except csv.Error as exc:
                 end = reader.line_num
-                yield self.problem(start, f"unreadable CSV row: {exc}")
+                yield self.problem(start, f"unreadable CSV row: {_csv_error(exc)}")
                 continue
             end = reader.line_num
             if not row or all(not cell.strip() for cell in row):
@@ -270,6 +280,9 @@ class _Reader:
                 continue
             except RecursionError:
                 yield self.problem(line, "invalid JSON: nested too deeply")
+                continue
+            except ValueError:  # an integer of more digits than Python converts (4,300)
+                yield self.problem(line, "invalid JSON: a number of more than 4,300 digits")
                 continue
             if not isinstance(payload, dict):
                 yield self.problem(

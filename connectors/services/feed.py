@@ -22,7 +22,7 @@ from canonical.models import ChangeEvent
 from connectors.models import FeedEntry
 from connectors.webhooks.mapping import cloudevent
 
-_CURSOR = re.compile(r"^(\d{1,19})\.(\d{1,19})$")
+_CURSOR = re.compile(r"^(\d{1,19})\.(\d{1,19})\Z")
 MAX_LIMIT = 1000
 
 

@@ -192,5 +192,27 @@ def test_load_demo_checks_every_file_before_writing_anything(tmp_path):
 
 @pytest.mark.django_db
 def test_load_demo_explains_a_missing_manifest(tmp_path):
-    with pytest.raises(CommandError, match="run `python fixtures/generate_demo.py`"):
+    with pytest.raises(CommandError, match="cannot read the manifest .*give the path of a manifest with --manifest"):
         load_demo("--manifest", str(tmp_path / "nope.json"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"system": "nope", "domain": "customer", "file": "b.csv"},
+         r"files entry 2 \(b\.csv\): unknown system 'nope'; known systems: crm, erp, hr, psa"),
+        ({"system": "crm", "domain": ["customer"], "file": "b.csv"}, "files entry 2: domain missing or not a text"),
+        ({"system": "crm", "domain": "account", "file": "b.csv"}, r"files entry 2 \(b\.csv\): unknown domain 'account'"),
+        ("b.csv", "files entry 2: expected an object"),
+    ],
+)  # fmt: skip
+def test_load_demo_checks_every_manifest_entry_before_loading_any_file(tmp_path, entry, message):
+    for name, row in (("a.csv", "A1,Acme,DE"), ("b.csv", "B1,Globex,NL")):
+        (tmp_path / name).write_text(f"source_id,name,country\n{row}\n", encoding="utf-8")
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"files": [{"system": "crm", "domain": "customer", "file": "a.csv"}, entry]}))
+
+    with pytest.raises(CommandError, match=message):
+        load_demo("--manifest", str(manifest))
+    assert SourceRecord.objects.count() == 0

@@ -96,6 +96,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        if not options["file"].strip():
+            raise CommandError("the file path is empty; give the CSV or JSON Lines file to ingest")
         path = Path(options["file"])
         system, domain = options["system"], options["domain"]
         if domain not in DOMAINS:

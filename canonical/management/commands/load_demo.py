@@ -26,22 +26,47 @@ DEMO_CLIENT = "demo"
 
 
 def manifest_read(path: Path) -> list[tuple[str, str, Path]]:
-    """(system, domain, file) in load order."""
+    """(system, domain, file) in load order; every entry checked (a known system and domain, a file name) before
+    anything is loaded, so a bad entry stops the command with nothing written."""
+    from canonical.models import System
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        entries = [(e["system"], e["domain"], path.parent / e["file"]) for e in data["files"]]
     except OSError as exc:
-        raise CommandError(
-            f"{path}: cannot read the manifest ({exc.strerror}); run `python fixtures/generate_demo.py`"
-        ) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CommandError(
-            f"{path}: not a demo manifest ({exc}); expected {{'files': [{{system, domain, file}}, …]}}"
-        ) from None
-    for _system, domain, file in entries:
+        hint = (
+            "run `python fixtures/generate_demo.py` to make it"
+            if path.resolve() == DEFAULT_MANIFEST.resolve()
+            else "give the path of a manifest with --manifest"
+        )
+        raise CommandError(f"{path}: cannot read the manifest ({exc.strerror or exc}); {hint}") from None
+    except (ValueError, RecursionError) as exc:
+        raise CommandError(f"{path}: not a JSON file ({exc}); {_MANIFEST_SHAPE}") from None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list):
+        raise CommandError(f'{path}: no "files" list; {_MANIFEST_SHAPE}')
+    systems = set(System.objects.values_list("code", flat=True))
+    entries = []
+    for n, entry in enumerate(files, start=1):
+        where = f"{path}: files entry {n}"
+        if not isinstance(entry, dict):
+            raise CommandError(f"{where}: expected an object; {_MANIFEST_SHAPE}")
+        missing = [k for k in ("system", "domain", "file") if not isinstance(entry.get(k), str) or not entry[k]]
+        if missing:
+            raise CommandError(f"{where}: {', '.join(missing)} missing or not a text; {_MANIFEST_SHAPE}")
+        system, domain, file = entry["system"], entry["domain"], entry["file"]
         if domain not in DOMAINS:
-            raise CommandError(f"{path}: {file.name}: unknown domain '{domain}'")
+            raise CommandError(f"{where} ({file}): unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}")
+        if system not in systems:
+            known = ", ".join(sorted(systems)) or "none"
+            raise CommandError(
+                f"{where} ({file}): unknown system '{system}'; known systems: {known} (add one in the admin "
+                "under Systems)"
+            )
+        entries.append((system, domain, path.parent / file))
     return entries
+
+
+_MANIFEST_SHAPE = 'expected {"files": [{"system": …, "domain": …, "file": …}, …]}'
 
 
 def demo_admin_ensure() -> None:

@@ -57,6 +57,7 @@ def test_revoke_disables_the_key():
         (["create", "x", "--scope", "write:all"], "unknown scope(s): write:all"),
         (["create", "x", "--scope", "ingest"], "scope 'ingest' needs --system"),
         (["create", "bad name!"], "invalid name 'bad name!'"),
+        (["create", "crm\n"], "invalid name 'crm"),  # a trailing newline is not a name character either
         (["revoke", "ghost"], "no API client named 'ghost'"),
     ],
 )
