@@ -7,6 +7,7 @@ strings (money is never a float), tax ids in python-stdnum's compact form, refer
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -333,6 +334,48 @@ def _clean_text_kind(spec: FieldSpec, value: Any, country: str | None) -> Any:
     raise AssertionError(f"unknown field kind {kind}")
 
 
+# How deep an attribute's value may nest (a rate card's lines are a list of objects: three levels), and how large
+# a whole number in it may be: anything beyond is refused as a shape no canonical field has, before it reaches the
+# JSON encoder (Python's int-to-text limit) or PostgreSQL (jsonb's nesting).
+_MAX_NESTING = 16
+_MAX_INT = 10**100
+
+
+def unstorable(value: Any, depth: int = 0) -> tuple[str, str] | None:
+    """(where, what) of the first part of `value` that cannot be stored as text or JSON, else None: a NUL
+    character (PostgreSQL's text and jsonb refuse it), an unpaired surrogate (not Unicode text: UTF-8 cannot
+    encode it), a number that is not finite (NaN, Infinity: not JSON) or has more than 100 digits, nesting
+    deeper than _MAX_NESTING. `where` is the path inside `value` ("" for itself, "[2].rate", ".name")."""
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value:
+            return "", "holds a NUL character (\\u0000), which cannot be stored; remove it at the source"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "", "holds an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text"
+        return None
+    if kind is float:
+        return None if math.isfinite(value) else ("", "holds NaN or Infinity, which is not a number JSON can carry")
+    if kind is int:
+        return None if -_MAX_INT < value < _MAX_INT else ("", "holds a number of more than 100 digits")
+    if kind is dict or kind is list:
+        if depth >= _MAX_NESTING:
+            return "", f"nests deeper than {_MAX_NESTING} levels"
+        items = value.items() if kind is dict else enumerate(value)
+        for key, item in items:
+            where = f".{key}" if kind is dict else f"[{key}]"
+            if kind is dict:
+                found = unstorable(key, depth + 1)
+                if found is not None:
+                    return " (the name of a key in it)", found[1]
+            found = unstorable(item, depth + 1)
+            if found is not None:
+                return where + found[0], found[1]
+    return None
+
+
 def validate_attributes(spec: DomainSpec, attributes: dict, *, system: str) -> tuple[dict, dict[str, list[str]]]:
     """Return (values, errors). `values` has only the attributes that were sent (absent stays absent)."""
     values: dict[str, Any] = {}
@@ -347,10 +390,19 @@ def validate_attributes(spec: DomainSpec, attributes: dict, *, system: str) -> t
         field_spec = spec.get(name)
         if field_spec is None:
             continue
-        try:
-            values[name] = clean_value(field_spec, raw, system=system, country=country)
-        except FieldError as exc:
-            errors.setdefault(name, []).append(str(exc))
+        bad = unstorable(raw)
+        if bad is None:
+            try:
+                value = clean_value(field_spec, raw, system=system, country=country)
+            except FieldError as exc:
+                errors.setdefault(name, []).append(str(exc))
+                continue
+            # what cleaning made of it too (rate-card lines given as JSON text may hold "\u0000")
+            bad = unstorable(value)
+            if bad is None:
+                values[name] = value
+                continue
+        errors.setdefault(name, []).append(f"{bad[0].lstrip('.')}: {bad[1]}" if bad[0] else bad[1])
     return values, errors
 
 

@@ -169,9 +169,24 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "canonical.api.errors.exception_handler",
+    # every JSON body the API reads goes through the hub's parser: no float (decimals stay exact), no NaN, no NUL or
+    # lone surrogate, a size cap, and nesting too deep for json is a 400 (DRF's own parser let RecursionError out)
+    "DEFAULT_PARSER_CLASSES": [
+        "canonical.api.parsers.DecimalJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
 }
+# The largest request body the API reads (bytes): a bigger one is answered 413. Django's own cap on a body read
+# into memory is the same, so the API's answer is the one given (Django's default, 2.5 MiB, raised a 500 from
+# inside DRF for a valid batch of 1,000 records).
+MDM_API_MAX_BODY_BYTES = env_int("MDM_API_MAX_BODY_BYTES", 20 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MDM_API_MAX_BODY_BYTES
+# The reason on a history row is the steward's or caller's own words (notes up to 2,000 characters): text, not
+# simple-history's varchar(100), which refused a longer reason with a database error after the change was made.
+SIMPLE_HISTORY_HISTORY_CHANGE_REASON_USE_TEXT_FIELD = True
 # How long a web process remembers an authenticated API key (seconds) before reading its client again: the most
 # a revocation made elsewhere waits to take effect (the revoking process forgets the key at once); 0 = never.
 MDM_API_CLIENT_CACHE_SECONDS = env_float("MDM_API_CLIENT_CACHE_SECONDS", 5)

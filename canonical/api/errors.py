@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -52,6 +54,12 @@ def _first_message(errors: dict) -> str:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response:
+    if isinstance(exc, RequestDataTooBig):  # Django's cap on a body read into memory (DATA_UPLOAD_MAX_MEMORY_SIZE)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response(
+            {"detail": f"Request body is larger than {limit} bytes; split it into smaller requests.", "errors": {}},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         request = context.get("request")

@@ -8,11 +8,14 @@ codes upper-case, e-mail addresses and domains lower-case).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from functools import cache
 
 import django_filters as df
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
+from django_filters.fields import IsoDateTimeField
 from rest_framework.filters import SearchFilter
 
 from canonical.domains import DOMAINS, FieldSpec
@@ -64,12 +67,32 @@ def _filter_for(f: FieldSpec) -> df.Filter:
     return df.CharFilter(field_name=f.name, max_length=f.max_length)
 
 
+class _UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, in UTC: PostgreSQL refuses offsets past ±15:59 that Python reads ("+16:00"), and a
+    time that is past the year 9999 (or before 1) once in UTC is not one anything can compare with."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:
+            raise ValidationError("Enter a date-time between the years 1 and 9999 (in UTC).", code="invalid") from None
+
+
+class UtcDateTimeFilter(df.IsoDateTimeFilter):
+    """IsoDateTimeFilter comparing in UTC (see _UtcDateTimeField)."""
+
+    field_class = _UtcDateTimeField
+
+
 class GoldenFilterSet(df.FilterSet):
     status = df.ChoiceFilter(
         choices=GoldenStatus.choices, help_text="Default: every status except merged (merged records lead elsewhere)."
     )
-    updated_after = df.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gt")
-    updated_before = df.IsoDateTimeFilter(field_name="updated_at", lookup_expr="lte")
+    updated_after = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gt")
+    updated_before = UtcDateTimeFilter(field_name="updated_at", lookup_expr="lte")
     system = df.CharFilter(method="filter_system", max_length=32, help_text="Only records this system knows (xrefs).")
 
     domain: str = ""

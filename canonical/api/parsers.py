@@ -7,7 +7,6 @@ NaN/Infinity, over-deep nesting and bodies over MDM_API_MAX_BODY_BYTES are refus
 
 from __future__ import annotations
 
-import codecs
 import json
 from decimal import Decimal
 from typing import Any
@@ -55,7 +54,7 @@ class DecimalJSONParser(JSONParser):
                 f"Request body is larger than {limit} bytes; split it into smaller requests.", status_code=413
             )
         try:
-            text = codecs.decode(raw, encoding)
+            text = raw.decode(encoding)  # text encodings only: LookupError for charset=zlib, bz2, rot13
             data = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
             return decimals_to_str(data)
         except (ValueError, UnicodeDecodeError, LookupError) as exc:

@@ -127,7 +127,13 @@ def parse_as_of(value: str) -> dt.datetime:
         )
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed
+    try:
+        return parsed.astimezone(dt.UTC)  # PostgreSQL refuses offsets past ±15:59, which Python reads
+    except OverflowError:
+        raise ApiError(
+            "as_of must be an ISO 8601 date-time.",
+            errors={"as_of": [f"'{value[:100]}' is before the year 1 or after 9999 in UTC"]},
+        ) from None
 
 
 def xrefs_by_golden(domain: str, golden_ids: list) -> dict:

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -46,7 +45,7 @@ from canonical.services.golden import (
 )
 from canonical.services.ownership import rules_cached, system_codes
 from canonical.services.survivorship import missing_required
-from canonical.validation import unknown_attributes, validate_attributes
+from canonical.validation import unknown_attributes, unstorable, validate_attributes
 
 logger = logging.getLogger(__name__)
 
@@ -97,53 +96,11 @@ def _parse_datetime(value: Any) -> dt.datetime:
     return parsed
 
 
-# How deep an attribute's value may nest (a rate card's lines are a list of objects: three levels), and how large
-# a whole number in it may be: anything beyond is refused as a shape no canonical field has, before it reaches the
-# JSON encoder (Python's int-to-text limit) or PostgreSQL (jsonb's nesting).
-_MAX_NESTING = 16
-_MAX_INT = 10**100
-
-
-def _unstorable(value: Any, depth: int = 0) -> tuple[str, str] | None:
-    """(where, what) of the first part of `value` that cannot be stored as text or JSON, else None: a NUL
-    character (PostgreSQL's text and jsonb refuse it), an unpaired surrogate (not Unicode text: UTF-8 cannot
-    encode it), a number that is not finite (NaN, Infinity: not JSON) or has more than 100 digits, nesting
-    deeper than _MAX_NESTING. `where` is the path inside `value` ("" for itself, "[2].rate", ".name")."""
-    kind = type(value)
-    if kind is str:
-        if "\x00" in value:
-            return "", "holds a NUL character (\\u0000), which cannot be stored; remove it at the source"
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return "", "holds an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text"
-        return None
-    if kind is float:
-        return None if math.isfinite(value) else ("", "holds NaN or Infinity, which is not a number JSON can carry")
-    if kind is int:
-        return None if -_MAX_INT < value < _MAX_INT else ("", "holds a number of more than 100 digits")
-    if kind is dict or kind is list:
-        if depth >= _MAX_NESTING:
-            return "", f"nests deeper than {_MAX_NESTING} levels"
-        items = value.items() if kind is dict else enumerate(value)
-        for key, item in items:
-            where = f".{key}" if kind is dict else f"[{key}]"
-            if kind is dict:
-                found = _unstorable(key, depth + 1)
-                if found is not None:
-                    return " (the name of a key in it)", found[1]
-            found = _unstorable(item, depth + 1)
-            if found is not None:
-                return where + found[0], found[1]
-    return None
-
-
 def envelope_parse(payload: Any, *, spec: DomainSpec, allow_unknown: bool = False) -> Envelope:
     """Check the shape of one ingest object; raise EnvelopeError with field-level messages if it is wrong.
 
     Also refused here, whatever channel it came by (API, file, connector): a source id or attribute holding
-    what cannot be stored (`_unstorable`: a NUL character, an unpaired surrogate, NaN or Infinity, ...) and an
+    what cannot be stored (`unstorable`: a NUL character, an unpaired surrogate, NaN or Infinity, ...) and an
     `updated_at` outside the years 1–9999 once in UTC."""
     if not isinstance(payload, dict):
         raise EnvelopeError({"non_field_errors": ["expected an object with source_id, updated_at, attributes"]})
@@ -158,13 +115,14 @@ def envelope_parse(payload: Any, *, spec: DomainSpec, allow_unknown: bool = Fals
         errors["source_id"] = ["this field is required (a non-empty string)"]
     elif len(source_id.strip()) > 255:
         errors["source_id"] = ["longer than 255 characters"]
-    elif (bad := _unstorable(source_id)) is not None:
+    elif (bad := unstorable(source_id)) is not None:
         errors["source_id"] = [bad[1]]
     updated_at = timezone.now()
     if payload.get("updated_at") not in (None, ""):
         try:
-            updated_at = _parse_datetime(payload["updated_at"])
-            updated_at.astimezone(dt.UTC)  # 9999-12-31T23:00-12:00 is in the year 10000 there
+            # in UTC: PostgreSQL refuses offsets past ±15:59 (Python reads up to ±23:59), and 9999-12-31T23:00-12:00
+            # is in the year 10000 there (OverflowError)
+            updated_at = _parse_datetime(payload["updated_at"]).astimezone(dt.UTC)
         except (ValueError, TypeError, OverflowError):
             errors["updated_at"] = [
                 f"'{payload['updated_at']}' is not an ISO 8601 date-time between the years 1 and 9999 (in UTC)"
@@ -192,7 +150,7 @@ def envelope_parse(payload: Any, *, spec: DomainSpec, allow_unknown: bool = Fals
         if allow_unknown:
             attributes = {k: v for k, v in attributes.items() if spec.get(k) is not None}
         for name, value in attributes.items():
-            bad = _unstorable(name) or _unstorable(value)
+            bad = unstorable(name) or unstorable(value)
             if bad is not None:
                 errors.setdefault("attributes", []).append(f"{name}{bad[0]}: {bad[1]}")
     if errors:

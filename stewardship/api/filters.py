@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters as df
 
+from canonical.api.filters import UtcDateTimeFilter
 from canonical.models import DataException, Domain, ExceptionKind, ExceptionStatus
 from stewardship.models import ReviewStatus, ReviewTask
 
@@ -19,8 +20,8 @@ class ReviewTaskFilterSet(df.FilterSet):
         field_name="source_record__system", max_length=64, help_text="System of the record under review."
     )
     golden_id = df.UUIDFilter()
-    created_after = df.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = df.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = ReviewTask
@@ -35,8 +36,8 @@ class DataExceptionFilterSet(df.FilterSet):
     assignee = df.CharFilter(field_name="assignee__username", max_length=150)
     unassigned = df.BooleanFilter(field_name="assignee", lookup_expr="isnull")
     golden_id = df.UUIDFilter()
-    created_after = df.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = df.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = DataException

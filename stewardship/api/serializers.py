@@ -47,7 +47,7 @@ class UnmergeInputSerializer(serializers.Serializer):
 class ReviewMergeInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
     candidates = serializers.ListField(child=serializers.CharField(max_length=64), required=False, min_length=1)
-    survivor_id = serializers.CharField(max_length=64, required=False)
+    survivor_id = serializers.UUIDField(required=False)
     field_choices = serializers.DictField(required=False)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
 from canonical.audit import AuditContext, Channel, audit_context, current_context
 
@@ -42,10 +43,11 @@ def actor_name(user=None, actor: str | None = None) -> str:
 def steward_action(
     *, reason: str, user=None, actor: str | None = None, channel: str | None = None
 ) -> Iterator[AuditContext]:
-    """Enter the audit block of a decision: a person acts as a steward, a batch run as a job."""
+    """Enter the audit block of a decision: a person acts as a steward, a batch run as a job. One transaction: the
+    decision's changes and their history rows are written together or not at all."""
     who = actor_name(user, actor)
     chan = channel or (Channel.STEWARD if user is not None or actor is None else Channel.JOB)
-    with audit_context(actor=who, channel=chan, reason=reason, user=user) as ctx:
+    with audit_context(actor=who, channel=chan, reason=reason, user=user) as ctx, transaction.atomic():
         yield ctx
 
 

@@ -226,7 +226,12 @@ def review_task_merge(
     if len(group) < 2:
         raise StewardshipError({"candidates": ["these records are already one golden record"]})
     if survivor_id is not None:
-        survivor = golden_survivor_id(domain, survivor_id) if str(survivor_id) else None
+        try:
+            survivor = golden_survivor_id(domain, uuid.UUID(str(survivor_id))) if str(survivor_id) else None
+        except ValueError:
+            raise StewardshipError(
+                {"survivor_id": [f"{str(survivor_id)[:64]!r} is not a golden id (a UUID)"]}
+            ) from None
         if survivor not in group:
             raise StewardshipError({"survivor_id": ["must be the record under review or one of the chosen candidates"]})
     else:

@@ -233,3 +233,49 @@ def test_exception_actions_follow_the_domain_roles(pair):
     assert resp.status_code == 403
     exc.refresh_from_db()
     assert exc.status == "open"
+
+
+def test_a_long_reason_is_kept_whole_on_the_decision_and_its_history_row(api):
+    # the history reason was simple-history's varchar(100): a 101-character reason failed after the change was made
+    exc = DataExceptionFactory(kind="dead_letter", domain="project", system__code="psa")
+    reason = "checked with the PSA team: " + "r" * 400
+
+    resp = api.post(f"/api/v1/exceptions/{exc.pk}/ignore/", {"reason": reason}, format="json")
+
+    assert resp.status_code == 200, resp.content[:300]
+    exc.refresh_from_db()
+    assert (exc.status, exc.resolution_note) == ("ignored", reason)
+    assert exc.history.first().history_change_reason == reason
+
+
+def test_a_steward_decision_whose_history_cannot_be_written_changes_nothing(api):
+    from simple_history.signals import pre_create_historical_record
+
+    exc = DataExceptionFactory(kind="dead_letter", domain="project", system__code="psa")
+
+    def refuse(sender, **kwargs):
+        if sender is DataException.history.model:
+            raise RuntimeError("history store unavailable")
+
+    pre_create_historical_record.connect(refuse)
+    try:
+        with pytest.raises(RuntimeError):
+            from stewardship.services.data_exceptions import data_exception_ignore
+
+            data_exception_ignore(exception_id=exc.pk, reason="test system")
+    finally:
+        pre_create_historical_record.disconnect(refuse)
+
+    exc.refresh_from_db()
+    assert (exc.status, exc.resolution_note) == ("open", "")
+
+
+def test_a_review_merge_naming_a_survivor_that_is_not_a_uuid_is_a_field_error(api, review_matcher):
+    ingest("crm", "customer", record("C1", 0, name="Acme", website="https://acme.example.com"))
+    ingest("erp", "customer", record("E1", 0, name="Acme", website="https://acme-erp.example.com"))
+    task = ReviewTask.objects.get()
+
+    resp = api.post(f"/api/v1/review-tasks/{task.pk}/merge/", {"reason": "same", "survivor_id": "nope"}, format="json")
+
+    assert resp.status_code == 400 and resp.json()["errors"]["survivor_id"]
+    assert ReviewTask.objects.get().status == "open" and not MergeDecision.objects.exists()

@@ -1,0 +1,136 @@
+"""What an API fuzz sweep (schemathesis plus hand-made requests) answered with a 500: each is now a JSON 4xx, or
+a normal answer where the input was fine after all, and changes nothing it should not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from canonical.api.clients import api_client_create, known_scopes
+from canonical.models import Customer, DataException, SourceRecord
+
+from .conftest import ingest, rec
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def root(db):
+    _, key = api_client_create(name="root", system="crm", scopes=known_scopes())
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return api
+
+
+def error(response, status: int) -> dict:
+    assert response.status_code == status, (response.status_code, response.content[:300])
+    body = response.json()
+    assert set(body) == {"detail", "errors"}, body
+    return body
+
+
+@pytest.mark.parametrize("offset", ["+16:00", "-16:00", "+23:59"])
+def test_utc_offsets_postgresql_does_not_take_are_read_as_the_instant_they_name(root, offset):
+    (made,) = ingest("crm", "customer", rec("C1", 0, name="Acme"))
+    when = f"2030-01-01T00:00:00{offset}"
+
+    listed = root.get("/api/v1/customers/", {"updated_before": when})
+    assert listed.status_code == 200 and [r["id"] for r in listed.json()["results"]] == [made.golden_id]
+    assert root.get("/api/v1/customers/", {"updated_after": when}).json()["results"] == []
+    past = root.get(f"/api/v1/customers/{made.golden_id}/", {"as_of": when})
+    assert past.status_code == 200 and past.json()["name"] == "Acme"
+    for queue in ("exceptions", "review-tasks"):
+        assert root.get(f"/api/v1/{queue}/", {"created_after": when}).status_code == 200
+
+    ingested = root.post(
+        "/api/v1/ingest/crm/customer/",
+        {"source_id": "C2", "updated_at": f"2024-01-01T00:00:00{offset}", "attributes": {"name": "Globex"}},
+        format="json",
+    )
+    assert ingested.status_code == 200 and ingested.json()["results"][0]["outcome"] == "created"
+
+
+def test_a_time_past_the_year_9999_in_utc_is_a_field_error(root):
+    (made,) = ingest("crm", "customer", rec("C1", 0, name="Acme"))
+
+    body = error(root.get("/api/v1/customers/", {"updated_after": "9999-12-31T23:59:59-01:00"}), 400)
+    assert "between the years 1 and 9999" in body["errors"]["updated_after"][0]
+    body = error(root.get(f"/api/v1/customers/{made.golden_id}/", {"as_of": "0001-01-01T00:00:00+01:00"}), 400)
+    assert "before the year 1 or after 9999 in UTC" in body["errors"]["as_of"][0]
+    body = error(root.get("/api/v1/exceptions/", {"created_before": "9999-12-31T23:59:59-01:00"}), 400)
+    assert body["errors"]["created_before"]
+
+
+def test_a_body_bigger_than_djangos_default_cap_is_read(root):
+    # 3 MiB: over Django's default 2.5 MiB (a 500 from inside DRF before), under the API's 20 MiB
+    body = {"source_id": "big", "attributes": {"name": "x" * (3 * 1024 * 1024)}}
+
+    response = root.post("/api/v1/ingest/crm/customer/", body, format="json")
+
+    assert response.status_code == 200, response.content[:300]
+    (result,) = response.json()["results"]
+    assert result["outcome"] == "exception" and result["errors"] == {"name": ["longer than 255 characters"]}
+
+
+def test_a_body_over_the_cap_is_a_413_in_json(root, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+
+    response = root.post("/api/v1/ingest/crm/customer/", {"source_id": "b", "attributes": {"name": "x" * 5000}},
+                         format="json")  # fmt: skip
+
+    assert "larger than 1000 bytes" in error(response, 413)["detail"]
+    assert SourceRecord.objects.count() == 0
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_json_nested_too_deeply_is_a_400_on_every_endpoint_that_reads_a_body(root):
+    (made,) = ingest("crm", "customer", rec("C1", 0, name="Acme"))
+    for url in (
+        "/api/v1/customers/explain/",
+        f"/api/v1/customers/{made.golden_id}/merge/",
+        f"/api/v1/customers/{made.golden_id}/unmerge/",
+        "/api/v1/review-tasks/bulk-accept/",
+    ):
+        body = error(root.post(url, DEEP, content_type="application/json"), 400)
+        assert "nested too deeply" in body["detail"], url
+
+
+@pytest.mark.parametrize("field", ["registration_number", "tax_id", "name"])
+def test_a_nul_in_a_search_before_create_parameter_is_a_field_error(root, field):
+    body = error(root.get("/api/v1/legal-entities/match/", {field: "ab\x00cd", "country": "NL"}), 400)
+
+    assert "holds a NUL character" in body["errors"][field][0]
+
+
+def test_a_nul_or_lone_surrogate_escaped_inside_rate_card_lines_text_is_a_data_quality_exception(root):
+    lines = [json.dumps([{"role": "Partner\u0000", "rate": "1"}]), '[{"role": "Partner\\ud800", "rate": "1"}]']
+    records = [
+        {"source_id": f"R{i}", "attributes": {"name": "Standard", "currency": "EUR", "lines": text}}
+        for i, text in enumerate(lines)
+    ]
+
+    response = root.post("/api/v1/ingest/crm/rate_card/", records, format="json")
+
+    assert response.status_code == 200, response.content[:300]
+    first, second = response.json()["results"]
+    assert first["outcome"] == second["outcome"] == "exception"
+    assert "[0].role: holds a NUL character" in first["errors"]["lines"][0]
+    assert "[0].role: holds an unpaired surrogate" in second["errors"]["lines"][0]
+    assert DataException.objects.count() == 2
+
+
+@pytest.mark.parametrize("charset", ["zlib", "bz2", "rot13"])
+def test_a_charset_that_is_not_a_text_encoding_is_refused(root, charset):
+    import zlib
+
+    raw = zlib.compress(json.dumps({"source_id": "z", "attributes": {"name": "Zed"}}).encode())
+
+    response = root.post("/api/v1/ingest/crm/customer/", raw, content_type=f"application/json; charset={charset}")
+
+    assert 400 <= response.status_code < 500, response.status_code
+    assert set(response.json()) == {"detail", "errors"}
+    assert Customer.objects.count() == 0
