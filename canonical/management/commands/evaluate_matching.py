@@ -18,13 +18,14 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import IO
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from tqdm import tqdm
 
 from canonical.audit import Channel, audit_context
-from canonical.domains import DOMAINS, get_domain
+from canonical.domains import DOMAINS, DomainSpec, get_domain
 
 
 class _Rollback(Exception):
@@ -74,44 +75,113 @@ def evaluate_clusters(truth: dict[str, str], predicted: dict[str, str]) -> dict[
 
 
 def read_labelled(path: Path, domain: str) -> list[dict]:
-    """Rows as {"source_id", "cluster", "system", "attributes"}; a CommandError naming the line on bad input."""
+    """Rows as {"source_id", "cluster", "system", "attributes"}; a CommandError naming the line on bad input.
+
+    The file's structure is checked as `manage.py ingest` checks it: a malformed file is not evaluated at all.
+    Lines are the file's physical lines (blank lines and the lines inside quoted values count); a row is named
+    by its first line."""
     spec = get_domain(domain)
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror}. Give the path of a labelled CSV file.") from None
     with fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in ("source_id", "cluster") if c not in header]
-        if missing:
-            raise CommandError(
-                f"{path}: line 1: missing column(s) {', '.join(missing)}; a labelled CSV has source_id, cluster, "
-                f"optional system, then {domain} fields ({', '.join(spec.field_names)})"
-            )
-        ignored = [c for c in header if c not in ("source_id", "cluster", "system") and spec.get(c) is None]
-        if ignored:
-            print(f"warning: ignoring column(s) that are not {domain} fields: {', '.join(ignored)}", file=sys.stderr)
-        rows, seen = [], set()
         try:
-            for line, raw in enumerate(reader, start=2):
-                source_id = (raw.get("source_id") or "").strip()
-                cluster = (raw.get("cluster") or "").strip()
-                system = (raw.get("system") or "").strip() or "eval"
-                if not source_id or not cluster:
-                    raise CommandError(f"{path}: line {line}: source_id and cluster must not be empty")
-                if (system, source_id) in seen:
-                    raise CommandError(f"{path}: line {line}: duplicate source_id {source_id!r} for system {system!r}")
-                seen.add((system, source_id))
-                attributes = {k: v for k, v in raw.items() if k and spec.get(k) is not None and v not in (None, "")}
-                rows.append({"source_id": source_id, "cluster": cluster, "system": system, "attributes": attributes})
-        except csv.Error as exc:
-            raise CommandError(f"{path}: line {reader.line_num}: not valid CSV ({exc})") from None
-        except UnicodeDecodeError:
-            raise CommandError(f"{path}: not UTF-8 text; save the file as UTF-8 CSV") from None
+            rows = _labelled_rows(fh, path, spec)
+        except UnicodeDecodeError as exc:
+            line, reason = _undecodable_line(path) or (None, exc.reason)
+            where = f"{path}: line {line}" if line else str(path)
+            raise CommandError(f"{where}: not UTF-8 text ({reason}); save the file as UTF-8 CSV") from None
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not rows:
         raise CommandError(f"{path}: no records")
     return rows
+
+
+def _labelled_rows(fh: IO[str], path: Path, spec: DomainSpec) -> list[dict]:
+    domain = spec.name
+    reader = csv.reader(fh, strict=True)  # strict: a quote left open to the end of the file is an error
+
+    def refuse(line: int, message: str) -> CommandError:
+        return CommandError(f"{path}: line {line}: {message}")
+
+    try:
+        header = next(reader, None) or []
+    except csv.Error as exc:
+        raise refuse(1, f"unreadable header row ({exc}); the first line names the columns") from None
+    header = [name.strip() for name in header]
+    duplicates = sorted({name for name in header if name and header.count(name) > 1})
+    if duplicates:
+        raise refuse(1, f"column(s) named more than once: {', '.join(duplicates)}; name each column once")
+    missing = [c for c in ("source_id", "cluster") if c not in header]
+    if missing:
+        raise refuse(
+            1,
+            f"missing column(s) {', '.join(missing)}; a labelled CSV has source_id, cluster, "
+            f"optional system, then {domain} fields ({', '.join(spec.field_names)})",
+        )
+    labels = ("source_id", "cluster", "system")
+    ignored = [
+        name or f"(unnamed column {i + 1})"
+        for i, name in enumerate(header)
+        if name not in labels and spec.get(name) is None
+    ]
+    if ignored:
+        print(f"warning: ignoring column(s) that are not {domain} fields: {', '.join(ignored)}", file=sys.stderr)
+    column = {name: i for i, name in enumerate(header) if name}
+    fields = [(i, name) for i, name in enumerate(header) if name not in labels and spec.get(name) is not None]
+    width = len(header)
+    rows, seen = [], set()
+    end = 1
+    while True:
+        start = end + 1  # the row's first line (its last is reader.line_num)
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as exc:
+            if str(exc) == "unexpected end of data":
+                raise refuse(
+                    start,
+                    "a quoted value in this row is never closed, so the rest of the file is read into it; "
+                    'close the quote (or double a quote inside a value: "")',
+                ) from None
+            if str(exc).startswith("field larger than field limit"):
+                raise refuse(
+                    start, f"a value longer than {csv.field_size_limit():,} characters (an unclosed quote?)"
+                ) from None
+            raise refuse(start, f"not valid CSV ({exc}); check this row for a stray or unclosed quote") from None
+        end = reader.line_num
+        if not cells or all(not cell.strip() for cell in cells):
+            continue
+        if len(cells) != width:
+            raise refuse(
+                start,
+                f"{len(cells)} cells but the header has {width} columns (a stray comma or quote?); "
+                "give every row one cell per column",
+            )
+        source_id = cells[column["source_id"]].strip()
+        cluster = cells[column["cluster"]].strip()
+        system = (cells[column["system"]].strip() if "system" in column else "") or "eval"
+        if not source_id or not cluster:
+            raise refuse(start, "source_id and cluster must not be empty")
+        if (system, source_id) in seen:
+            raise refuse(start, f"duplicate source_id {source_id!r} for system {system!r}")
+        seen.add((system, source_id))
+        attributes = {name: cells[i] for i, name in fields if cells[i] != ""}
+        rows.append({"source_id": source_id, "cluster": cluster, "system": system, "attributes": attributes})
+
+
+def _undecodable_line(path: Path) -> tuple[int, str] | None:
+    """The first line with bytes that are not UTF-8, and why. The text reader decodes a block at a time, so its
+    error does not say which line; lines are split here as the csv reader counts them (at CR, LF or CRLF)."""
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return number, exc.reason
+    return None
 
 
 def domain_clear(domain: str) -> int:

@@ -134,6 +134,63 @@ def test_a_bad_file_is_refused_naming_the_line(fuzzy, tmp_path, content, message
         call_command("evaluate_matching", "--domain", "customer", str(path))
 
 
+@pytest.fixture
+def no_evaluation(monkeypatch):
+    """Fails the test if the evaluation starts: a refused file is refused while it is read, before any ingest."""
+    from canonical.management.commands import evaluate_matching as ev
+
+    def started(*args, **kwargs):
+        raise AssertionError("the evaluation started on a file that should have been refused")
+
+    monkeypatch.setattr(ev, "evaluate", started)
+
+
+def refused(path: Path) -> str:
+    """The CommandError's message for a refused file (the database untouched)."""
+    from canonical.models import SourceRecord, System
+
+    systems = set(System.objects.values_list("code", flat=True))
+    with pytest.raises(CommandError) as caught:
+        call_command("evaluate_matching", "--domain", "customer", str(path), "--no-progress", stderr=io.StringIO())
+    assert SourceRecord.objects.count() == 0
+    assert set(System.objects.values_list("code", flat=True)) == systems
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        # a latin-1 byte in the first row (read with the header, which was outside the error handling)
+        (b"source_id,cluster,name,country\na,1,Caf\xe9,GB\n", "line 2: not UTF-8 text (invalid continuation byte)"),
+        # the row numbers follow the file's lines: blank lines and a quoted value over two lines count
+        (
+            b'source_id,cluster,name\na,1,Acme\n\n\nb,1,"Multi\nline"\na,2,Acme\n',
+            "line 7: duplicate source_id 'a'",
+        ),
+        (b'source_id,cluster,name\na,1,"Multi\nline"\n,2,Acme\n', "line 4: source_id and cluster must not be empty"),
+        # what ingest refuses: a column named twice (the last one won), ragged rows, a quote never closed
+        (b"source_id,cluster,name,name,country\na,1,Acme,Other,GB\n", "line 1: column(s) named more than once: name"),
+        (b"source_id,cluster,name,country\na,1,Acme\n", "line 2: 3 cells but the header has 4 columns"),
+        (b"source_id,cluster,name\na,1,Acme\n\nb,1,Acme,GB,extra\n", "line 4: 5 cells but the header has 3 columns"),
+        (
+            b'source_id,cluster,name,country\na,1,Acme,"GB\nb,1,Acme,GB\n',
+            "line 2: a quoted value in this row is never closed",
+        ),
+    ],
+)
+def test_a_malformed_file_is_refused_naming_its_line_before_the_evaluation(tmp_path, no_evaluation, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    assert message in refused(path)
+
+
+def test_a_bad_byte_deep_in_a_big_file_is_refused_naming_its_line(tmp_path, no_evaluation):
+    good = "".join(f"r{i},{i},Name {i},GB\n" for i in range(3000))  # well past the first block decoded
+    path = tmp_path / "late.csv"
+    path.write_bytes(b"source_id,cluster,name,country\n" + good.encode() + b"late,1,Caf\xe9,GB\n")
+    assert "line 3002: not UTF-8 text (invalid continuation byte); save the file as UTF-8" in refused(path)
+
+
 def test_unknown_domain_and_missing_file_are_clear_errors(tmp_path):
     with pytest.raises(CommandError, match="unknown domain 'client'"):
         call_command("evaluate_matching", "--domain", "client", str(tmp_path / "x.csv"))
