@@ -77,9 +77,10 @@ def evaluate_clusters(truth: dict[str, str], predicted: dict[str, str]) -> dict[
 def read_labelled(path: Path, domain: str) -> list[dict]:
     """Rows as {"source_id", "cluster", "system", "attributes"}; a CommandError naming the line on bad input.
 
-    The file's structure is checked as `manage.py ingest` checks it: a malformed file is not evaluated at all.
-    Lines are the file's physical lines (blank lines and the lines inside quoted values count); a row is named
-    by its first line."""
+    Every row is checked here, before the evaluation starts, as `manage.py ingest` checks a file: its
+    structure, NUL characters, the system code, and what the pipeline's envelope_parse would refuse. A file
+    with a bad row is not evaluated at all. Lines are the file's physical lines (blank lines and the lines
+    inside quoted values count); a row is named by its first line."""
     spec = get_domain(domain)
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
@@ -100,6 +101,11 @@ def read_labelled(path: Path, domain: str) -> list[dict]:
 
 
 def _labelled_rows(fh: IO[str], path: Path, spec: DomainSpec) -> list[dict]:
+    from django.core.exceptions import ValidationError
+
+    from canonical.models import System
+    from canonical.services.ingest import EnvelopeError, envelope_parse
+
     domain = spec.name
     reader = csv.reader(fh, strict=True)  # strict: a quote left open to the end of the file is an error
 
@@ -111,6 +117,8 @@ def _labelled_rows(fh: IO[str], path: Path, spec: DomainSpec) -> list[dict]:
     except csv.Error as exc:
         raise refuse(1, f"unreadable header row ({exc}); the first line names the columns") from None
     header = [name.strip() for name in header]
+    if any("\x00" in name for name in header):
+        raise refuse(1, "a NUL character (\\x00) in the header row; remove it and save the file again")
     duplicates = sorted({name for name in header if name and header.count(name) > 1})
     if duplicates:
         raise refuse(1, f"column(s) named more than once: {', '.join(duplicates)}; name each column once")
@@ -131,6 +139,7 @@ def _labelled_rows(fh: IO[str], path: Path, spec: DomainSpec) -> list[dict]:
         print(f"warning: ignoring column(s) that are not {domain} fields: {', '.join(ignored)}", file=sys.stderr)
     column = {name: i for i, name in enumerate(header) if name}
     fields = [(i, name) for i, name in enumerate(header) if name not in labels and spec.get(name) is not None]
+    code_field = System._meta.get_field("code")
     width = len(header)
     rows, seen = [], set()
     end = 1
@@ -161,16 +170,37 @@ def _labelled_rows(fh: IO[str], path: Path, spec: DomainSpec) -> list[dict]:
                 f"{len(cells)} cells but the header has {width} columns (a stray comma or quote?); "
                 "give every row one cell per column",
             )
+        nul = next((i for i, cell in enumerate(cells) if "\x00" in cell), None)
+        if nul is not None:
+            name = header[nul] or f"unnamed column {nul + 1}"
+            raise refuse(start, f"a NUL character (\\x00) in {name}; remove it and save the file again")
         source_id = cells[column["source_id"]].strip()
         cluster = cells[column["cluster"]].strip()
         system = (cells[column["system"]].strip() if "system" in column else "") or "eval"
         if not source_id or not cluster:
             raise refuse(start, "source_id and cluster must not be empty")
+        try:
+            code_field.run_validators(system)  # as a System's code: its length and characters
+        except ValidationError as exc:
+            raise refuse(
+                start,
+                f"system {_shown(system)} is not a system code ({' '.join(exc.messages)}); write a code such as "
+                "crm or erp_eu, or leave the cell empty for 'eval'",
+            ) from None
         if (system, source_id) in seen:
             raise refuse(start, f"duplicate source_id {source_id!r} for system {system!r}")
         seen.add((system, source_id))
         attributes = {name: cells[i] for i, name in fields if cells[i] != ""}
+        try:
+            envelope_parse({"source_id": source_id, "attributes": attributes}, spec=spec, allow_unknown=True)
+        except EnvelopeError as exc:
+            text = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in exc.errors.items())
+            raise refuse(start, f"{text}; fix the row and run the command again") from None
         rows.append({"source_id": source_id, "cluster": cluster, "system": system, "attributes": attributes})
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value)} characters)"
 
 
 def _undecodable_line(path: Path) -> tuple[int, str] | None:

@@ -191,6 +191,30 @@ def test_a_bad_byte_deep_in_a_big_file_is_refused_naming_its_line(tmp_path, no_e
     assert "line 3002: not UTF-8 text (invalid continuation byte); save the file as UTF-8" in refused(path)
 
 
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        # what envelope_parse refuses (it raised EnvelopeError from inside the evaluation)
+        ("x" * 300 + ",2,Acme,,GB", "line 3: source_id: longer than 255 characters"),
+        # what the database refuses as a System's code (DataError): too long, or not a slug
+        (
+            "b,2,Acme," + "s" * 100 + ",GB",
+            "(100 characters) is not a system code (Ensure this value has at most 32 characters",
+        ),
+        ("b,2,Acme,new sys!,GB", "line 3: system 'new sys!' is not a system code"),
+        # NUL cannot be stored in PostgreSQL text (DataError), in any cell
+        ("b,2,Ac\x00me,,GB", "line 3: a NUL character (\\x00) in name"),
+        ("b,2\x00,Acme,,GB", "line 3: a NUL character (\\x00) in cluster"),
+    ],
+)
+def test_a_row_the_pipeline_or_database_would_refuse_is_refused_naming_its_line_before_the_evaluation(
+    tmp_path, no_evaluation, row, message
+):
+    path = tmp_path / "bad.csv"
+    path.write_text(f"source_id,cluster,name,system,country\na,1,Acme,,GB\n{row}\n")
+    assert message in refused(path)
+
+
 def test_unknown_domain_and_missing_file_are_clear_errors(tmp_path):
     with pytest.raises(CommandError, match="unknown domain 'client'"):
         call_command("evaluate_matching", "--domain", "client", str(tmp_path / "x.csv"))
