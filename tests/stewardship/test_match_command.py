@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import signal
+import time
 import uuid
 
 import pytest
 from django.core.management import CommandError, call_command
+from tqdm import tqdm
 
 from canonical.audit import Channel, audit_context
 from canonical.models import ChangeEvent, Customer, MatchKey, SourceRecord
@@ -125,9 +128,69 @@ def test_a_single_partition_runs_only_its_records(customers, new_rules):
         (["--domain", "customer", "--partition", "x"], "write N/M"),
         (["--domain", "customer", "--partitions", "0"], "between 1 and 10000"),
         (["--domain", "customer", "--partitions", "3", "--partition", "1/2"], "disagrees"),
+        (["--domain", "customer", "--worker-timeout", "0"], "--worker-timeout must be between 0.1 and 600 seconds"),
     ],
 )
 def test_bad_arguments_say_what_to_do(db, args, message):
     with pytest.raises(CommandError, match=message):
         call_command("match", *args, stdout=io.StringIO(), stderr=io.StringIO())
     assert MatchRun.objects.count() == 0
+
+
+@pytest.fixture
+def no_worker(eager_celery):
+    """Tasks go to the real Redis broker (REDIS_URL), where no Celery worker runs. A command still waiting after
+    30 s fails the test instead of hanging it."""
+    import redis
+
+    from mdm.celery import app
+
+    app.conf.task_always_eager = False  # (eager_celery puts the setting back)
+    assert app.conf.broker_url.startswith("redis://")
+    client = redis.Redis.from_url(app.conf.broker_url)
+
+    def expire(signum, frame):
+        raise TimeoutError("manage.py match is still waiting after 30 s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(30)
+    try:
+        yield client
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        client.close()
+
+
+@pytest.mark.redis
+def test_with_no_worker_running_the_command_says_how_to_start_one_and_changes_nothing(db, no_worker):
+    queued = no_worker.llen("celery")
+    started = time.monotonic()
+    with pytest.raises(CommandError) as caught:
+        call_command("match", "--domain", "customer", "--worker-timeout", "0.5", stdout=io.StringIO())
+    message = str(caught.value)
+    assert "no Celery worker is consuming the 'celery' queue (none that does answered within 0.5 s)" in message
+    assert "`.venv/bin/celery -A mdm worker -l info --concurrency 2`" in message and "Nothing was changed" in message
+    assert MatchRun.objects.count() == 0 and no_worker.llen("celery") == queued  # no run, nothing queued
+    # a run left unfinished: the message says how to continue it, and it is left as it was
+    run = MatchRun.objects.create(domain="customer", partitions=4, keys_state="done", finished_partitions=[1])
+    with pytest.raises(CommandError, match=f"with --resume to continue run #{run.pk}"):
+        call_command("match", "--domain", "customer", "--resume", "--worker-timeout", "0.5", stdout=io.StringIO())
+    run.refresh_from_db()
+    assert (run.finished_partitions, run.status) == ([1], "running") and no_worker.llen("celery") == queued
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.redis
+def test_waiting_for_the_workers_stops_when_none_answers_any_more(db, no_worker, monkeypatch):
+    from canonical.management.commands import match
+
+    monkeypatch.setattr(match, "WORKER_CHECK_SECONDS", 0.0)  # ask at once rather than after a quiet minute
+    run = MatchRun.objects.create(domain="customer", partitions=3, keys_state="done", finished_partitions=[0])
+    command = match.Command(stdout=io.StringIO(), stderr=io.StringIO())
+    with pytest.raises(CommandError) as caught:
+        command._wait(run, [0, 1, 2], bar=tqdm(disable=True), worker_timeout=0.5)
+    message = str(caught.value)
+    assert "no Celery worker is consuming the 'celery' queue any more" in message
+    assert f"2 partition(s) of run #{run.pk} stay queued" in message and ".venv/bin/celery -A mdm worker" in message
+    assert "`manage.py match --domain customer --resume`" in message

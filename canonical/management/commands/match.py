@@ -7,6 +7,11 @@ in the review zone a review task is opened; a steward's not-a-match is never pro
 
 `--partition N/M` runs only partition N (1-based) of M in this process, for spreading a run by hand;
 `--resume` continues the last unfinished run of the domain, skipping its finished partitions.
+
+With a broker, the command first asks the workers which queues they consume: when none consumes the
+partitions' queue (none answers within `--worker-timeout` seconds) it stops before changing anything and
+says how to start one. While it waits, it asks again after WORKER_CHECK_SECONDS without a finished
+partition, and stops waiting (the partitions stay queued; `--resume` follows the run) when none answers.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from kombu.exceptions import OperationalError
 from tqdm import tqdm
 
 from canonical.domains import DOMAINS
@@ -32,6 +38,9 @@ from stewardship.tasks import match_partition_task
 
 _PARTITION = re.compile(r"^(\d+)/(\d+)$")
 POLL_SECONDS = 1.0
+WORKER_TIMEOUT = 3.0  # default --worker-timeout: how long the workers have to answer
+WORKER_CHECK_SECONDS = 60.0  # while waiting, ask the workers again after this long without a finished partition
+WORKER_COMMAND = ".venv/bin/celery -A mdm worker -l info --concurrency 2"  # as README.md starts one
 
 
 class Command(BaseCommand):
@@ -42,8 +51,24 @@ class Command(BaseCommand):
         parser.add_argument("--partitions", type=int, default=None, help="number of partitions (default 8)")
         parser.add_argument("--partition", default=None, help="run only partition N of M here, e.g. 2/8")
         parser.add_argument("--resume", action="store_true", help="continue the last unfinished run of the domain")
+        parser.add_argument(
+            "--worker-timeout",
+            type=float,
+            default=WORKER_TIMEOUT,
+            help=f"seconds the Celery workers have to answer before the command says none is running "
+            f"(default {WORKER_TIMEOUT:g}; with a broker only)",
+        )
 
-    def handle(self, *args, domain: str, partitions: int | None, partition: str | None, resume: bool, **options):
+    def handle(
+        self,
+        *args,
+        domain: str,
+        partitions: int | None,
+        partition: str | None,
+        resume: bool,
+        worker_timeout: float,
+        **options,
+    ):
         if domain not in DOMAINS:
             raise CommandError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
         only = None
@@ -57,6 +82,10 @@ class Command(BaseCommand):
             partitions = count
         if partitions is not None and not (1 <= partitions <= 10000):
             raise CommandError("--partitions must be between 1 and 10000")
+        if not (0.1 <= worker_timeout <= 600):
+            raise CommandError(f"--worker-timeout must be between 0.1 and 600 seconds (got {worker_timeout:g})")
+        if not match_partition_task.app.conf.task_always_eager:
+            self._workers_ready(domain, worker_timeout)  # before anything changes
 
         run = self._run(domain, partitions, resume=resume or only is not None)
         self.stdout.write(f"match run #{run.pk} for {domain}: {run.partitions} partition(s)")
@@ -67,7 +96,7 @@ class Command(BaseCommand):
             todo = run.remaining_partitions
         if not todo:
             self.stdout.write("nothing left to do in this run")
-        self._partitions(run, todo)
+        self._partitions(run, todo, worker_timeout=worker_timeout)
         run.refresh_from_db()
         counts = ", ".join(f"{k} {v}" for k, v in sorted(run.counts.items())) or "nothing examined"
         state = "finished" if run.status == "finished" else f"{len(run.finished_partitions)}/{run.partitions} done"
@@ -99,7 +128,7 @@ class Command(BaseCommand):
                 bar.update(len(batch))
         match_keys_done(run_id=run.pk)
 
-    def _partitions(self, run: MatchRun, todo: list[int]) -> None:
+    def _partitions(self, run: MatchRun, todo: list[int], *, worker_timeout: float) -> None:
         if not todo:
             return
         eager = bool(match_partition_task.app.conf.task_always_eager)  # no broker: tasks run here, in order
@@ -111,11 +140,56 @@ class Command(BaseCommand):
             if eager:
                 return
             self.stdout.write("partitions queued; waiting for the workers (Ctrl-C is safe: --resume continues)")
-            done = 0
-            while done < len(todo):
-                finished = set(MatchRun.objects.get(pk=run.pk).finished_partitions)
-                now = len([p for p in todo if p in finished])
-                bar.update(now - done)
-                done = now
-                if done < len(todo):
-                    time.sleep(POLL_SECONDS)
+            self._wait(run, todo, bar=bar, worker_timeout=worker_timeout)
+
+    def _wait(self, run: MatchRun, todo: list[int], *, bar: tqdm, worker_timeout: float) -> None:
+        """Until the workers have finished `todo`; a CommandError when none consumes the queue any more."""
+        done, quiet_since = 0, time.monotonic()
+        while done < len(todo):
+            finished = set(MatchRun.objects.get(pk=run.pk).finished_partitions)
+            now = len([p for p in todo if p in finished])
+            if now > done:
+                quiet_since = time.monotonic()
+            bar.update(now - done)
+            done = now
+            if done == len(todo):
+                return
+            quiet = time.monotonic() - quiet_since
+            if quiet >= WORKER_CHECK_SECONDS:
+                queue, consumers = _queue_consumers(worker_timeout)
+                if not consumers:
+                    raise CommandError(
+                        f"no Celery worker is consuming the '{queue}' queue any more (none that does answered "
+                        f"within {worker_timeout:g} s, and no partition finished for {quiet:.0f} s): stopped waiting. "
+                        f"{len(todo) - done} partition(s) of run #{run.pk} stay queued and run when a worker "
+                        f"starts: start one, e.g. `{WORKER_COMMAND}` (see README.md), then follow the run with "
+                        f"`manage.py match --domain {run.domain} --resume`."
+                    )
+                quiet_since = time.monotonic()
+            time.sleep(POLL_SECONDS)
+
+    def _workers_ready(self, domain: str, worker_timeout: float) -> None:
+        """A CommandError, before anything changes, when no worker consumes the queue the partitions go to."""
+        queue, consumers = _queue_consumers(worker_timeout)
+        if consumers:
+            return
+        unfinished = match_run_resumable(domain=domain)
+        again = f" with --resume to continue run #{unfinished.pk}" if unfinished else ""
+        raise CommandError(
+            f"no Celery worker is consuming the '{queue}' queue (none that does answered within {worker_timeout:g} "
+            f"s), so nobody would run the partitions and this command would wait forever. Start one, e.g. "
+            f"`{WORKER_COMMAND}` (see README.md), then run this command again{again}. Nothing was changed."
+        )
+
+
+def _queue_consumers(timeout: float) -> tuple[str, list[str]]:
+    """The queue the partition tasks go to, and the workers that answer within `timeout` s consuming it."""
+    app = match_partition_task.app
+    queue = app.amqp.router.route({}, match_partition_task.name)["queue"].name
+    try:
+        replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    except OperationalError as exc:
+        raise CommandError(
+            f"cannot reach the Celery broker ({exc}); is Redis running (REDIS_URL, CELERY_BROKER_URL)?"
+        ) from None
+    return queue, sorted(worker for worker, queues in replies.items() if any(q.get("name") == queue for q in queues))
