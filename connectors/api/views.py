@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from canonical.domains import DOMAINS
-from connectors.services.feed import MAX_LIMIT, CursorError, feed_read
+from connectors.services.feed import MAX_LIMIT, CursorError, cursor_parse, feed_read
 from connectors.services.webhooks import webhook_receive
 
 
@@ -33,6 +33,13 @@ class FeedQuery(serializers.Serializer):
     after = serializers.CharField(required=False, allow_blank=True)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=100)
 
+    def validate_after(self, value: str) -> str:
+        try:
+            cursor_parse(value)
+        except CursorError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+        return value
+
 
 class ChangeFeedView(APIView):
     """Golden-record changes as CloudEvents, in commit-safe order. Page with `next_cursor` as `after`."""
@@ -53,11 +60,8 @@ class ChangeFeedView(APIView):
         staff = user is not None and getattr(user, "is_staff", False)
         scopes = _scopes(request)
         domains = None if staff else {s[5:] for s in scopes if s.startswith("read:") and s[5:] in DOMAINS}
-        try:
-            page = feed_read(after=query.validated_data.get("after"), limit=query.validated_data["limit"],
-                             domains=domains, personal=staff or "read:personal" in scopes)  # fmt: skip
-        except CursorError as exc:
-            return Response({"after": [str(exc)]}, status=400)
+        page = feed_read(after=query.validated_data.get("after"), limit=query.validated_data["limit"],
+                         domains=domains, personal=staff or "read:personal" in scopes)  # fmt: skip
         return Response({"events": page.events, "next_cursor": page.next_cursor, "has_more": page.has_more})
 
 

@@ -1,8 +1,9 @@
 """Inbound webhooks: a system pushes its changes to the hub, signed with the connection's secret.
 
 Receipt checks the signature and the whole body, then stores the webhook once per (system, webhook id) —
-the same webhook sent again, even concurrently, is stored once — and queues its ingest. A bad body is a
-400 with field-level messages and nothing stored.
+the same webhook sent again, even concurrently, is stored once — and queues its ingest. Every refusal is
+answered like the rest of the API, `{"detail": "<one sentence>", "errors": {field: [messages]}}`, and
+stores nothing: 404 (no enabled connection with a secret), 401 (signature) and 400 (body).
 """
 
 from __future__ import annotations
@@ -27,21 +28,25 @@ class WebhookAnswer:
     body: dict
 
 
+def _refused(status: int, detail: str, errors: dict | None = None) -> WebhookAnswer:
+    return WebhookAnswer(status, {"detail": detail, "errors": errors or {}})
+
+
 def webhook_receive(*, system: str, headers, body: bytes) -> WebhookAnswer:
     conn = Connection.objects.filter(system_id=system, enabled=True).first()
     if conn is None or not conn.secret:
-        return WebhookAnswer(404, {"detail": f"no enabled webhook connection for system '{system}'"})
+        return _refused(404, f"no enabled webhook connection for system '{system}'")
     try:
         webhook_id = verify(conn.secret, headers, body)
     except SignatureError as exc:
-        return WebhookAnswer(401, {"detail": str(exc)})
+        return _refused(401, str(exc))
     try:
         payload = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return WebhookAnswer(400, {"detail": "the body is not JSON", "expected": INBOUND_SHAPE})
+        return _refused(400, f"the body is not JSON; {INBOUND_SHAPE}", {"body": ["not JSON"]})
     errors: dict = {}
     if not isinstance(payload, dict):
-        return WebhookAnswer(400, {"detail": INBOUND_SHAPE})
+        return _refused(400, f"the body is not a JSON object; {INBOUND_SHAPE}", {"body": ["not a JSON object"]})
     domain = payload.get("domain")
     if domain not in DOMAINS:
         errors["domain"] = [f"expected one of {', '.join(DOMAINS)}"]
@@ -56,7 +61,7 @@ def webhook_receive(*, system: str, headers, body: bytes) -> WebhookAnswer:
             except EnvelopeError as exc:
                 errors.setdefault("records", {})[str(n)] = exc.errors
     if errors:
-        return WebhookAnswer(400, {"errors": errors})
+        return _refused(400, _summary(errors), errors)
     try:
         with transaction.atomic():
             hook = InboundWebhook.objects.create(system_id=system, webhook_id=webhook_id, domain=domain,
@@ -66,6 +71,15 @@ def webhook_receive(*, system: str, headers, body: bytes) -> WebhookAnswer:
         existing = InboundWebhook.objects.get(system_id=system, webhook_id=webhook_id)
         return WebhookAnswer(200, {"status": "duplicate", "id": existing.pk, "webhook_id": webhook_id})
     return WebhookAnswer(202, {"status": "accepted", "id": hook.pk, "webhook_id": webhook_id})
+
+
+def _summary(errors: dict) -> str:
+    """One sentence for `detail`: the batch-level problem, or how many records are malformed and the first."""
+    if "records" in errors and isinstance(errors["records"], dict):
+        first = next(iter(errors["records"]))
+        return f"{len(errors['records'])} record(s) malformed (first: records[{first}]); nothing was stored"
+    field, messages = next(iter(errors.items()))
+    return f"{field}: {messages[0]}; nothing was stored"
 
 
 def _queue(pk: int) -> None:

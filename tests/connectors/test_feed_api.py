@@ -60,12 +60,15 @@ def test_a_reader_sees_only_the_domains_it_may_read_and_no_personal_data_without
     assert resource["data"]["record"]["date_of_birth"] == "1990-01-01"
 
 
-@pytest.mark.parametrize("query, field", [({"after": "yesterday"}, "after"), ({"limit": 0}, "limit"),
-                                          ({"limit": "many"}, "limit")])  # fmt: skip
-def test_a_bad_cursor_or_limit_is_a_400_naming_the_parameter(transactional_db, query, field):
-    answer = api("read:customer").get("/api/v1/changes", query)
+@pytest.mark.parametrize("path", ["/api/v1/changes", "/api/v1/changes/"])
+@pytest.mark.parametrize("query, field", [({"after": "yesterday"}, "after"), ({"after": "x"}, "after"),
+                                          ({"limit": 0}, "limit"), ({"limit": "many"}, "limit")])  # fmt: skip
+def test_a_bad_cursor_or_limit_is_a_400_naming_the_parameter(transactional_db, path, query, field):
+    answer = api("read:customer").get(path, query)
     assert answer.status_code == 400
-    assert field in str(answer.json())
+    body = answer.json()
+    assert set(body) == {"detail", "errors"} and list(body["errors"]) == [field], body
+    assert body["detail"].startswith(f"{field}: ") and body["errors"][field][0] in body["detail"]
 
 
 def test_the_feed_needs_a_read_scope(transactional_db):

@@ -29,6 +29,15 @@ def post(body, *, msg_id: str = "msg-1", secret: str = SECRET):
     return APIClient().post("/api/v1/webhooks/shop/", raw, content_type="application/json", **headers)
 
 
+def refused(answer, status: int) -> dict:
+    """The answer is a refusal shaped like every API error: {"detail": "<sentence>", "errors": {...}}."""
+    assert answer.status_code == status, (answer.status_code, answer.content[:500])
+    body = answer.json()
+    assert set(body) == {"detail", "errors"} and isinstance(body["errors"], dict), body
+    assert isinstance(body["detail"], str) and body["detail"], body
+    return body
+
+
 BODY = {"domain": "customer", "records": [{"source_id": "S1", "updated_at": "2026-01-01T00:00:00Z",
                                            "attributes": {"name": "Acme", "website": "https://acme.example"}}]}  # fmt: skip
 
@@ -56,8 +65,7 @@ def test_the_same_webhook_again_is_stored_once(shop):
 
 
 def test_a_wrong_signature_is_401_and_nothing_is_stored(shop):
-    answer = post(BODY, secret="guess")
-    assert answer.status_code == 401 and "signature" in answer.json()["detail"]
+    assert "signature" in refused(post(BODY, secret="guess"), 401)["detail"]
     assert not InboundWebhook.objects.exists()
 
 
@@ -69,14 +77,30 @@ def test_a_wrong_signature_is_401_and_nothing_is_stored(shop):
         ({"domain": "customer", "records": [{"attributes": {"name": "x"}}]}, "source_id"),
         ({"domain": "customer", "records": [{"source_id": "S1", "attributes": {"colour": "red"}}]}, "colour"),
         (b"not json", "JSON"),
+        (b"", "JSON object"),
+        (b"null", "JSON object"),
+        (b"[1, 2]", "JSON object"),
+        (b'"a string"', "JSON object"),
     ],
 )
 def test_a_bad_body_is_a_400_with_field_messages_and_nothing_is_stored(shop, body, where):
-    answer = post(body)
-    assert answer.status_code == 400
-    assert where in json.dumps(answer.json())
+    answer = refused(post(body), 400)
+    assert where in json.dumps(answer)
+    assert not InboundWebhook.objects.exists()
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]"])
+def test_a_body_that_is_not_a_json_object_says_what_is_expected_and_names_the_body(shop, body):
+    answer = refused(post(body), 400)
+    assert '"domain": "<domain>", "records"' in answer["detail"] and list(answer["errors"]) == ["body"]
+
+
+def test_record_errors_are_under_their_index_with_a_sentence_in_detail(shop):
+    good, bad = BODY["records"][0], {"source_id": "S2", "attributes": {"colour": "red"}}
+    answer = refused(post({"domain": "customer", "records": [good, bad]}), 400)
+    assert "records[1]" in answer["detail"] and "colour" in json.dumps(answer["errors"]["records"]["1"])
     assert not InboundWebhook.objects.exists()
 
 
 def test_an_unknown_system_is_404(db):
-    assert post(BODY).status_code == 404
+    assert "shop" in refused(post(BODY), 404)["detail"]
