@@ -39,7 +39,7 @@ def webhook_receive(*, system: str, headers, body: bytes) -> WebhookAnswer:
     try:
         webhook_id = verify(conn.secret, headers, body)
     except SignatureError as exc:
-        return _refused(401, str(exc))
+        return _refused(401, str(exc), exc.errors)
     try:
         payload = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError):

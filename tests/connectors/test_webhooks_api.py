@@ -22,10 +22,11 @@ def shop(db, audit):
     connection_configure(system="shop", kind="webhook", base_url="http://127.0.0.1:9/unused", secret=SECRET)
 
 
-def post(body, *, msg_id: str = "msg-1", secret: str = SECRET):
+def post(body, *, msg_id: str = "msg-1", secret: str = SECRET, replace: dict | None = None):
+    """POST `body` signed with `secret`; `replace` swaps signed headers for others after signing."""
     raw = json.dumps(body).encode() if not isinstance(body, bytes) else body
-    headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in signed_headers(secret, msg_id, raw).items()
-               if k != "Content-Type"}  # fmt: skip
+    signed = {**signed_headers(secret, msg_id, raw), **(replace or {})}
+    headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in signed.items() if k != "Content-Type"}
     return APIClient().post("/api/v1/webhooks/shop/", raw, content_type="application/json", **headers)
 
 
@@ -67,6 +68,27 @@ def test_the_same_webhook_again_is_stored_once(shop):
 def test_a_wrong_signature_is_401_and_nothing_is_stored(shop):
     assert "signature" in refused(post(BODY, secret="guess"), 401)["detail"]
     assert not InboundWebhook.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "header, value",
+    [
+        ("webhook-timestamp", "9" * 400),  # overflowed float arithmetic before the signature was checked
+        ("webhook-timestamp", "9" * 5000),
+        ("webhook-timestamp", "soon"),
+        ("webhook-signature", "v1,é"),  # compare_digest refuses non-ASCII str
+        ("webhook-id", "msg-\ud800"),  # no UTF-8 form to sign
+    ],
+)
+def test_unusable_signature_headers_are_a_401_naming_the_header_and_nothing_is_stored(shop, header, value):
+    answer = refused(post(BODY, replace={header: value}), 401)
+    assert list(answer["errors"]) == [header]
+    assert not InboundWebhook.objects.exists()
+
+
+def test_missing_signature_headers_are_a_401_naming_them(shop):
+    answer = refused(APIClient().post("/api/v1/webhooks/shop/", BODY, format="json"), 401)
+    assert sorted(answer["errors"]) == ["webhook-id", "webhook-signature", "webhook-timestamp"]
 
 
 @pytest.mark.parametrize(
