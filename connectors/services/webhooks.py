@@ -40,6 +40,8 @@ def webhook_receive(*, system: str, headers, body: bytes) -> WebhookAnswer:
         webhook_id = verify(conn.secret, headers, body)
     except SignatureError as exc:
         return _refused(401, str(exc), exc.errors)
+    if (problem := _id_problem(webhook_id)) is not None:
+        return _refused(400, f"webhook-id: {problem}; nothing was stored", {"webhook-id": [problem]})
     try:
         payload = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -71,6 +73,16 @@ def webhook_receive(*, system: str, headers, body: bytes) -> WebhookAnswer:
         existing = InboundWebhook.objects.get(system_id=system, webhook_id=webhook_id)
         return WebhookAnswer(200, {"status": "duplicate", "id": existing.pk, "webhook_id": webhook_id})
     return WebhookAnswer(202, {"status": "accepted", "id": hook.pk, "webhook_id": webhook_id})
+
+
+def _id_problem(webhook_id: str) -> str | None:
+    """Why the (signed) webhook-id cannot be kept in InboundWebhook.webhook_id, else None."""
+    max_length = InboundWebhook._meta.get_field("webhook_id").max_length
+    if len(webhook_id) > max_length:
+        return f"longer than {max_length} characters"
+    if "\x00" in webhook_id:
+        return "holds a NUL character (\\u0000), which cannot be stored"
+    return None  # an unpaired surrogate cannot be signed: verify() refuses it
 
 
 def _summary(errors: dict) -> str:

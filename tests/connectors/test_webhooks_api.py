@@ -86,6 +86,19 @@ def test_unusable_signature_headers_are_a_401_naming_the_header_and_nothing_is_s
     assert not InboundWebhook.objects.exists()
 
 
+@pytest.mark.parametrize("msg_id, problem", [("m" * 129, "longer than 128"), ("msg-\x00-1", "NUL")])
+def test_a_signed_webhook_id_the_hub_cannot_store_is_a_400_naming_the_header(shop, msg_id, problem):
+    answer = refused(post(BODY, msg_id=msg_id), 400)
+    assert list(answer["errors"]) == ["webhook-id"] and problem in answer["errors"]["webhook-id"][0]
+    assert answer["detail"].startswith("webhook-id: ")
+    assert not InboundWebhook.objects.exists()
+
+
+def test_a_webhook_id_of_128_characters_is_kept(shop):
+    assert post(BODY, msg_id="m" * 128).status_code == 202
+    assert InboundWebhook.objects.get().webhook_id == "m" * 128
+
+
 def test_missing_signature_headers_are_a_401_naming_them(shop):
     answer = refused(APIClient().post("/api/v1/webhooks/shop/", BODY, format="json"), 401)
     assert sorted(answer["errors"]) == ["webhook-id", "webhook-signature", "webhook-timestamp"]
