@@ -9,7 +9,9 @@ stores nothing: 404 (no enabled connection with a secret), 401 (signature) and 4
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -43,21 +45,31 @@ def webhook_receive(*, system: str, headers, body: bytes) -> WebhookAnswer:
     if (problem := _id_problem(webhook_id)) is not None:
         return _refused(400, f"webhook-id: {problem}; nothing was stored", {"webhook-id": [problem]})
     try:
-        payload = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _refused(400, f"the body is not JSON; {INBOUND_SHAPE}", {"body": ["not JSON"]})
-    errors: dict = {}
+        payload = _payload_parse(body)
+    except ValueError as exc:
+        return _refused(400, f"the body is not JSON ({exc}); {INBOUND_SHAPE}", {"body": [f"not JSON: {exc}"]})
     if not isinstance(payload, dict):
         return _refused(400, f"the body is not a JSON object; {INBOUND_SHAPE}", {"body": ["not a JSON object"]})
-    domain = payload.get("domain")
-    if domain not in DOMAINS:
-        errors["domain"] = [f"expected one of {', '.join(DOMAINS)}"]
     records = payload.get("records")
+    # Outside the records first (their contents are each record's own field errors, below).
+    rest = {k: v for k, v in payload.items() if k != "records" or not isinstance(v, list)}
+    if (found := _unstorable(rest)) is not None:
+        message = f"{_path(found[0]) or 'the body'}: {found[1]}"
+        return _refused(400, f"body: {message}; nothing was stored", {"body": [message]})
+    errors: dict = {}
+    domain = payload.get("domain")
+    if not isinstance(domain, str) or domain not in DOMAINS:
+        errors["domain"] = [f"expected one of {', '.join(DOMAINS)}"]
     if not isinstance(records, list) or not records:
         errors["records"] = ["a non-empty list of source records is required"]
     if not errors:
         spec = get_domain(domain)
         for n, record in enumerate(records):
+            # Checked before envelope_parse, whose messages may quote a value (an unknown key, an updated_at):
+            # one holding an unpaired surrogate could not even be encoded into the 400 answer.
+            if (unstorable := _record_unstorable(record)) is not None:
+                errors.setdefault("records", {})[str(n)] = unstorable
+                continue
             try:
                 envelope_parse(record, spec=spec)
             except EnvelopeError as exc:
@@ -75,14 +87,99 @@ def webhook_receive(*, system: str, headers, body: bytes) -> WebhookAnswer:
     return WebhookAnswer(202, {"status": "accepted", "id": hook.pk, "webhook_id": webhook_id})
 
 
+# The payload is stored as jsonb before it is ingested. Records nest 4 levels down to their attributes, and
+# envelope_parse allows 16 more inside an attribute; deeper JSON would pass the parser (about 1,000 levels)
+# and then overflow the JSON encoder on the way to PostgreSQL.
+_MAX_NESTING = 32
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 and friends: valid JSON, but Infinity once read
+        raise ValueError(f"the number {text[:30]}{'…' if len(text) > 30 else ''} is out of range")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # over Python's int digit limit: its message is advice for the server
+        raise ValueError(f"a whole number of {len(text.lstrip('-'))} digits is too long") from None
+
+
+def _payload_parse(body: bytes) -> Any:
+    """The body as JSON, or ValueError saying why it is not JSON the hub can read (NaN, Infinity and
+    numbers that overflow to it included, as JSON has no such numbers)."""
+    try:
+        return json.loads(body or b"null", parse_constant=_refuse_constant, parse_float=_finite_float,
+                          parse_int=_int)  # fmt: skip
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors, with a message saying where.
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character (\\u0000), which cannot be stored"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text"
+    return None
+
+
+def _unstorable(value: Any, *, depth: int = 1) -> tuple[tuple[str | int, ...], str] | None:
+    """(path, what) of the first part of a decoded payload jsonb cannot store, else None: a NUL character or
+    an unpaired surrogate in any string or key, nesting over _MAX_NESTING (`depth` is that of `value` in the
+    body). The path holds keys and indexes; a bad key is reported at its object with "has a key that ...".
+    Iterative, so no depth the parser accepted can exhaust the stack here."""
+    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(value, (), depth)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            if (problem := _text_problem(value)) is not None:
+                return path, problem
+        elif isinstance(value, (dict, list)):
+            if depth > _MAX_NESTING:
+                return path, f"nests deeper than {_MAX_NESTING} levels"
+            if isinstance(value, dict):
+                for key in value:
+                    if (problem := _text_problem(key)) is not None:
+                        return path, "has a key that " + problem
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((item, (*path, key), depth + 1) for key, item in reversed(list(items)))
+    return None
+
+
+def _path(where: tuple[str | int, ...]) -> str:
+    """("records", 0, "name") → "records[0].name"."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where)
+    return text[1:] if text.startswith(".") else text
+
+
+def _record_unstorable(record: Any) -> dict[str, list[str]] | None:
+    """_unstorable for one record (at depth 3 of the body), as field errors shaped like envelope_parse's."""
+    if (found := _unstorable(record, depth=3)) is None:
+        return None
+    where, what = found
+    if where and isinstance(where[0], str):
+        field, inside = where[0], _path(where[1:])
+    else:
+        field, inside = "non_field_errors", _path(where)
+    return {field: [f"{inside}: {what}" if inside else what]}
+
+
 def _id_problem(webhook_id: str) -> str | None:
     """Why the (signed) webhook-id cannot be kept in InboundWebhook.webhook_id, else None."""
     max_length = InboundWebhook._meta.get_field("webhook_id").max_length
     if len(webhook_id) > max_length:
         return f"longer than {max_length} characters"
-    if "\x00" in webhook_id:
-        return "holds a NUL character (\\u0000), which cannot be stored"
-    return None  # an unpaired surrogate cannot be signed: verify() refuses it
+    return _text_problem(webhook_id)
 
 
 def _summary(errors: dict) -> str:

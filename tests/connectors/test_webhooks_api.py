@@ -137,5 +137,74 @@ def test_record_errors_are_under_their_index_with_a_sentence_in_detail(shop):
     assert not InboundWebhook.objects.exists()
 
 
+def with_extra(raw: str) -> bytes:
+    """BODY (valid) with `raw` JSON text spliced in after its records: `, "note": "..."`."""
+    return json.dumps(BODY)[:-1].encode() + raw.encode("utf-8", "surrogatepass") + b"}"
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (with_extra(', "note": "a\\u0000b"'), "note: holds a NUL character"),
+        (with_extra(', "n\\u0000te": 1'), "the body: has a key that holds a NUL character"),
+        (with_extra(', "note": ["ok", {"deep": "\\ud800"}]'), "note[1].deep: holds an unpaired surrogate"),
+        (with_extra(', "note": "\ud800"'), "note: holds an unpaired surrogate"),  # as raw UTF-8 bytes
+        (with_extra(', "note": {"\\udfff": 1}'), "note: has a key that holds an unpaired surrogate"),
+        (b'{"domain": "customer", "records": {"0": "\\u0000"}}', "records.0: holds a NUL"),  # not a list
+        (with_extra(', "n": NaN'), "NaN is not a JSON number"),
+        (with_extra(', "n": [Infinity]'), "Infinity is not a JSON number"),
+        (with_extra(', "n": -Infinity'), "-Infinity is not a JSON number"),
+        (with_extra(', "n": 1e999'), "1e999 is out of range"),
+        (with_extra(', "n": -1e999'), "-1e999 is out of range"),
+        (with_extra(', "n": ' + "1" * 5000), "5000 digits"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (with_extra(', "n": ' + "[" * 100_000 + "]" * 100_000), "nested too deeply"),
+        (with_extra(', "n": ' + "[" * 900 + "]" * 900), "nests deeper than 32 levels"),
+        (with_extra(', "n": ' + '{"a": ' * 40 + "1" + "}" * 40), "n.a.a.a"),
+        (with_extra(', "n": ' + '{"a.b": [' * 20 + "1" + "]}" * 20), "n.a.b[0].a.b[0].a.b"),
+    ],
+)  # fmt: skip
+def test_a_body_the_hub_cannot_store_is_a_400_naming_where_and_nothing_is_stored(shop, body, message):
+    """Each was a DataError (jsonb refuses NUL, lone surrogates, NaN/Infinity) or a RecursionError: a 500."""
+    answer = refused(post(body), 400)
+    assert list(answer["errors"]) == ["body"] and message in answer["errors"]["body"][0], answer
+    assert message in answer["detail"]
+    assert not InboundWebhook.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "record, field, message",
+    [
+        ('{"source_id": "S1", "attributes": {"name": "Ac\\u0000me"}}', "attributes", "name: holds a NUL character"),
+        ('{"source_id": "S\\ud800"}', "source_id", "holds an unpaired surrogate"),
+        ('{"source_id": "S1", "updated_at": "2026-01-01\\ud800"}', "updated_at", "holds an unpaired surrogate"),
+        ('{"source_id": "S1", "\\ud800": 1}', "non_field_errors", "has a key that holds an unpaired surrogate"),
+        ('{"source_id": "S1", "attributes": {"n\\u0000me": 1}}', "attributes", "has a key that holds a NUL"),
+        ('"S\\u0000"', "non_field_errors", "holds a NUL character"),
+    ],
+)
+def test_a_record_the_hub_cannot_store_is_a_field_error_under_its_index(shop, record, field, message):
+    """Never quoted back: envelope_parse's messages quote unknown keys and bad dates, and an unpaired surrogate
+    in the answer made encoding it fail (UnicodeEncodeError: a 500 after the view had answered 400)."""
+    good = json.dumps(BODY["records"][0])
+    answer = refused(post(f'{{"domain": "customer", "records": [{good}, {record}]}}'.encode()), 400)
+    assert list(answer["errors"]) == ["records"] and list(answer["errors"]["records"]) == ["1"]
+    assert answer["errors"]["records"]["1"] == {field: [answer["errors"]["records"]["1"][field][0]]}
+    assert message in answer["errors"]["records"]["1"][field][0] and "records[1]" in answer["detail"]
+    assert not InboundWebhook.objects.exists()
+
+
+def test_a_body_nested_32_levels_deep_is_kept_and_33_is_refused(shop):
+    """Records reach 4 levels to their attributes and envelope_parse lets those nest 16 more: 32 is ample."""
+    assert post(with_extra(', "n": ' + "[" * 31 + "]" * 31)).status_code == 202  # the body, then 31 lists
+    refused(post(with_extra(', "n": ' + "[" * 32 + "]" * 32), msg_id="msg-2"), 400)
+
+
+@pytest.mark.parametrize("domain", [["customer"], {"customer": 1}, 7, None])
+def test_a_domain_that_is_not_a_name_is_a_400(shop, domain):
+    answer = refused(post({"domain": domain, "records": BODY["records"]}), 400)
+    assert list(answer["errors"]) == ["domain"]
+
+
 def test_an_unknown_system_is_404(db):
     assert "shop" in refused(post(BODY), 404)["detail"]
