@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from canonical.api.errors import ApiError
 from canonical.domains import DOMAINS
 from connectors.services.feed import MAX_LIMIT, CursorError, cursor_parse, feed_read
 from connectors.services.webhooks import webhook_receive
@@ -72,7 +75,13 @@ class InboundWebhookView(APIView):
     permission_classes = [AllowAny]
     throttle_classes: list = []
 
-    @extend_schema(request=dict, responses={202: dict, 200: dict, 400: dict, 401: dict, 404: dict})
+    @extend_schema(request=dict, responses={202: dict, 200: dict, 400: dict, 401: dict, 404: dict, 413: dict})
     def post(self, request, system: str):
-        answer = webhook_receive(system=system, headers=request.headers, body=request.body)
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            raise ApiError(f"the body is larger than {limit} bytes; send the records in smaller batches",
+                           status_code=413, errors={"body": [f"larger than {limit} bytes"]}) from None  # fmt: skip
+        answer = webhook_receive(system=system, headers=request.headers, body=body)
         return Response(answer.body, status=answer.status)

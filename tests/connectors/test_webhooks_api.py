@@ -206,5 +206,13 @@ def test_a_domain_that_is_not_a_name_is_a_400(shop, domain):
     assert list(answer["errors"]) == ["domain"]
 
 
+def test_a_body_over_the_upload_limit_is_a_413_not_a_500(shop, settings):
+    """Reading request.body raised RequestDataTooBig, which the API's handler answered as an internal error."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    answer = refused(post(with_extra(', "note": "' + "x" * 1000 + '"')), 413)
+    assert list(answer["errors"]) == ["body"] and "1000 bytes" in answer["detail"]
+    assert not InboundWebhook.objects.exists()
+
+
 def test_an_unknown_system_is_404(db):
     assert "shop" in refused(post(BODY), 404)["detail"]
