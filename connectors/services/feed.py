@@ -22,7 +22,7 @@ from canonical.models import ChangeEvent
 from connectors.models import FeedEntry
 from connectors.webhooks.mapping import cloudevent
 
-_CURSOR = re.compile(r"^(\d{1,19})\.(\d{1,19})\Z")
+_CURSOR = re.compile(r"^([0-9]{1,19})\.([0-9]{1,19})\Z")  # ASCII digits: \d would take "١.١" too
 MAX_LIMIT = 1000
 
 
