@@ -62,3 +62,15 @@ def acme(db):
     from canonical.models import Customer
 
     return Customer.objects.get(pk=crm[0].golden_id)
+
+
+@pytest.fixture
+def root(db):
+    """A client with every scope (ingesting as crm): garbage must be refused for what it is, not for a missing
+    scope."""
+    from canonical.api.clients import known_scopes
+
+    _, key = api_client_create(name="root", system="crm", scopes=known_scopes())
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    return api

@@ -6,22 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from rest_framework.test import APIClient
 
-from canonical.api.clients import api_client_create, known_scopes
 from canonical.models import Customer, DataException, SourceRecord
 
 from .conftest import ingest, rec
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def root(db):
-    _, key = api_client_create(name="root", system="crm", scopes=known_scopes())
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return api
 
 
 def error(response, status: int) -> dict:

@@ -50,19 +50,6 @@ def _ok(response) -> None:
         assert set(body) == {"detail", "errors"}, body
 
 
-@pytest.fixture
-def root(db):
-    """A client with every scope: garbage must be refused for what it is, not for a missing scope."""
-    from rest_framework.test import APIClient
-
-    from canonical.api.clients import api_client_create, known_scopes
-
-    _, key = api_client_create(name="root", system="crm", scopes=known_scopes())
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return api
-
-
 @pytest.mark.parametrize("domain", list(DOMAINS))
 def test_list_filters_search_ordering_and_cursor_garbage_never_500(root, domain):
     spec = DOMAINS[domain]
