@@ -74,16 +74,23 @@ def outbox_on_event(*, event: ChangeEvent) -> list[Delivery]:
 
 
 def relay_kick() -> None:
-    """Ask a worker to run the relay now (at most one queued kick per second; beat is the safety net)."""
+    """Ask a worker to run the relay now (at most one queued kick per second; beat is the safety net).
+
+    Runs after a commit: when Redis (the kick's cache key or the broker) cannot be reached it logs a warning and
+    returns, as the committed deliveries wait in the database for the relay's next periodic run."""
     if not relay_kick_enabled():
         return
     from django.conf import settings
 
     from connectors.tasks import relay_run
 
-    if not settings.CELERY_TASK_ALWAYS_EAGER and not cache.add("connectors:relay-kick", 1, timeout=1):
-        return
     try:
+        if not settings.CELERY_TASK_ALWAYS_EAGER and not cache.add("connectors:relay-kick", 1, timeout=1):
+            return
         relay_run.delay()
-    except Exception as exc:  # a broker outage must not fail the change that was just committed
-        logger.warning("could not queue the relay (%s); beat will run it", exc)
+    except Exception as exc:  # a Redis or broker outage must not fail the change that was just committed
+        logger.warning(
+            "could not queue the relay (%s); the deliveries are stored and the relay's next sweep pushes them",
+            exc,
+            extra={"event": "relay.kick_failed", "error": str(exc)[:300]},
+        )

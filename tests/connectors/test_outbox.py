@@ -45,3 +45,32 @@ def test_a_disabled_connection_or_unsubscribed_domain_gets_no_delivery(sandbox, 
     ingest("psa", "project", rec("PRJ-1", project_code="PRJ-1", name="Rollout"))
     assert list(Delivery.objects.values_list("system_id", "domain")) == [("crm", "project")]
     assert "project" in System.objects.get(code="crm").subscribed_domains
+
+
+def test_a_relay_kick_that_cannot_reach_redis_warns_and_the_ingest_goes_on(
+    db, settings, tmp_path, caplog, django_capture_on_commit_callbacks
+):
+    from django.core.management import call_command
+
+    from canonical.audit import Channel, audit_context
+    from canonical.models import Customer
+    from connectors.services.connections import connection_configure
+
+    from .conftest import free_port
+
+    with audit_context(actor="pytest", channel=Channel.JOB, reason="connect"):
+        connection_configure(system="erp", kind="erp", base_url="http://127.0.0.1:1/erp")
+    # Nothing listens on the port: Redis (the kick's cache key, the broker) is unreachable.
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": unreachable}}
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    export = tmp_path / "customers.csv"
+    export.write_text("source_id,name,country\nrd1,Redis Down Ltd,GB\nrd2,Redis Down Two,GB\nrd3,Redis Down Three,GB\n")
+    with django_capture_on_commit_callbacks(execute=True) as kicks:
+        call_command("ingest", str(export), "--system", "crm", "--domain", "customer", "--batch-size", "1",
+                     "--no-progress")  # fmt: skip
+    assert Customer.objects.count() == 3
+    assert list(Delivery.objects.values_list("system_id", "status")) == [("erp", "pending")] * 3
+    warned = [r for r in caplog.records if getattr(r, "event", "") == "relay.kick_failed"]
+    assert len(kicks) == 3 and len(warned) == 3
+    assert "the relay's next sweep pushes them" in warned[0].getMessage()
