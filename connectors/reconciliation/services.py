@@ -61,6 +61,7 @@ from connectors.models.reconciliation import (
     ReconciliationStatus,
 )
 from connectors.registry import connector_class, connector_for
+from connectors.services.connections import connection_missing_message
 
 from .repush import delivery_requeue
 
@@ -171,8 +172,7 @@ def reconciliation_run(
     """Reconcile one system (every domain it sends or receives, or only `domain`) and store the run."""
     conn = Connection.objects.select_related("system").filter(system_id=system).first()
     if conn is None:
-        known = ", ".join(Connection.objects.values_list("system_id", flat=True)) or "none yet"
-        raise ReconciliationError(f"no connection for system '{system}' (configured: {known}); configure one first")
+        raise ReconciliationError(connection_missing_message(system=system))
     if not conn.enabled:
         raise ReconciliationError(f"the connection of '{system}' is disabled; enable it in the admin first")
     if domain is not None and domain not in DOMAINS:

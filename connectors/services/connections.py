@@ -10,6 +10,15 @@ from connectors.registry import connector_class
 SANDBOX_PATHS = {"crm": "/crm", "erp": "/erp", "psa": "/psa", "hr": "/hr"}
 
 
+def connection_missing_message(*, system: str) -> str:
+    """What to say when a system has no connection: which ones exist, and how to configure one."""
+    known = ", ".join(Connection.objects.order_by("system_id").values_list("system_id", flat=True)) or "none yet"
+    return (
+        f"no connection for system '{system}' (configured: {known}). "
+        "Configure one in the admin, or run `manage.py sandbox configure --url URL`."
+    )
+
+
 def connection_configure(
     *, system: str, kind: str, base_url: str, secret: str = "", options: dict | None = None,
     pull_domains: list[str] | None = None, enabled: bool = True,

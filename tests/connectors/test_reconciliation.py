@@ -229,3 +229,14 @@ def test_the_command_reports_counts_and_refuses_bad_input_with_a_clear_message(s
         call_command("reconcile", "--system", "crm", "--domain", "widgets")
     assert ReconciliationRun.objects.count() == 1
     assert ReconciliationItem.objects.count() == 1
+
+
+def test_reconcile_without_a_connection_says_how_to_configure_one_as_sync_does(db):
+    with pytest.raises(CommandError) as reconcile:
+        call_command("reconcile", "--system", "crm")
+    with pytest.raises(CommandError) as sync:
+        call_command("sync", "--system", "crm")
+    assert str(reconcile.value) == str(sync.value)
+    assert "configured: none yet" in str(reconcile.value)
+    assert "in the admin, or run `manage.py sandbox configure --url URL`" in str(reconcile.value)
+    assert not ReconciliationRun.objects.exists()

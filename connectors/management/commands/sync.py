@@ -22,14 +22,13 @@ class Command(BaseCommand):
         way.add_argument("--push", action="store_true", help="only push pending changes to the system")
 
     def handle(self, *args, system: str, domain: str | None, pull: bool, push: bool, **options):
+        from connectors.services.connections import connection_missing_message
         from connectors.services.pull import pull_domains, pull_run
         from connectors.services.relay import deliveries_pending, relay_run
 
         conn = Connection.objects.filter(system_id=system).first()
         if conn is None:
-            known = ", ".join(Connection.objects.values_list("system_id", flat=True)) or "none yet"
-            raise CommandError(f"no connection for system '{system}' (configured: {known}). "
-                               "Configure one in the admin, or run `manage.py sandbox configure --url URL`.")  # fmt: skip
+            raise CommandError(connection_missing_message(system=system))
         if domain and domain not in DOMAINS:
             raise CommandError(f"unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}")
         if not conn.enabled:
