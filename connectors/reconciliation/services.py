@@ -194,8 +194,9 @@ def reconciliation_run(
                                                      "domains": domains, "run": run.pk})  # fmt: skip
         rec = _Recorder(run)
         errors: list[str] = []
-        connector = connector_for(conn) if sent else None
+        connector = None
         try:
+            connector = connector_for(conn) if sent else None
             for d in domains:
                 scope = _Scope(run=run, conn=conn, spec=get_domain(d), rec=rec, received=_received_fields(conn, d))
                 complete = True
@@ -215,7 +216,7 @@ def reconciliation_run(
                         _never_delivered_pass(scope)
                     rec.flush()
                     _close_resolved(scope)
-        except Exception as exc:
+        except BaseException as exc:  # a bug, a database error, an interrupt: the run ends failed, the error goes on
             errors.append(f"unexpected error: {exc!r}"[:1000])
             _finish(run, rec, errors, t0, failed=True)
             raise

@@ -59,6 +59,7 @@ def pull_run(*, system: str, domain: str, trigger: str = "beat", progress=None) 
     if not conn.enabled:
         raise ValueError(f"the connection of {system} is disabled; enable it in the admin first")
     cursor, _ = SyncCursor.objects.get_or_create(system_id=system, domain=domain)
+    position = Cursor.from_json(cursor.position)
     token = uuid.uuid4().hex
     if not _lease(cursor, token):
         return None
@@ -67,10 +68,10 @@ def pull_run(*, system: str, domain: str, trigger: str = "beat", progress=None) 
     t0 = time.monotonic()
     counts: Counter[str] = Counter()
     errors: list[str] = []
-    position = Cursor.from_json(cursor.position)
-    connector = connector_for(conn)
+    connector = None
     status = SyncRunStatus.SUCCEEDED
     try:
+        connector = connector_for(conn)
         with audit_context(actor=f"connector:{system}", channel=Channel.CONNECTOR, reason=f"pull {system} {domain}"):
             for page in connector.pull(domain=domain, cursor=position, overlap=knobs.pull_overlap()):
                 with transaction.atomic():
@@ -107,11 +108,21 @@ def pull_run(*, system: str, domain: str, trigger: str = "beat", progress=None) 
     except LeaseLost as exc:
         status = SyncRunStatus.FAILED
         errors.append(str(exc))
+    except BaseException as exc:  # a bug, a database error, an interrupt: the run ends failed, the error goes on
+        errors.append(f"unexpected error: {exc!r}"[:1000])
+        _finish(run, status=SyncRunStatus.FAILED, counts=counts, errors=errors, t0=t0, position=position)
+        raise
     finally:
-        connector.close()
+        if connector is not None:
+            connector.close()
         SyncCursor.objects.filter(pk=cursor.pk, lease_token=token).update(lease_until=None, lease_token="")
     if errors and status == SyncRunStatus.SUCCEEDED and counts.total() == 0:
         status = SyncRunStatus.FAILED
+    _finish(run, status=status, counts=counts, errors=errors, t0=t0, position=position)
+    return run
+
+
+def _finish(run: SyncRun, *, status: str, counts: Counter[str], errors: list[str], t0: float, position: Cursor) -> None:
     run.status = status
     run.counts = dict(counts)
     run.errors = errors[:100]
@@ -119,4 +130,3 @@ def pull_run(*, system: str, domain: str, trigger: str = "beat", progress=None) 
     run.duration_ms = int((time.monotonic() - t0) * 1000)
     run.cursor_after = position.as_json()
     run.save()
-    return run

@@ -48,11 +48,13 @@ class RelayStats:
     dead: int = 0
     lost: int = 0
     errors: list[str] = field(default_factory=list)
+    unexpected: str = ""  # the error that stopped this system's push (a bug or a database error), if one did
 
     def add(self, other: RelayStats) -> None:
         for name in ("claimed", "delivered", "coalesced", "retried", "dead", "lost"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors[: max(0, 50 - len(self.errors))])
+        self.unexpected = self.unexpected or other.unexpected
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("claimed", "delivered", "coalesced", "retried", "dead", "lost")}
@@ -236,56 +238,65 @@ def _retry(d: Delivery, error: TransportError, token: str, stats: RelayStats) ->
         stats.lost += 1
 
 
-def relay_batch(*, ids: list[int], token: str) -> dict[str, RelayStats]:
-    """Push the claimed deliveries, grouped by system; settle each one. Returns stats per system."""
+def relay_batch(*, ids: list[int], token: str, out: dict[str, RelayStats] | None = None) -> dict[str, RelayStats]:
+    """Push the claimed deliveries, grouped by system; settle each one. Returns stats per system (in `out` when
+    given, so they survive an unexpected error, which is noted on its system's stats and raised)."""
     deliveries = list(Delivery.objects.filter(id__in=ids, lease_token=token).select_related("event").order_by("id"))
     by_system: dict[str, list[Delivery]] = {}
     for d in deliveries:
         by_system.setdefault(d.system_id, []).append(d)
-    out: dict[str, RelayStats] = {}
+    out = {} if out is None else out
     for system, group in by_system.items():
         stats = out.setdefault(system, RelayStats(claimed=len(group)))
-        conn = Connection.objects.filter(system_id=system).first()
-        if conn is None or not conn.enabled:
-            for d in group:
-                _retry(d, TransportError(f"{system} has no enabled connection", permanent=False), token, stats)
-            continue
-        connector = connector_for(conn)
         try:
-            items: dict[int, PushItem] = {}
-            for d in group:
-                try:
-                    items[d.pk] = push_item(d, covers=connector.covers(d.domain),
-                                            personal=bool(conn.options.get("personal")))  # fmt: skip
-                except Exception as exc:  # noqa: BLE001  (a record that cannot be read is a dead letter, not a crash)
-                    _dead(d, TransportError(f"cannot build the push: {exc}", permanent=True), token, stats)
-            results = connector.push(list(items.values())) if items else []
-        except TransportError as exc:
-            results = [PushResult(delivery_id=pk, error=exc) for pk in items]
-        finally:
-            connector.close()
-        with audit_context(actor=f"connector:{system}", channel=Channel.CONNECTOR, reason=f"push to {system}"):
-            seen = set()
-            for result in results:
-                d = next(x for x in group if x.pk == result.delivery_id)
-                seen.add(d.pk)
-                logger.info("delivery %s", "pushed" if result.ok else "failed", extra={
-                    "event": "delivery.pushed" if result.ok else "delivery.failed", "correlation_id": d.event.request_id,
-                    "system": d.system_id, "domain": d.domain, "golden_id": str(d.golden_id), "version": d.version,
-                    "delivery": d.pk, "remote_id": result.remote_id or "", "error": str(result.error or "")[:300]})  # fmt: skip
-                if result.ok:
-                    _settle_ok(d, items[d.pk], result, token, connector.coalesce, stats)
-                    continue
-                err = result.error
-                stats.errors.append(f"{d.domain} {d.golden_id}: {err}"[:500])
-                if err.permanent or (err.status != 429 and d.attempts >= knobs.max_attempts()):
-                    _dead(d, err, token, stats)
-                else:
-                    _retry(d, err, token, stats)
-            for pk in set(items) - seen:
-                d = next(x for x in group if x.pk == pk)
-                _retry(d, TransportError("the connector gave no result for this record", permanent=False), token, stats)
+            _push_group(system, group, token, stats)
+        except BaseException as exc:  # a bug, a database error, an interrupt: its leases run out, the relay retries
+            stats.unexpected = f"unexpected error: {exc!r}"[:500]
+            raise
     return out
+
+
+def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStats) -> None:
+    conn = Connection.objects.filter(system_id=system).first()
+    if conn is None or not conn.enabled:
+        for d in group:
+            _retry(d, TransportError(f"{system} has no enabled connection", permanent=False), token, stats)
+        return
+    connector = connector_for(conn)
+    try:
+        items: dict[int, PushItem] = {}
+        for d in group:
+            try:
+                items[d.pk] = push_item(d, covers=connector.covers(d.domain),
+                                        personal=bool(conn.options.get("personal")))  # fmt: skip
+            except Exception as exc:  # noqa: BLE001  (a record that cannot be read is a dead letter, not a crash)
+                _dead(d, TransportError(f"cannot build the push: {exc}", permanent=True), token, stats)
+        results = connector.push(list(items.values())) if items else []
+    except TransportError as exc:
+        results = [PushResult(delivery_id=pk, error=exc) for pk in items]
+    finally:
+        connector.close()
+    with audit_context(actor=f"connector:{system}", channel=Channel.CONNECTOR, reason=f"push to {system}"):
+        seen = set()
+        for result in results:
+            d = next(x for x in group if x.pk == result.delivery_id)
+            seen.add(d.pk)
+            logger.info("delivery %s", "pushed" if result.ok else "failed", extra={
+                "event": "delivery.pushed" if result.ok else "delivery.failed", "correlation_id": d.event.request_id,
+                "system": d.system_id, "domain": d.domain, "golden_id": str(d.golden_id), "version": d.version,
+                "delivery": d.pk, "remote_id": result.remote_id or "", "error": str(result.error or "")[:300]})  # fmt: skip
+            if result.ok:
+                _settle_ok(d, items[d.pk], result, token, connector.coalesce, stats)
+                continue
+            err = result.error
+            stats.errors.append(f"{d.domain} {d.golden_id}: {err}"[:500])
+            if err.permanent or (err.status != 429 and d.attempts >= knobs.max_attempts()):
+                _dead(d, err, token, stats)
+            else:
+                _retry(d, err, token, stats)
+        for pk in set(items) - seen:
+            d = next(x for x in group if x.pk == pk)
+            _retry(d, TransportError("the connector gave no result for this record", permanent=False), token, stats)
 
 
 def relay_run(
@@ -299,22 +310,28 @@ def relay_run(
     deadline = time.monotonic() + max_seconds
     t0 = time.monotonic()
     totals: dict[str, RelayStats] = {}
-    while time.monotonic() < deadline:
-        ids = deliveries_claim(limit=batch_size, token=token, system=system, domain=domain)
-        if not ids:
-            break
-        for code, stats in relay_batch(ids=ids, token=token).items():
-            totals.setdefault(code, RelayStats()).add(stats)
-        if progress is not None:
-            progress(len(ids))
-    finished = timezone.now()
-    for code, stats in totals.items():
-        SyncRun.objects.create(
-            system_id=code, domain=domain or "", direction="push", trigger=trigger,
-            status=SyncRunStatus.FAILED if stats.dead else SyncRunStatus.SUCCEEDED,
-            finished_at=finished, duration_ms=int((time.monotonic() - t0) * 1000), counts=stats.as_dict(),
-            errors=stats.errors[:50],
-        )  # fmt: skip
+    try:
+        while time.monotonic() < deadline:
+            ids = deliveries_claim(limit=batch_size, token=token, system=system, domain=domain)
+            if not ids:
+                break
+            batch: dict[str, RelayStats] = {}
+            try:
+                relay_batch(ids=ids, token=token, out=batch)
+            finally:  # what an unexpected error interrupted is recorded too (as failed), then the error goes on
+                for code, stats in batch.items():
+                    totals.setdefault(code, RelayStats()).add(stats)
+            if progress is not None:
+                progress(len(ids))
+    finally:
+        finished = timezone.now()
+        for code, stats in totals.items():
+            SyncRun.objects.create(
+                system_id=code, domain=domain or "", direction="push", trigger=trigger,
+                status=SyncRunStatus.FAILED if stats.dead or stats.unexpected else SyncRunStatus.SUCCEEDED,
+                finished_at=finished, duration_ms=int((time.monotonic() - t0) * 1000), counts=stats.as_dict(),
+                errors=(([stats.unexpected] if stats.unexpected else []) + stats.errors)[:50],
+            )  # fmt: skip
     return totals
 
 

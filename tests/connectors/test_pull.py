@@ -93,3 +93,22 @@ def test_hr_psa_and_erp_pulls_map_their_records(sandbox, connect):
     assert pull_run(system="hr", domain="resource").counts == {"created": 1}
     assert pull_run(system="psa", domain="project").counts == {"created": 1, "deleted": 1}
     assert pull_run(system="erp", domain="legal_entity").counts == {"created": 1}
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_an_unexpected_error_inside_the_pull_ends_the_run_failed_and_frees_the_cursor(crm, monkeypatch, error):
+    accounts(crm, 2)
+
+    def broken_ingest(**kwargs):
+        raise error("ingest broke")
+
+    monkeypatch.setattr("connectors.services.pull.source_records_ingest", broken_ingest)
+    with pytest.raises(error, match="ingest broke"):
+        pull_run(system="crm", domain="customer")
+    run = SyncRun.objects.get(direction="pull")
+    assert run.status == "failed" and run.finished_at is not None
+    assert run.errors == [f"unexpected error: {error.__name__}('ingest broke')"]
+    cursor = SyncCursor.objects.get(system_id="crm", domain="customer")
+    assert (cursor.position, cursor.lease_token) == ({}, "")
+    monkeypatch.undo()
+    assert pull_run(system="crm", domain="customer").counts == {"created": 2}

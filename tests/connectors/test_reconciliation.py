@@ -216,6 +216,18 @@ def test_a_failing_snapshot_marks_the_run_failed_and_closes_nothing(systems):
     assert DataException.objects.get(kind="reconciliation").status == "open"
 
 
+def test_an_unexpected_error_ends_the_run_failed_with_the_error_recorded(systems, monkeypatch):
+    def broken_connector(conn):
+        raise RuntimeError("connector broke")
+
+    monkeypatch.setattr("connectors.reconciliation.services.connector_for", broken_connector)
+    with pytest.raises(RuntimeError, match="connector broke"):
+        reconciliation_run(system="crm", trigger="test")
+    run = ReconciliationRun.objects.get()
+    assert run.status == "failed" and run.finished_at is not None
+    assert run.errors == ["unexpected error: RuntimeError('connector broke')"]
+
+
 def test_the_command_reports_counts_and_refuses_bad_input_with_a_clear_message(systems, capsys):
     seed(systems)
     systems.put("crm", "Account", {"Name": "Beta Renamed"}, id=systems.records("crm", "Account")[1]["id"],

@@ -139,3 +139,18 @@ def test_a_lease_that_ran_out_is_claimed_again_and_the_late_worker_cannot_settle
 
     assert relay_batch(ids=[pk], token="dead-worker") == {}
     assert relay_batch(ids=[pk], token="live-worker")["erp"].delivered == 1
+
+
+def test_an_unexpected_error_during_a_push_is_recorded_as_a_failed_run(erp, audit, monkeypatch):
+    customers(2)
+
+    def broken_settle(*args, **kwargs):
+        raise RuntimeError("settle broke")
+
+    monkeypatch.setattr("connectors.services.relay._settle_ok", broken_settle)
+    with pytest.raises(RuntimeError, match="settle broke"):
+        relay_run(max_seconds=30)
+    run = SyncRun.objects.get(direction="push")
+    assert (run.system_id, run.status) == ("erp", "failed") and run.finished_at is not None
+    assert run.errors == ["unexpected error: RuntimeError('settle broke')"]
+    assert run.counts["claimed"] == 2
