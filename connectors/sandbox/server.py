@@ -7,11 +7,13 @@ Each system speaks a faithful subset of its real API shape; see the handlers bel
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import hmac
 import json
 import re
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -565,24 +567,52 @@ class Handler(BaseHTTPRequestHandler):
         return 200, {"ok": True}, None, True
 
 
+class SandboxStartError(Exception):
+    """The sandbox cannot start: its port or its store folder cannot be used (the message says which)."""
+
+
+def port_number(value: str) -> int:
+    """An argparse type: a TCP port from 1 to 65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number: give one from 1 to 65535, e.g. 8765")
+    return port
+
+
 def make_server(port: int, store_dir: Path, *, host: str = "127.0.0.1", verbose: bool = False) -> ThreadingHTTPServer:
-    sandbox = Sandbox(Store(store_dir))
-    handler = type("BoundHandler", (Handler,), {"sandbox": sandbox})
-    server = ThreadingHTTPServer((host, port), handler)
+    """Listen on host:port (0: any free port) with a store in `store_dir` (created if missing). Raises
+    SandboxStartError, naming the port or the folder, when either cannot be used; then nothing is created."""
+    if not 0 <= port <= 65535:
+        raise SandboxStartError(f"{port} is not a port number: give one from 1 to 65535, e.g. 8765")
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            other = port + 1 if port < 65535 else port - 1
+            raise SandboxStartError(f"port {port} on {host} is already in use (is a sandbox already running there?); "
+                                    f"choose another with --port, e.g. --port {other}") from exc  # fmt: skip
+        raise SandboxStartError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from exc
+    try:
+        store = Store(store_dir)
+    except (OSError, sqlite3.Error) as exc:
+        server.server_close()
+        files = [p for p in (store_dir, *store_dir.parents) if p.exists() and not p.is_dir()]
+        why = f"{files[0]} is a file, not a folder" if files else exc.strerror or exc
+        raise SandboxStartError(f"cannot use {store_dir} as the sandbox's store folder ({why}); pass --store with a "
+                                "folder it may create and write to") from exc  # fmt: skip
+    server.RequestHandlerClass = type("BoundHandler", (Handler,), {"sandbox": Sandbox(store)})
     server.daemon_threads = True
     server.verbose = verbose  # type: ignore[attr-defined]
     return server
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m connectors.sandbox", description=__doc__)
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--store", default="var/sandbox", help="folder for the sandbox's own store")
-    parser.add_argument("--verbose", action="store_true", help="log every request")
-    args = parser.parse_args(argv)
-    server = make_server(args.port, Path(args.store), host=args.host, verbose=args.verbose)
-    print(f"sandbox systems listening on http://{args.host}:{server.server_port} (store {args.store})", flush=True)
+def serve(server: ThreadingHTTPServer, *, store: str) -> None:
+    """Serve until interrupted (Ctrl-C), then close the server."""
+    host, port = server.server_address[:2]
+    print(f"sandbox systems listening on http://{host}:{port} (store {store})", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
@@ -590,3 +620,17 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.server_close()
         sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m connectors.sandbox", description=__doc__)
+    parser.add_argument("--port", type=port_number, default=8765)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--store", default="var/sandbox", help="folder for the sandbox's own store")
+    parser.add_argument("--verbose", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    try:
+        server = make_server(args.port, Path(args.store), host=args.host, verbose=args.verbose)
+    except SandboxStartError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    serve(server, store=args.store)

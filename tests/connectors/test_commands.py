@@ -1,12 +1,14 @@
 """manage.py sync and sandbox: thin commands over the services, with progress and clear errors."""
 
+import socket
+
 import pytest
 from django.core.management import CommandError, call_command
 
 from canonical.models import Customer
 from connectors.models import SyncRun
 
-from .conftest import ingest, rec
+from .conftest import free_port, ingest, rec
 
 
 def test_sync_pull_then_push_runs_now_and_records_each_run(sandbox, connect, capsys):
@@ -62,3 +64,31 @@ def test_sandbox_configure_points_the_default_systems_at_it(db, sandbox):
     call_command("sandbox", "configure", "--url", sandbox.url)
     assert sorted(Connection.objects.values_list("system_id", "base_url")) == [
         (code, f"{sandbox.url}/{code}") for code in ("crm", "erp", "hr", "psa")]  # fmt: skip
+
+
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_sandbox_serve_refuses_a_port_outside_1_to_65535(port):
+    with pytest.raises(CommandError, match=f"'{port}' is not a port number: give one from 1 to 65535"):
+        call_command("sandbox", "serve", "--port", port)
+
+
+def test_sandbox_serve_names_a_port_in_use_and_creates_no_store(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            CommandError, match=f"port {port} on 127.0.0.1 is already in use.*choose another with --port"
+        ):
+            call_command("sandbox", "serve", "--port", str(port), "--store", str(tmp_path / "store"))
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("store", ["afile", "afile/sub"])
+def test_sandbox_serve_names_a_store_path_that_is_not_a_folder(tmp_path, store):
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(CommandError) as refused:
+        call_command("sandbox", "serve", "--port", str(free_port()), "--store", str(tmp_path / store))
+    assert f"cannot use {tmp_path / store} as the sandbox's store folder ({tmp_path / 'afile'} is a file" in str(
+        refused.value
+    )

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from canonical.audit import Channel, audit_context
+from connectors.sandbox.server import port_number
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
         serve = sub.add_parser("serve", help="run the sandbox server in the foreground")
-        serve.add_argument("--port", type=int, default=8765)
+        serve.add_argument("--port", type=port_number, default=8765, help="1 to 65535")
         serve.add_argument("--store", default=str(Path(settings.VAR_DIR) / "sandbox"))
         configure = sub.add_parser("configure", help="point crm, erp, psa and hr at a running sandbox")
         configure.add_argument("--url", default="http://127.0.0.1:8765")
@@ -36,9 +37,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, **options):
         if action == "serve":
-            from connectors.sandbox.server import main
+            from connectors.sandbox.server import SandboxStartError, make_server, serve
 
-            return main(["--port", str(options["port"]), "--store", options["store"]])
+            try:
+                server = make_server(options["port"], Path(options["store"]))
+            except SandboxStartError as exc:
+                raise CommandError(str(exc)) from None
+            return serve(server, store=options["store"])
         if action == "configure":
             from connectors.services.connections import connections_sandbox_configure
 
