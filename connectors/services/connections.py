@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+
 from canonical.audit import Channel, audit_context
 from canonical.models import System
 from connectors.models import Connection
@@ -35,11 +41,35 @@ def connection_configure(
     return conn
 
 
+def sandbox_url_validate(*, url: str) -> str:
+    """The sandbox's root URL without its trailing slash. Raises ValueError, saying what is wrong, unless it is
+    an http(s) URL that fits each system's connection (the URL plus its path, e.g. /crm)."""
+    url = url.strip().rstrip("/")
+    shown = url if len(url) <= 80 else url[:80] + "…"
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+        port = urlsplit(url).port  # URLValidator takes any number of digits
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError
+    except (ValidationError, ValueError):
+        raise ValueError(
+            f"'{shown}' is not an http or https URL (a host with a dot, localhost or an IP address, a port from 1 to "
+            "65535); give the sandbox's address, e.g. http://127.0.0.1:8765"
+        )
+    longest = Connection._meta.get_field("base_url").max_length - max(len(p) for p in SANDBOX_PATHS.values())
+    if len(url) > longest:
+        raise ValueError(f"the URL '{shown}' has {len(url)} characters; a connection's URL holds at most {longest} "
+                         "before the system's path: give a shorter one")  # fmt: skip
+    return url
+
+
 def connections_sandbox_configure(*, url: str, systems: list[str] | None = None) -> list[Connection]:
-    """Point the default systems (crm, erp, psa, hr) at a running sandbox."""
-    url = url.rstrip("/")
+    """Point the default systems (crm, erp, psa, hr) at a running sandbox (ValueError for a bad URL, before any
+    change)."""
+    url = sandbox_url_validate(url=url)
     out = []
-    with audit_context(actor="command:sandbox", channel=Channel.JOB, reason="connect the sandbox systems"):
+    reason = "connect the sandbox systems"
+    with transaction.atomic(), audit_context(actor="command:sandbox", channel=Channel.JOB, reason=reason):
         for code in systems or list(SANDBOX_PATHS):
             out.append(connection_configure(system=code, kind=code, base_url=url + SANDBOX_PATHS[code]))
     return out

@@ -1,5 +1,6 @@
 """manage.py sync and sandbox: thin commands over the services, with progress and clear errors."""
 
+import re
 import socket
 
 import pytest
@@ -92,3 +93,16 @@ def test_sandbox_serve_names_a_store_path_that_is_not_a_folder(tmp_path, store):
     assert f"cannot use {tmp_path / store} as the sandbox's store folder ({tmp_path / 'afile'} is a file" in str(
         refused.value
     )
+
+
+@pytest.mark.parametrize("url, message", [
+    ("not a url", "'not a url' is not an http or https URL"),
+    ("ftp://127.0.0.1:8765", "is not an http or https URL"),
+    ("http://127.0.0.1:8765/" + "a" * 600, "has 622 characters; a connection's URL holds at most 496"),
+])  # fmt: skip
+def test_sandbox_configure_refuses_a_bad_url_and_changes_nothing(db, url, message):
+    from connectors.models import Connection
+
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command("sandbox", "configure", "--url", url)
+    assert not Connection.objects.exists()

@@ -47,7 +47,11 @@ class Command(BaseCommand):
         if action == "configure":
             from connectors.services.connections import connections_sandbox_configure
 
-            for conn in connections_sandbox_configure(url=options["url"]):
+            try:
+                conns = connections_sandbox_configure(url=options["url"])
+            except ValueError as exc:
+                raise CommandError(f"--url: {exc}") from None
+            for conn in conns:
                 self.stdout.write(f"{conn.system_id}: {conn.kind} at {conn.base_url}")
             return None
         opp = self._deal(options)
