@@ -27,12 +27,17 @@ from connectors.models import Connection, SyncCursor, SyncRun, SyncRunStatus
 from connectors.registry import connector_for
 
 from . import settings as knobs
+from .connections import connection_missing_message
 
 logger = logging.getLogger(__name__)
 
 
 class LeaseLost(RuntimeError):
     pass
+
+
+class PullError(ValueError):
+    """Bad input to a pull: a system without a connection, or with a disabled one."""
 
 
 def _lease(cursor: SyncCursor, token: str) -> bool:
@@ -55,9 +60,11 @@ def pull_domains(connection: Connection) -> list[str]:
 
 def pull_run(*, system: str, domain: str, trigger: str = "beat", progress=None) -> SyncRun | None:
     """Pull one domain of one system now. Returns the recorded run, or None if another pull holds the lease."""
-    conn = Connection.objects.select_related("system").get(system_id=system)
+    conn = Connection.objects.select_related("system").filter(system_id=system).first()
+    if conn is None:
+        raise PullError(connection_missing_message(system=system))
     if not conn.enabled:
-        raise ValueError(f"the connection of {system} is disabled; enable it in the admin first")
+        raise PullError(f"the connection of '{system}' is disabled; enable it in the admin first")
     cursor, _ = SyncCursor.objects.get_or_create(system_id=system, domain=domain)
     position = Cursor.from_json(cursor.position)
     token = uuid.uuid4().hex

@@ -67,6 +67,55 @@ def test_sandbox_configure_points_the_default_systems_at_it(db, sandbox):
         (code, f"{sandbox.url}/{code}") for code in ("crm", "erp", "hr", "psa")]  # fmt: skip
 
 
+@pytest.mark.parametrize("amount", ["abc", "nan", "inf", "1e400", "-5", "12.345", "12345678901234567"])
+def test_sandbox_deal_refuses_a_bad_amount_before_calling_the_sandbox(sandbox, amount):
+    with pytest.raises(CommandError, match=r"^--amount "):
+        call_command("sandbox", "deal", "--url", sandbox.url, "--amount", amount)
+    assert sandbox.writes("crm") == []
+
+
+def test_sandbox_deal_names_the_url_it_used_and_suggests_starting_the_sandbox_only_when_unreachable(sandbox):
+    closed = free_port()
+    with pytest.raises(CommandError) as unreachable:
+        call_command("sandbox", "deal", "--url", f"http://127.0.0.1:{closed}")
+    assert f"http://127.0.0.1:{closed} cannot be reached (" in str(unreachable.value)
+    assert f"`manage.py sandbox serve --port {closed}`" in str(unreachable.value)
+    with pytest.raises(CommandError) as not_found:
+        call_command("sandbox", "deal", "--url", f"{sandbox.url}/nope")
+    assert f"{sandbox.url}/nope answered HTTP 404 Not Found to creating the Account" in str(not_found.value)
+    assert "serve" not in str(not_found.value)
+    with pytest.raises(CommandError, match="is not an http or https URL"):
+        call_command("sandbox", "deal", "--url", "not a url")
+
+
+@pytest.mark.parametrize("connected, message", [
+    ((), "no connection for crm, erp, psa"),
+    (("crm", "erp"), "no connection for psa"),
+    (("crm", "erp", "psa"), "the connection of crm is disabled"),
+])  # fmt: skip
+def test_sandbox_lead_to_project_checks_the_connections_before_calling_the_sandbox(sandbox, connect, connected,
+                                                                                   message):  # fmt: skip
+    from connectors.models import Connection
+
+    connect(sandbox, *connected)
+    Connection.objects.filter(system_id="crm").update(enabled=False)
+    with pytest.raises(CommandError) as refused:
+        call_command("sandbox", "lead-to-project", "--url", sandbox.url)
+    assert message in str(refused.value)
+    assert "`manage.py sandbox configure --url URL`" in str(refused.value)
+    assert sandbox.writes("crm") == []
+
+
+def test_sandbox_lead_to_project_reports_a_failed_pull_with_its_error_and_stops(db, sandbox, capsys):
+    call_command("sandbox", "configure", "--url", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    with pytest.raises(CommandError, match="the flow stopped: pull crm customer failed"):
+        call_command("sandbox", "lead-to-project", "--url", sandbox.url)
+    steps = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert len(steps) == 1 and steps[0].startswith("  pull crm customer: failed (GET http://127.0.0.1:")
+    assert "Connection refused" in steps[0]
+    assert SyncRun.objects.get().status == "failed"
+
+
 @pytest.mark.parametrize("port", ["99999", "-1", "http"])
 def test_sandbox_serve_refuses_a_port_outside_1_to_65535(port):
     with pytest.raises(CommandError, match=f"'{port}' is not a port number: give one from 1 to 65535"):

@@ -112,3 +112,14 @@ def test_an_unexpected_error_inside_the_pull_ends_the_run_failed_and_frees_the_c
     assert (cursor.position, cursor.lease_token) == ({}, "")
     monkeypatch.undo()
     assert pull_run(system="crm", domain="customer").counts == {"created": 2}
+
+
+def test_a_pull_of_a_system_without_an_enabled_connection_says_what_to_do(crm):
+    from connectors.services.pull import PullError
+
+    with pytest.raises(PullError, match=r"no connection for system 'psa' \(configured: crm\)"):
+        pull_run(system="psa", domain="project")
+    Connection.objects.filter(system_id="crm").update(enabled=False)
+    with pytest.raises(PullError, match="the connection of 'crm' is disabled; enable it in the admin first"):
+        pull_run(system="crm", domain="customer")
+    assert not SyncRun.objects.exists()
