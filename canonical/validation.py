@@ -282,6 +282,22 @@ _TEXT_KINDS = frozenset({"str", "country", "currency", "enum", "email", "domain"
 
 
 def clean_value(spec: FieldSpec, value: Any, *, system: str, country: str | None) -> Any:
+    """The field's value as stored, or FieldError. Whoever calls it (ingest, search, a steward's override or merge
+    choice) gets the same refusal of what cannot be stored, as sent and once cleaned (rate-card lines given as JSON
+    text may decode to a NUL)."""
+    _storable_or_refuse(value)
+    cleaned = _clean_value(spec, value, system=system, country=country)
+    _storable_or_refuse(cleaned)
+    return cleaned
+
+
+def _storable_or_refuse(value: Any) -> None:
+    bad = unstorable(value)
+    if bad is not None:
+        raise FieldError(f"{bad[0].lstrip('.')}: {bad[1]}" if bad[0] else bad[1])
+
+
+def _clean_value(spec: FieldSpec, value: Any, *, system: str, country: str | None) -> Any:
     if _is_blank(value):
         return [] if spec.kind in ("list_str", "lines") else None
     kind = spec.kind
@@ -376,6 +392,23 @@ def unstorable(value: Any, depth: int = 0) -> tuple[str, str] | None:
     return None
 
 
+def storable_text(value: Any) -> Any:
+    """`value` (a text, or lists and dicts of them) with what no database column holds written out instead: a NUL
+    as `\\x00`, an unpaired surrogate as `\\udXXX`. For text the hub writes about input it did not accept (run
+    errors, a remote system's error body): the record of a failure must not fail to save."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\\x00")
+        if not value.isascii():
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, list):
+        return [storable_text(v) for v in value]
+    if isinstance(value, dict):
+        return {storable_text(k): storable_text(v) for k, v in value.items()}
+    return value
+
+
 def validate_attributes(spec: DomainSpec, attributes: dict, *, system: str) -> tuple[dict, dict[str, list[str]]]:
     """Return (values, errors). `values` has only the attributes that were sent (absent stays absent)."""
     values: dict[str, Any] = {}
@@ -390,19 +423,10 @@ def validate_attributes(spec: DomainSpec, attributes: dict, *, system: str) -> t
         field_spec = spec.get(name)
         if field_spec is None:
             continue
-        bad = unstorable(raw)
-        if bad is None:
-            try:
-                value = clean_value(field_spec, raw, system=system, country=country)
-            except FieldError as exc:
-                errors.setdefault(name, []).append(str(exc))
-                continue
-            # what cleaning made of it too (rate-card lines given as JSON text may hold "\u0000")
-            bad = unstorable(value)
-            if bad is None:
-                values[name] = value
-                continue
-        errors.setdefault(name, []).append(f"{bad[0].lstrip('.')}: {bad[1]}" if bad[0] else bad[1])
+        try:
+            values[name] = clean_value(field_spec, raw, system=system, country=country)
+        except FieldError as exc:
+            errors.setdefault(name, []).append(str(exc))
     return values, errors
 
 

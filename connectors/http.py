@@ -7,6 +7,8 @@ from typing import Any
 import requests
 from django.conf import settings
 
+from canonical.validation import storable_text
+
 from .base import TransportError, error_for_status, parse_retry_after
 
 
@@ -30,7 +32,7 @@ class HttpClient:
         except requests.RequestException as exc:
             raise TransportError(f"{method} {url} failed: {exc}", permanent=False) from exc
         if resp.status_code not in ok:
-            detail = resp.text[:500]
+            detail = storable_text(resp.text[:500])  # the remote body goes into run errors and deliveries
             raise error_for_status(
                 resp.status_code,
                 f"{method} {url} answered {resp.status_code}: {detail}",

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "connectors.ops.metrics.ApiLatencyMiddleware",  # API latency histogram for /metrics
     "django.middleware.security.SecurityMiddleware",
+    "mdm.middleware.RefuseNulMiddleware",  # a NUL in a query string or form field: 400, before any view
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

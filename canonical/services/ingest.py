@@ -45,7 +45,7 @@ from canonical.services.golden import (
 )
 from canonical.services.ownership import rules_cached, system_codes
 from canonical.services.survivorship import missing_required
-from canonical.validation import unknown_attributes, unstorable, validate_attributes
+from canonical.validation import storable_text, unknown_attributes, unstorable, validate_attributes
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def envelope_parse(payload: Any, *, spec: DomainSpec, allow_unknown: bool = Fals
     errors: dict[str, list[str]] = {}
     unknown_keys = set(payload) - {"source_id", "updated_at", "deleted", "attributes"}
     if unknown_keys:
-        errors["non_field_errors"] = [f"unknown key(s): {', '.join(sorted(unknown_keys))}"]
+        errors["non_field_errors"] = [f"unknown key(s): {', '.join(storable_text(sorted(unknown_keys)))}"]
     source_id = payload.get("source_id")
     if isinstance(source_id, (int,)) and not isinstance(source_id, bool):
         source_id = str(source_id)
@@ -125,7 +125,8 @@ def envelope_parse(payload: Any, *, spec: DomainSpec, allow_unknown: bool = Fals
             updated_at = _parse_datetime(payload["updated_at"]).astimezone(dt.UTC)
         except (ValueError, TypeError, OverflowError):
             errors["updated_at"] = [
-                f"'{payload['updated_at']}' is not an ISO 8601 date-time between the years 1 and 9999 (in UTC)"
+                f"{str(payload['updated_at'])[:100]!r} is not an ISO 8601 date-time between the years 1 and 9999 "
+                "(in UTC)"
             ]
     deleted = payload.get("deleted", False)
     if deleted in (None, ""):
@@ -144,7 +145,7 @@ def envelope_parse(payload: Any, *, spec: DomainSpec, allow_unknown: bool = Fals
             unknown = unknown_attributes(spec, attributes)
             if unknown:
                 errors["attributes"] = [
-                    f"unknown field(s) for {spec.name}: {', '.join(unknown)}; "
+                    f"unknown field(s) for {spec.name}: {', '.join(storable_text(unknown))}; "
                     f"expected some of {', '.join(spec.field_names)}"
                 ]
         if allow_unknown:

@@ -18,3 +18,9 @@ class ProcessedFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.system_id}:{self.domain}:{self.name}"
+
+    def save(self, *args, **kwargs):
+        from canonical.validation import storable_text
+
+        self.errors = storable_text(self.errors)  # they may quote input that was refused for holding a NUL
+        super().save(*args, **kwargs)

@@ -52,6 +52,12 @@ class ReconciliationRun(models.Model):
     def __str__(self) -> str:
         return f"reconciliation {self.system_id} #{self.pk} ({self.status})"
 
+    def save(self, *args, **kwargs):
+        from canonical.validation import storable_text
+
+        self.errors = storable_text(self.errors)  # they may quote input that was refused for holding a NUL
+        super().save(*args, **kwargs)
+
     @property
     def differences(self) -> int:
         return sum(self.counts.values()) if self.counts else 0

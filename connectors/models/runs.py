@@ -31,3 +31,9 @@ class SyncRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.system_id}:{self.domain or '*'} {self.status}"
+
+    def save(self, *args, **kwargs):
+        from canonical.validation import storable_text
+
+        self.errors = storable_text(self.errors)  # they may quote input that was refused for holding a NUL
+        super().save(*args, **kwargs)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import transaction
 
 from canonical.audit import Channel, audit_context
@@ -41,21 +40,34 @@ def connection_configure(
     return conn
 
 
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*")  # name, IPv4, IPv6
+
+
 def sandbox_url_validate(*, url: str) -> str:
     """The sandbox's root URL without its trailing slash. Raises ValueError, saying what is wrong, unless it is
     an http(s) URL that fits each system's connection (the URL plus its path, e.g. /crm)."""
     url = url.strip().rstrip("/")
     shown = url if len(url) <= 80 else url[:80] + "…"
+    # Not URLValidator: it refuses a host name without a dot (a container's "sandbox:8765") and takes a query or
+    # fragment, which the system's path appended after it would break.
     try:
-        URLValidator(schemes=["http", "https"])(url)
-        port = urlsplit(url).port  # URLValidator takes any number of digits
-        if port is not None and not 1 <= port <= 65535:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError past 65535
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not _HOST.fullmatch(parts.hostname)
+            or parts.query
+            or parts.fragment
+            or "@" in parts.netloc
+            or (port is not None and not 1 <= port <= 65535)
+        ):
             raise ValueError
-    except (ValidationError, ValueError):
+    except ValueError:
         raise ValueError(
-            f"'{shown}' is not an http or https URL (a host with a dot, localhost or an IP address, a port from 1 to "
-            "65535); give the sandbox's address, e.g. http://127.0.0.1:8765"
-        )
+            f"{shown!r} is not an http or https URL of a host (a name, localhost or an IP address) and an optional "
+            "port from 1 to 65535, without a query or fragment; give the sandbox's address, e.g. http://127.0.0.1:8765"
+        ) from None
     longest = Connection._meta.get_field("base_url").max_length - max(len(p) for p in SANDBOX_PATHS.values())
     if len(url) > longest:
         raise ValueError(f"the URL '{shown}' has {len(url)} characters; a connection's URL holds at most {longest} "

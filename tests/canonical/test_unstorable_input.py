@@ -222,3 +222,24 @@ def test_dev_demo_refuses_a_bad_port_before_setting_anything_up():
     assert done.returncode == 2
     assert "argument --port: 'abc' is not a port number" in done.stderr
     assert "preparing the database" not in done.stdout + done.stderr
+
+
+@pytest.mark.django_db
+def test_run_records_quoting_refused_input_still_save_with_what_it_held_written_out():
+    # a run's errors quote what was refused (a NUL in updated_at, a remote system's error body): saving them
+    # raised, and the run stayed "running"
+    from connectors.models import ProcessedFile, SyncRun
+
+    with pytest.raises(EnvelopeError) as refused:
+        envelope_parse({"source_id": "C1", "updated_at": "2026-01-01\x00", "attributes": {"name": "A"}}, spec=CUSTOMER)
+    message = str(refused.value)
+    assert "\x00" not in message and "'2026-01-01\\x00' is not an ISO 8601 date-time" in message
+
+    run = SyncRun.objects.create(system_id="crm", direction="pull", errors=["row 1: bad \x00 value", "A\ud800"])
+    file = ProcessedFile.objects.create(system_id="crm", domain="customer", name="x.csv", sha256="0" * 64,
+                                        errors=["x.csv:2: na\x00me"])  # fmt: skip
+
+    run.refresh_from_db()
+    file.refresh_from_db()
+    assert run.errors == ["row 1: bad \\x00 value", "A\\ud800"]
+    assert file.errors == ["x.csv:2: na\\x00me"]

@@ -2,6 +2,7 @@
 
 import re
 import socket
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -148,6 +149,9 @@ def test_sandbox_serve_names_a_store_path_that_is_not_a_folder(tmp_path, store):
     ("not a url", "'not a url' is not an http or https URL"),
     ("ftp://127.0.0.1:8765", "is not an http or https URL"),
     ("http://127.0.0.1:8765/" + "a" * 600, "has 622 characters; a connection's URL holds at most 496"),
+    ("http://127.0.0.1:8765?x=1", "without a query or fragment"),  # the system's path would go after the query
+    ("http://127.0.0.1:8765#top", "without a query or fragment"),
+    ("http://127.0.0.1:99999", "port from 1 to 65535"),
 ])  # fmt: skip
 def test_sandbox_configure_refuses_a_bad_url_and_changes_nothing(db, url, message):
     from connectors.models import Connection
@@ -155,3 +159,14 @@ def test_sandbox_configure_refuses_a_bad_url_and_changes_nothing(db, url, messag
     with pytest.raises(CommandError, match=re.escape(message)):
         call_command("sandbox", "configure", "--url", url)
     assert not Connection.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://sandbox:8765", "http://mdm_sandbox:8765/", "http://[::1]:8765", "https://sb.example"]
+)
+def test_sandbox_configure_takes_a_container_name_or_an_ipv6_address(db, url):
+    from connectors.models import Connection
+
+    call_command("sandbox", "configure", "--url", url, stdout=StringIO())
+
+    assert Connection.objects.get(system_id="crm").base_url == url.rstrip("/") + "/crm"

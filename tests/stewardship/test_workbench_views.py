@@ -274,3 +274,15 @@ def test_queue_and_compare_pages_make_the_same_number_of_queries_whatever_the_nu
 def test_the_golden_record_admin_page_links_to_the_workbench_page(client, stella, acme):
     page = client.get(url("canonical_customer_change", acme.golden_id)).content.decode()
     assert url("workbench_golden", "customer", acme.golden_id) in page
+
+
+def test_a_nul_in_a_steward_form_or_a_query_string_is_a_400_and_changes_nothing(client, stella):
+    # the steward screens read request.POST / request.GET without a form's validators: a NUL reached the database
+    bad = DataExceptionFactory(message="country 'XX' is not a country")
+
+    refused = client.post(url("workbench_exceptions_act"), {"do": f"ignore:{bad.pk}", "reason": "checked\x00"})
+    assert refused.status_code == 400 and b"holds a NUL character" in refused.content
+    bad.refresh_from_db()
+    assert (bad.status, bad.resolution_note) == ("open", "")
+    for path in ("/admin/workbench/reviews/", "/admin/workbench/exceptions/", "/admin/canonical/sourcerecord/"):
+        assert client.get(path, {"system": "a\x00b"}).status_code == 400, path

@@ -124,3 +124,45 @@ def test_a_charset_that_is_not_a_text_encoding_is_refused(root, charset):
     assert 400 <= response.status_code < 500, response.status_code
     assert set(response.json()) == {"detail", "errors"}
     assert Customer.objects.count() == 0
+
+
+def test_a_nul_in_a_form_encoded_body_or_a_query_string_is_a_json_400(root):
+    (a,) = ingest("crm", "customer", rec("C1", 0, name="Acme"))
+    (b,) = ingest("erp", "customer", rec("E1", 0, name="Globex"))
+
+    body = error(
+        root.post(f"/api/v1/customers/{a.golden_id}/merge/", {"others": b.golden_id, "reason": "same\x00"}), 400
+    )  # APIClient's default: multipart
+    assert body["errors"] == {"reason": ["holds a NUL character (\\u0000), which cannot be stored; remove it"]}
+    assert Customer.objects.filter(status="active").count() == 2
+    body = error(root.get("/api/v1/customers/", {"sys\x00tem": "crm"}), 400)
+    assert list(body["errors"]) == ["(a field name)"]
+
+
+def test_a_merge_choosing_rate_card_lines_that_decode_to_a_nul_is_a_field_error(root):
+    from stewardship.models import MergeDecision
+
+    cards = [
+        ingest(system, "rate_card", rec(sid, 0, name="Std", code=f"RC-{sid}", currency="EUR"))[0].golden_id
+        for system, sid in (("crm", "R1"), ("erp", "R2"))
+    ]
+    lines = json.dumps([{"role": "Partner\u0000", "rate": "100"}])
+
+    response = root.post(f"/api/v1/rate-cards/{cards[0]}/merge/",
+                         {"others": [cards[1]], "reason": "same card", "field_choices": {"lines": lines}},
+                         format="json")  # fmt: skip
+
+    body = error(response, 400)
+    assert "holds a NUL character" in json.dumps(body["errors"])
+    assert not MergeDecision.objects.exists()
+
+
+def test_a_steward_override_holding_a_nul_is_refused():
+    from stewardship.services.overrides import OverrideError, field_override_set
+
+    (made,) = ingest("crm", "customer", rec("C1", 0, name="Acme"))
+
+    with pytest.raises(OverrideError, match="holds a NUL character"):
+        field_override_set(domain="customer", golden_id=made.golden_id, field="name", value="Acme\x00Corp",
+                           reason="typo")  # fmt: skip
+    assert Customer.objects.get().name == "Acme"

@@ -1,0 +1,43 @@
+"""Refuse, before any view sees it, a query string or form field holding a NUL character.
+
+No database column or JSON value can hold one (PostgreSQL refuses it), and the steward screens and the admin read
+`request.GET` / `request.POST` without a form's validators: a NUL there was a 500. JSON bodies are the API's
+parser's (canonical/api/parsers.py); this covers what is parsed as a query string or a form. Under /api/ the
+answer is the API's JSON error; elsewhere a plain 400.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpResponseBadRequest, JsonResponse
+
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+_NUL = "holds a NUL character (\\u0000), which cannot be stored; remove it"
+
+
+def _nul_in(data) -> str | None:
+    for key, values in data.lists():
+        if "\x00" in key:
+            return "(a field name)"
+        if any(isinstance(v, str) and "\x00" in v for v in values):
+            return key
+    return None
+
+
+class RefuseNulMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        where, field = "query string", _nul_in(request.GET)
+        if field is None and request.method == "POST" and request.content_type in _FORMS:
+            try:
+                where, field = "form", _nul_in(request.POST)
+            except (RequestDataTooBig, TooManyFieldsSent):
+                return self.get_response(request)  # answered where the body is read (the API's 413 / Django's 400)
+        if field is None:
+            return self.get_response(request)
+        detail = f"A {where} field {_NUL}."
+        if request.path.startswith("/api/"):
+            return JsonResponse({"detail": detail, "errors": {field: [_NUL]}}, status=400)
+        return HttpResponseBadRequest(f"{field}: {_NUL}.", content_type="text/plain; charset=utf-8")
