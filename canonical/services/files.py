@@ -306,6 +306,12 @@ def _spec(domain: str) -> DomainSpec:
         raise SourceFileError([f"unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}"]) from None
 
 
+def source_file_read(*, path: str | Path, domain: str, fmt: str | None = None) -> _Reader:
+    """Every record and every problem of a file, in order, without stopping at a problem (the file drop
+    ingests the good lines and names the bad ones). Iterate it; then `.ignored` holds the unknown names."""
+    return _Reader(Path(path), _spec(domain), source_file_format(path, fmt))
+
+
 def source_file_records(*, path: str | Path, domain: str, fmt: str | None = None) -> Iterator[FileRecord]:
     """Stream a file's envelopes; raise SourceFileError at the first structural problem."""
     reader = _Reader(Path(path), _spec(domain), source_file_format(path, fmt))
