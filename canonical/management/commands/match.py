@@ -186,10 +186,18 @@ def _queue_consumers(timeout: float) -> tuple[str, list[str]]:
     """The queue the partition tasks go to, and the workers that answer within `timeout` s consuming it."""
     app = match_partition_task.app
     queue = app.amqp.router.route({}, match_partition_task.name)["queue"].name
+
+    def consuming(replies: dict) -> list[str]:
+        return sorted(worker for worker, queues in replies.items() if any(q.get("name") == queue for q in queues))
+
     try:
-        replies = app.control.inspect(timeout=timeout).active_queues() or {}
+        # the first worker to answer is usually enough (no need to wait out `timeout` for the others); only when it
+        # does not consume the queue are all answers waited for
+        found = consuming(app.control.inspect(timeout=timeout, limit=1).active_queues() or {})
+        if not found:
+            found = consuming(app.control.inspect(timeout=timeout).active_queues() or {})
     except OperationalError as exc:
         raise CommandError(
             f"cannot reach the Celery broker ({exc}); is Redis running (REDIS_URL, CELERY_BROKER_URL)?"
         ) from None
-    return queue, sorted(worker for worker, queues in replies.items() if any(q.get("name") == queue for q in queues))
+    return queue, found
