@@ -357,39 +357,66 @@ _MAX_NESTING = 16
 _MAX_INT = 10**100
 
 
-def unstorable(value: Any, depth: int = 0) -> tuple[str, str] | None:
-    """(where, what) of the first part of `value` that cannot be stored as text or JSON, else None: a NUL
-    character (PostgreSQL's text and jsonb refuse it), an unpaired surrogate (not Unicode text: UTF-8 cannot
-    encode it), a number that is not finite (NaN, Infinity: not JSON) or has more than 100 digits, nesting
-    deeper than _MAX_NESTING. `where` is the path inside `value` ("" for itself, "[2].rate", ".name")."""
-    kind = type(value)
-    if kind is str:
-        if "\x00" in value:
-            return "", "holds a NUL character (\\u0000), which cannot be stored; remove it at the source"
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                return "", "holds an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text"
-        return None
-    if kind is float:
-        return None if math.isfinite(value) else ("", "holds NaN or Infinity, which is not a number JSON can carry")
-    if kind is int:
-        return None if -_MAX_INT < value < _MAX_INT else ("", "holds a number of more than 100 digits")
-    if kind is dict or kind is list:
-        if depth >= _MAX_NESTING:
-            return "", f"nests deeper than {_MAX_NESTING} levels"
-        items = value.items() if kind is dict else enumerate(value)
-        for key, item in items:
-            where = f".{key}" if kind is dict else f"[{key}]"
-            if kind is dict:
-                found = unstorable(key, depth + 1)
-                if found is not None:
-                    return " (the name of a key in it)", found[1]
-            found = unstorable(item, depth + 1)
-            if found is not None:
-                return where + found[0], found[1]
+def text_problem(text: str) -> str | None:
+    """Why no database can store this text, else None: a NUL character, or an unpaired surrogate."""
+    if "\x00" in text:
+        return "holds a NUL character (\\u0000), which cannot be stored; remove it at the source"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text"
     return None
+
+
+def unstorable_at(
+    value: Any, *, max_levels: int = _MAX_NESTING, level: int = 1
+) -> tuple[tuple[str | int, ...], str] | None:
+    """(path, what) of the first part of `value` that cannot be stored as text or JSON, else None: a text with a
+    NUL or an unpaired surrogate (`text_problem`), in a value or a key (reported at its object: "has a key
+    that ..."); a number that is not finite (NaN, Infinity: not JSON) or has more than 100 digits; objects and
+    lists nested past `max_levels` (`level` is that of `value` itself). The path holds keys and indexes.
+    Iterative, so no nesting a JSON parser accepted can exhaust the stack here."""
+    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(value, (), level)]
+    while stack:
+        value, path, level = stack.pop()
+        kind = type(value)
+        if kind is str:
+            if (problem := text_problem(value)) is not None:
+                return path, problem
+        elif kind is float:
+            if not math.isfinite(value):
+                return path, "holds NaN or Infinity, which is not a number JSON can carry"
+        elif kind is int:
+            if not -_MAX_INT < value < _MAX_INT:
+                return path, "holds a number of more than 100 digits"
+        elif kind is dict or kind is list:
+            if level > max_levels:
+                return path, f"nests deeper than {max_levels} levels"
+            if kind is dict:
+                for key in value:
+                    if isinstance(key, str) and (problem := text_problem(key)) is not None:
+                        return path, "has a key that " + problem
+            items = value.items() if kind is dict else enumerate(value)
+            stack.extend((item, (*path, key), level + 1) for key, item in reversed(list(items)))
+    return None
+
+
+def path_text(where: tuple[str | int, ...]) -> str:
+    """("records", 0, "name") → "records[0].name"."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where)
+    return text[1:] if text.startswith(".") else text
+
+
+def unstorable(value: Any) -> tuple[str, str] | None:
+    """`unstorable_at` for an attribute's value (16 levels), its path as text ("[2].rate", ".name"; "" for the
+    value itself)."""
+    found = unstorable_at(value)
+    if found is None:
+        return None
+    where, what = found
+    text = path_text(where)
+    return (f".{text}" if text and not text.startswith("[") else text), what
 
 
 def storable_text(value: Any) -> Any:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from canonical.audit import Channel, audit_context
 from canonical.domains import DOMAINS, get_domain
 from canonical.services.ingest import EnvelopeError, envelope_parse, source_records_ingest
+from canonical.validation import path_text, text_problem, unstorable_at
 from connectors.models import Connection, InboundWebhook, InboundWebhookStatus
 from connectors.webhooks.client import SignatureError, verify
 from connectors.webhooks.mapping import INBOUND_SHAPE
@@ -53,8 +54,8 @@ def webhook_receive(*, system: str, headers, body: bytes) -> WebhookAnswer:
     records = payload.get("records")
     # Outside the records first (their contents are each record's own field errors, below).
     rest = {k: v for k, v in payload.items() if k != "records" or not isinstance(v, list)}
-    if (found := _unstorable(rest)) is not None:
-        message = f"{_path(found[0]) or 'the body'}: {found[1]}"
+    if (found := unstorable_at(rest, max_levels=_MAX_NESTING)) is not None:
+        message = f"{path_text(found[0]) or 'the body'}: {found[1]}"
         return _refused(400, f"body: {message}; nothing was stored", {"body": [message]})
     errors: dict = {}
     domain = payload.get("domain")
@@ -122,55 +123,15 @@ def _payload_parse(body: bytes) -> Any:
     # JSONDecodeError and UnicodeDecodeError are ValueErrors, with a message saying where.
 
 
-def _text_problem(text: str) -> str | None:
-    if "\x00" in text:
-        return "holds a NUL character (\\u0000), which cannot be stored"
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return "holds an unpaired surrogate (\\ud800–\\udfff), which is not Unicode text"
-    return None
-
-
-def _unstorable(value: Any, *, depth: int = 1) -> tuple[tuple[str | int, ...], str] | None:
-    """(path, what) of the first part of a decoded payload jsonb cannot store, else None: a NUL character or
-    an unpaired surrogate in any string or key, nesting over _MAX_NESTING (`depth` is that of `value` in the
-    body). The path holds keys and indexes; a bad key is reported at its object with "has a key that ...".
-    Iterative, so no depth the parser accepted can exhaust the stack here."""
-    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(value, (), depth)]
-    while stack:
-        value, path, depth = stack.pop()
-        if isinstance(value, str):
-            if (problem := _text_problem(value)) is not None:
-                return path, problem
-        elif isinstance(value, (dict, list)):
-            if depth > _MAX_NESTING:
-                return path, f"nests deeper than {_MAX_NESTING} levels"
-            if isinstance(value, dict):
-                for key in value:
-                    if (problem := _text_problem(key)) is not None:
-                        return path, "has a key that " + problem
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            stack.extend((item, (*path, key), depth + 1) for key, item in reversed(list(items)))
-    return None
-
-
-def _path(where: tuple[str | int, ...]) -> str:
-    """("records", 0, "name") → "records[0].name"."""
-    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in where)
-    return text[1:] if text.startswith(".") else text
-
-
 def _record_unstorable(record: Any) -> dict[str, list[str]] | None:
-    """_unstorable for one record (at depth 3 of the body), as field errors shaped like envelope_parse's."""
-    if (found := _unstorable(record, depth=3)) is None:
+    """unstorable_at for one record (at depth 3 of the body), as field errors shaped like envelope_parse's."""
+    if (found := unstorable_at(record, max_levels=_MAX_NESTING, level=3)) is None:
         return None
     where, what = found
     if where and isinstance(where[0], str):
-        field, inside = where[0], _path(where[1:])
+        field, inside = where[0], path_text(where[1:])
     else:
-        field, inside = "non_field_errors", _path(where)
+        field, inside = "non_field_errors", path_text(where)
     return {field: [f"{inside}: {what}" if inside else what]}
 
 
@@ -179,7 +140,7 @@ def _id_problem(webhook_id: str) -> str | None:
     max_length = InboundWebhook._meta.get_field("webhook_id").max_length
     if len(webhook_id) > max_length:
         return f"longer than {max_length} characters"
-    return _text_problem(webhook_id)
+    return text_problem(webhook_id)
 
 
 def _summary(errors: dict) -> str:

@@ -63,7 +63,7 @@ def test_the_path_inside_a_nested_value_is_named_and_deep_nesting_is_refused():
                                      "remove it at the source"]}  # fmt: skip
 
     errors = refused({"source_id": "R1", "attributes": {"name": "Std", "lines": [{"ro\x00le": "x"}]}}, spec=rate_card)
-    assert errors["attributes"][0].startswith("lines[0] (the name of a key in it): holds a NUL character")
+    assert errors["attributes"][0].startswith("lines[0]: has a key that holds a NUL character")
 
     deep: list = []
     for _ in range(40):

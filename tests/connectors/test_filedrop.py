@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from canonical.models import Customer, Resource
 from connectors.models import ProcessedFile
 from connectors.services.pull import pull_run
@@ -93,24 +95,21 @@ def test_a_lines_cell_that_is_not_json_names_its_line(db, tmp_path):
     assert set(RateCard.objects.values_list("code", flat=True)) == {"STD", "OTHER"}
 
 
-def test_a_json_line_nested_too_deeply_names_its_line(db, tmp_path):
+@pytest.mark.parametrize(
+    ("name", "lines", "line", "phrase"),
+    [
+        ("deep.jsonl", [json.dumps({"source_id": "J1", "attributes": {"name": "Fine"}}), "[" * 5000 + "]" * 5000],
+         2, "nested too deeply"),
+        ("big.jsonl", ['{"source_id": "N1", "attributes": {"name": ' + "9" * 5000 + "}}",
+                       json.dumps({"source_id": "N2", "attributes": {"name": "Fine"}})], 1, "digits"),
+    ],
+)  # fmt: skip
+def test_a_json_line_the_parser_refuses_names_its_line(db, tmp_path, name, lines, line, phrase):
     folder = drop(db, tmp_path)
-    lines = [json.dumps({"source_id": "J1", "attributes": {"name": "Fine"}}), "[" * 5000 + "]" * 5000]
     content = ("\n".join(lines) + "\n").encode()
-    run, again = _pull_twice_with_a_good_file(folder, "customer", "deep.jsonl", content, ("good.csv", GOOD_CUSTOMERS))
+    run, again = _pull_twice_with_a_good_file(folder, "customer", name, content, ("good.csv", GOOD_CUSTOMERS))
     assert run.counts == {"created": 3}
-    assert any("deep.jsonl:2" in e and "nested too deeply" in e for e in run.errors), run.errors
-    assert again.status == "succeeded" and again.errors == []
-
-
-def test_a_number_of_5000_digits_names_its_line(db, tmp_path):
-    folder = drop(db, tmp_path)
-    lines = ['{"source_id": "N1", "attributes": {"name": ' + "9" * 5000 + "}}"]
-    lines.append(json.dumps({"source_id": "N2", "attributes": {"name": "Fine"}}))
-    content = ("\n".join(lines) + "\n").encode()
-    run, again = _pull_twice_with_a_good_file(folder, "customer", "big.jsonl", content, ("good.csv", GOOD_CUSTOMERS))
-    assert run.counts == {"created": 3}
-    assert any("big.jsonl:1" in e and "digits" in e for e in run.errors), run.errors
+    assert any(f"{name}:{line}" in e and phrase in e for e in run.errors), run.errors
     assert again.status == "succeeded" and again.errors == []
 
 
