@@ -232,11 +232,21 @@ def reconciliation_run(
 
 
 def _finish(run: ReconciliationRun, rec: _Recorder, errors: list[str], t0: float, *, failed: bool) -> None:
-    rec.flush()
+    """End the run: its last items written, its counts, its errors (the pages' rows that were not records,
+    which the snapshot pass put on the run, then the run's own), its status. When the run failed, items that
+    cannot be written are dropped rather than leave the run `running`."""
+    if failed:
+        try:
+            rec.flush()
+        except Exception:  # noqa: BLE001 - the error that failed the run is raised by the caller
+            logger.exception("reconciliation items not written", extra={"run": run.pk})
+            rec.buffer = []
+    else:
+        rec.flush()
     run.status = ReconciliationStatus.FAILED if failed else ReconciliationStatus.SUCCEEDED
     run.counts = dict(rec.kinds)
     run.actions = dict(rec.actions)
-    run.errors = errors[:50]
+    run.errors = (list(run.errors or []) + errors)[:50]
     run.finished_at = timezone.now()
     run.duration_ms = int((time.monotonic() - t0) * 1000)
     run.save()

@@ -252,3 +252,29 @@ def test_reconcile_without_a_connection_says_how_to_configure_one_as_sync_does(d
     assert "configured: none yet" in str(reconcile.value)
     assert "in the admin, or run `manage.py sandbox configure --url URL`" in str(reconcile.value)
     assert not ReconciliationRun.objects.exists()
+
+
+def test_rows_of_the_snapshot_that_are_not_records_stay_on_the_finished_run(systems, monkeypatch):
+    # the snapshot pass puts them on the run; finishing it replaced them with the run's own errors (none)
+    from connectors.base import Cursor, PullPage
+    from connectors.reconciliation import services
+
+    real_connector_for = services.connector_for
+
+    def with_a_bad_row(conn):
+        connector = real_connector_for(conn)
+        snapshot = connector.snapshot
+
+        def snapshot_and_a_bad_row(*, domain):
+            yield PullPage(domain=domain, envelopes=[], cursor=Cursor(),
+                           errors=["Account 001X: source_id: this field is required"])  # fmt: skip
+            yield from snapshot(domain=domain)
+
+        connector.snapshot = snapshot_and_a_bad_row
+        return connector
+
+    monkeypatch.setattr("connectors.reconciliation.services.connector_for", with_a_bad_row)
+    run = reconciliation_run(system="crm", domain="customer", trigger="test")
+
+    assert run.errors == ["customer: Account 001X: source_id: this field is required"]
+    assert ReconciliationRun.objects.get(pk=run.pk).errors == run.errors
