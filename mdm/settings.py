@@ -184,6 +184,13 @@ REST_FRAMEWORK = {
 # into memory is the same, so the API's answer is the one given (Django's default, 2.5 MiB, raised a 500 from
 # inside DRF for a valid batch of 1,000 records).
 MDM_API_MAX_BODY_BYTES = env_int("MDM_API_MAX_BODY_BYTES", 20 * 1024 * 1024)
+if MDM_API_MAX_BODY_BYTES < 64 * 1024:  # the admin's and the workbench's forms are read under the same cap
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"MDM_API_MAX_BODY_BYTES={MDM_API_MAX_BODY_BYTES} must be at least 65536 (64 KiB): the admin's and the "
+        "steward screens' forms are read under the same cap"
+    )
 DATA_UPLOAD_MAX_MEMORY_SIZE = MDM_API_MAX_BODY_BYTES
 # The reason on a history row is the steward's or caller's own words (notes up to 2,000 characters): text, not
 # simple-history's varchar(100), which refused a longer reason with a database error after the change was made.

@@ -35,3 +35,20 @@ def test_a_batch_size_that_is_no_integer_is_refused_by_name():
 
 def test_batch_sizes_of_one_and_more_start():
     assert _setup(MDM_INGEST_BATCH_SIZE="1", MDM_BULK_BATCH_SIZE="5000").returncode == 0
+
+
+@pytest.mark.parametrize("value", ["0", "1000"])
+def test_an_api_body_cap_too_small_for_the_admins_forms_is_refused_by_name(value):
+    proc = _setup(MDM_API_MAX_BODY_BYTES=value)
+    assert proc.returncode != 0
+    assert f"MDM_API_MAX_BODY_BYTES={value} must be at least 65536" in proc.stderr
+
+
+def test_the_api_body_cap_is_djangos_too():
+    proc = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings as s; "
+         "print(s.DATA_UPLOAD_MAX_MEMORY_SIZE, s.MDM_API_MAX_BODY_BYTES)"],
+        cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "mdm.settings", "MDM_API_MAX_BODY_BYTES": "100000"},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.stdout.split() == ["100000", "100000"]

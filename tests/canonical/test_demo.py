@@ -205,6 +205,7 @@ def test_load_demo_explains_a_missing_manifest(tmp_path):
         ({"system": "crm", "domain": ["customer"], "file": "b.csv"}, "files entry 2: domain missing or not a text"),
         ({"system": "crm", "domain": "account", "file": "b.csv"}, r"files entry 2 \(b\.csv\): unknown domain 'account'"),
         ("b.csv", "files entry 2: expected an object"),
+        ({"system": "crm", "domain": "customer", "file": "b\x00.csv"}, "files entry 2: the file name holds a NUL"),
     ],
 )  # fmt: skip
 def test_load_demo_checks_every_manifest_entry_before_loading_any_file(tmp_path, entry, message):

@@ -54,6 +54,8 @@ def manifest_read(path: Path) -> list[tuple[str, str, Path]]:
         if missing:
             raise CommandError(f"{where}: {', '.join(missing)} missing or not a text; {_MANIFEST_SHAPE}")
         system, domain, file = entry["system"], entry["domain"], entry["file"]
+        if "\x00" in file:
+            raise CommandError(f"{where}: the file name holds a NUL character; {_MANIFEST_SHAPE}")
         if domain not in DOMAINS:
             raise CommandError(f"{where} ({file}): unknown domain '{domain}'; expected one of {', '.join(DOMAINS)}")
         if system not in systems:
