@@ -263,8 +263,9 @@ class GoldenRecordViewSet(AuditedApiMixin, viewsets.ReadOnlyModelViewSet):
                 continue
             break
         data = self._serialize(row.instance, xrefs=xrefs_as_of(self.spec.name, current, when))
-        headers = {"Content-Location": self._detail_url(current) + f"?as_of={when.isoformat()}"}
-        return Response({**data, "as_of": when.isoformat()}, headers=headers)
+        stamp = when.isoformat().replace("+00:00", "Z")  # in UTC (parse_as_of): no "+" to escape in the URL
+        headers = {"Content-Location": self._detail_url(current) + f"?as_of={stamp}"}
+        return Response({**data, "as_of": stamp}, headers=headers)
 
     @action(detail=True, methods=["get"])
     def history(self, request, *args, **kwargs):

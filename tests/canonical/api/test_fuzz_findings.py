@@ -31,6 +31,7 @@ def test_utc_offsets_postgresql_does_not_take_are_read_as_the_instant_they_name(
     assert root.get("/api/v1/customers/", {"updated_after": when}).json()["results"] == []
     past = root.get(f"/api/v1/customers/{made.golden_id}/", {"as_of": when})
     assert past.status_code == 200 and past.json()["name"] == "Acme"
+    assert past.json()["as_of"].endswith("Z") and past["Content-Location"].endswith(f"?as_of={past.json()['as_of']}")
     for queue in ("exceptions", "review-tasks"):
         assert root.get(f"/api/v1/{queue}/", {"created_after": when}).status_code == 200
 
