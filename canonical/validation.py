@@ -359,6 +359,8 @@ _MAX_INT = 10**100
 
 def text_problem(text: str) -> str | None:
     """Why no database can store this text, else None: a NUL character, or an unpaired surrogate."""
+    if text.isascii() and "\x00" not in text:
+        return None
     if "\x00" in text:
         return "holds a NUL character (\\u0000), which cannot be stored; remove it at the source"
     if not text.isascii():
@@ -377,6 +379,12 @@ def unstorable_at(
     that ..."); a number that is not finite (NaN, Infinity: not JSON) or has more than 100 digits; objects and
     lists nested past `max_levels` (`level` is that of `value` itself). The path holds keys and indexes.
     Iterative, so no nesting a JSON parser accepted can exhaust the stack here."""
+    kind = type(value)
+    if kind is str:  # most values are a text: no stack for them (called for every attribute of every record)
+        problem = text_problem(value)
+        return None if problem is None else ((), problem)
+    if value is None or kind is bool:
+        return None
     stack: list[tuple[Any, tuple[str | int, ...], int]] = [(value, (), level)]
     while stack:
         value, path, level = stack.pop()
