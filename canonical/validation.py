@@ -283,11 +283,12 @@ _TEXT_KINDS = frozenset({"str", "country", "currency", "enum", "email", "domain"
 
 def clean_value(spec: FieldSpec, value: Any, *, system: str, country: str | None) -> Any:
     """The field's value as stored, or FieldError. Whoever calls it (ingest, search, a steward's override or merge
-    choice) gets the same refusal of what cannot be stored, as sent and once cleaned (rate-card lines given as JSON
-    text may decode to a NUL)."""
+    choice) gets the same refusal of what cannot be stored, as sent and, for rate-card lines given as JSON text,
+    once decoded."""
     _storable_or_refuse(value)
     cleaned = _clean_value(spec, value, system=system, country=country)
-    _storable_or_refuse(cleaned)
+    if spec.kind == "lines":  # decoded from JSON text: "\u0000" there is a NUL here (other kinds add no characters)
+        _storable_or_refuse(cleaned)
     return cleaned
 
 
