@@ -285,7 +285,8 @@ def clean_value(spec: FieldSpec, value: Any, *, system: str, country: str | None
     """The field's value as stored, or FieldError. Whoever calls it (ingest, search, a steward's override or merge
     choice) gets the same refusal of what cannot be stored, as sent and, for rate-card lines given as JSON text,
     once decoded."""
-    _storable_or_refuse(value)
+    if not (type(value) is str and value.isascii() and "\x00" not in value):  # a plain text needs no walk
+        _storable_or_refuse(value)
     cleaned = _clean_value(spec, value, system=system, country=country)
     if spec.kind == "lines":  # decoded from JSON text: "\u0000" there is a NUL here (other kinds add no characters)
         _storable_or_refuse(cleaned)
