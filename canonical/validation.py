@@ -327,11 +327,8 @@ def _clean_value(spec: FieldSpec, value: Any, *, system: str, country: str | Non
 
 def _clean_text_kind(spec: FieldSpec, value: Any, country: str | None) -> Any:
     kind = spec.kind
-    if kind == "str":
-        text = _as_text(value)
-        if len(text) > spec.max_length:
-            raise FieldError(f"longer than {spec.max_length} characters")
-        return text
+    if kind == "str":  # its length is checked by the caller (_clean_value), as sent and as stored
+        return _as_text(value)
     if kind == "country":
         return clean_country(value)
     if kind == "currency":

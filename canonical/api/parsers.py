@@ -15,6 +15,8 @@ from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
+from canonical.validation import text_problem
+
 from .errors import ApiError
 
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -29,12 +31,9 @@ def decimals_to_str(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, str):
-        if "\x00" in value:
-            raise exceptions.ParseError("JSON strings may not contain NUL (\\u0000) characters.")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise exceptions.ParseError("JSON strings may not contain lone surrogates (e.g. \\ud800).")
+        problem = text_problem(value)
+        if problem is not None:
+            raise exceptions.ParseError(f"A JSON string {problem}.")
         return value
     if isinstance(value, dict):
         return {decimals_to_str(k): decimals_to_str(v) for k, v in value.items()}

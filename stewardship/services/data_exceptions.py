@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from canonical.models import DataException, ExceptionStatus
@@ -37,7 +36,7 @@ def data_exception_retry(*, exception_id: int, user=None, reason: str = "") -> t
             {"exception": [f"exception {exc.pk} has no source record to re-process; resolve or ignore it instead"]}
         )
     why = (reason or "").strip() or f"retry of exception {exc.pk}"
-    with steward_action(reason=why, user=user), transaction.atomic():
+    with steward_action(reason=why, user=user):
         result = source_record_reprocess(exc.source_record)
     exc.refresh_from_db()
     return exc, result

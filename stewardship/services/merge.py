@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from canonical.audit import current_context
@@ -286,7 +285,7 @@ def golden_record_merge(
     )
     reason = reason.strip()
     model = spec.model
-    with steward_action(reason=reason, user=user, actor=actor, channel=channel) as ctx, transaction.atomic():
+    with steward_action(reason=reason, user=user, actor=actor, channel=channel) as ctx:
         locked = list(model.objects.select_for_update().filter(pk__in=[survivor, *others]).order_by("pk"))
         if any(r.status == GoldenStatus.MERGED for r in locked):  # lost a race with another merge
             raise MergeError({"others": ["a record was merged by someone else meanwhile; reload and try again"]})
@@ -440,7 +439,7 @@ def golden_record_unmerge(
     spec, sr = _unmerge_validate(domain=domain, source_record_id=source_record_id, reason=reason)
     reason = reason.strip()
     model = spec.model
-    with steward_action(reason=reason, user=user, actor=actor, channel=channel), transaction.atomic():
+    with steward_action(reason=reason, user=user, actor=actor, channel=channel):
         sr = SourceRecord.objects.select_for_update().get(pk=sr.pk)
         current = model.objects.select_for_update().get(pk=sr.golden_id)
         move = (

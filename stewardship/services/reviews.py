@@ -236,7 +236,7 @@ def review_task_merge(
             raise StewardshipError({"survivor_id": ["must be the record under review or one of the chosen candidates"]})
     else:
         survivor = model.objects.filter(pk__in=group).order_by("created_at", "pk").values_list("pk", flat=True)[0]
-    with steward_action(reason=reason.strip(), user=user, actor=actor, channel=channel), transaction.atomic():
+    with steward_action(reason=reason.strip(), user=user, actor=actor, channel=channel):
         decision = golden_record_merge(
             domain=domain,
             survivor_id=survivor,
@@ -268,7 +268,7 @@ def review_task_not_a_match(*, task_id: int, reason: str, user=None, candidate_i
         raise StewardshipError(errors)
     chosen = _chosen_candidates(task, candidate_ids, default_all=True)
     domain = task.domain
-    with steward_action(reason=reason.strip(), user=user), transaction.atomic():
+    with steward_action(reason=reason.strip(), user=user):
         mine = golden_source_ids(domain, golden_survivor_id(domain, task.golden_id) or task.golden_id)
         for gid in chosen:
             theirs = golden_source_ids(domain, golden_survivor_id(domain, gid) or gid)
