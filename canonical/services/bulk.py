@@ -89,6 +89,7 @@ from canonical.services.ingest import (
 )
 from canonical.services.ownership import rules_cached, system_codes
 from canonical.services.survivorship import missing_required
+from canonical.sqlparams import id_array
 from canonical.validation import validate_attributes
 
 _WINDOW = 128  # records whose candidates (and linked golden records) are read together
@@ -526,7 +527,7 @@ def _open_conflicts(sr_ids: list[int]) -> list:
         f"(SELECT * FROM {quote(DataException._meta.db_table)} WHERE source_record_id = u.source_record_id OFFSET 0) "
         "AS d WHERE d.kind = %s AND d.status = %s ORDER BY d.created_at DESC, d.id"
     )
-    params = [list(dict.fromkeys(sr_ids)), _CONFLICT, ExceptionStatus.OPEN.value]
+    params = [id_array(dict.fromkeys(sr_ids)), _CONFLICT, ExceptionStatus.OPEN.value]
     return _instances(DataException, fields, sql, params)
 
 
@@ -542,7 +543,7 @@ def _read(
     quote = connection.ops.quote_name
     field = model._meta.get_field(key)
     if connection.vendor == "postgresql":
-        match, match_params = f"{quote(field.column)} = ANY(%s)", [ids]
+        match, match_params = f"{quote(field.column)} = ANY(%s::{field.db_type(connection)}[])", [id_array(ids)]
     else:
         match = f"{quote(field.column)} IN ({', '.join(['%s'] * len(ids))})"
         match_params = [field.get_db_prep_value(v, connection) for v in ids]
