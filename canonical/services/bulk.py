@@ -87,6 +87,7 @@ from canonical.services.ingest import (
     content_hash,
     source_records_ingest,
 )
+from canonical.services.instances import new_instance as _new
 from canonical.services.ownership import rules_cached, system_codes
 from canonical.services.survivorship import missing_required
 from canonical.sqlparams import id_array
@@ -408,7 +409,8 @@ def _plan(chunk: _Chunk, env: Envelope) -> _Plan | None:
     if outcome.decision not in ("new", "link", "review"):
         return None
     temp_id = chunk.next_temp
-    sr = SourceRecord(
+    sr = _new(
+        SourceRecord,
         pk=temp_id,
         system_id=chunk.system.code,
         domain=spec.name,
@@ -628,7 +630,7 @@ def _apply(chunk: _Chunk, plan: _Plan) -> IngestResult | None:
     now = timezone.now()
     if plan.new:
         survival = plan.survival
-        record = spec.model(pk=golden_id, status=GoldenStatus.ACTIVE, version=1, provenance=survival.provenance)
+        record = _new(spec.model, pk=golden_id, status=GoldenStatus.ACTIVE, version=1, provenance=survival.provenance)
         _apply_values(record, survival.values)
         record.created_at = record.updated_at = now
         match_decided.send(
@@ -700,7 +702,8 @@ def _review_open(chunk: _Chunk, plan: _Plan, now: dt.datetime) -> None:
     )
     if not kept:
         return
-    task = ReviewTask(
+    task = _new(
+        ReviewTask,
         domain=spec.name,
         golden_id=plan.golden_id,
         source_record_id=plan.sr.pk,  # temporary until written
@@ -740,7 +743,8 @@ def _sync_conflicts(chunk: _Chunk, sources: list[SourceRecord], survival, now: d
                     obj.updated_at = now
                     _exc_changed(chunk, exc, "~", now)
             else:
-                obj = DataException(
+                obj = _new(
+                    DataException,
                     kind=_CONFLICT,
                     message=message,
                     detail=detail,

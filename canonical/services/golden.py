@@ -25,6 +25,7 @@ from canonical.models import (
     SourceStatus,
 )
 from canonical.services import exceptions as exc_service
+from canonical.services.instances import new_instance
 from canonical.services.ownership import ownership_map, system_priorities
 from canonical.services.survivorship import Contribution, Survival, missing_required, survive
 
@@ -202,7 +203,8 @@ def change_event_build(
         data["merged_into"] = str(record.merged_into_id)
     if extra:
         data.update(extra)
-    return ChangeEvent(
+    return new_instance(
+        ChangeEvent,
         type=event_type,
         domain=record.DOMAIN,
         golden_id=record.pk,
