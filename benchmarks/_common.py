@@ -255,6 +255,15 @@ class ChildRun:
     extra: dict = field(default_factory=dict)
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a local process (the PostgreSQL backend serving us), or None if unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float | None:
     """A process's resident set size now (VmRSS), or None once it is gone."""
     try:

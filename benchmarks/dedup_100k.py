@@ -9,6 +9,9 @@ row, outbox event, cross-reference, match keys — in one transaction rolled bac
 evaluation). Splink: its documented DuckDB dedupe workflow (train, predict, cluster). Prints both wall-clock
 times, records per second, the ratio, and both F1 scores. Peak memory of this process is printed after ours (ours_peak_rss_mb: the
 file and its labels are held in memory for the evaluation) and at the end (peak_rss_mb, Splink and DuckDB included).
+Core-seconds say how much of the machine each side used: ours is this process's CPU plus the CPU of the
+PostgreSQL backend serving it (read from /proc: the database must run on this machine), Splink's is this
+process's CPU while it ran (DuckDB's threads included); `*_cores` is that divided by the wall time.
 `--breakdown` also measures where ours' time goes (benchmarks/_breakdown.py: the database waits by statement, the
 matcher's feature memo by tier, the garbage collector); `--no-splink` runs ours only.
 """
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import _breakdown
+    import _common as common
     import django
     import splink_side_by_side as sbs
 
@@ -82,21 +86,32 @@ def main(argv: list[str] | None = None) -> int:
     # records per ingest call as `manage.py ingest` takes them (a transaction each there; here a savepoint each, in
     # the evaluation's one transaction): MDM_BULK_BATCH_SIZE with --bulk, MDM_INGEST_BATCH_SIZE record by record
     batch_size = settings.MDM_INGEST_BATCH_SIZE if args.record_by_record else settings.MDM_BULK_BATCH_SIZE
+    from django.db import connection
+
+    # PostgreSQL's side of ours: the CPU of the backend serving this process (same machine), read from /proc
+    connection.ensure_connection()
+    backend = connection.connection.info.backend_pid if connection.vendor == "postgresql" else None
+    db_cpu = common.process_cpu_seconds(backend) if backend else None
     started = time.perf_counter()
     with _breakdown.breakdown() if args.breakdown else nullcontext() as where:
         ours = sbs.run_ours(
             "customer", path, bulk=not args.record_by_record, per_system=not args.file_order, batch_size=batch_size
         )
     ours_seconds = time.perf_counter() - started
+    same_backend = connection.connection is not None and connection.connection.info.backend_pid == backend
+    db_after = common.process_cpu_seconds(backend) if backend and same_backend else None
+    ours_db_cpu = round(db_after - db_cpu, 1) if db_after is not None and db_cpu is not None else None
     ours_peak = rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024  # ours ran first: the peak so far is ours
     if where is not None:
         print("\n".join(_breakdown.report_lines(where)), file=sys.stderr)
     if args.no_splink:
-        theirs, splink_seconds = {"f1": None}, None
+        theirs, splink_seconds, splink_cpu = {"f1": None}, None, None
     else:
-        started = time.perf_counter()
+        started, used = time.perf_counter(), rlimit.getrusage(rlimit.RUSAGE_SELF)
         theirs = sbs.run_splink("customer", path)
         splink_seconds = time.perf_counter() - started
+        after = rlimit.getrusage(rlimit.RUSAGE_SELF)  # this process's threads: DuckDB's among them
+        splink_cpu = (after.ru_utime - used.ru_utime) + (after.ru_stime - used.ru_stime)
     result = {
         "records": ours["records"],
         "ours_seconds": round(ours_seconds, 1),
@@ -105,10 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         "ours_path": ours["mode"] + (", file order" if args.file_order else ", one export per system"),
         "ours_cpu_seconds": ours["cpu_seconds"],
         "ours_review_pairs": ours["review_tasks"],
+        "ours_db_cpu_seconds": ours_db_cpu,
+        # CPU seconds on any core: this process plus the PostgreSQL backend serving it
+        "ours_core_seconds": round(ours["cpu_seconds"] + ours_db_cpu, 1) if ours_db_cpu is not None else None,
         "ours_batch_size": batch_size,
         "splink_seconds": round(splink_seconds, 1) if splink_seconds is not None else None,
         "splink_records_per_s": round(ours["records"] / splink_seconds, 1) if splink_seconds is not None else None,
         "splink_f1": theirs["f1"],
+        "splink_core_seconds": round(splink_cpu, 1) if splink_cpu is not None else None,
+        "splink_cores": round(splink_cpu / splink_seconds, 2) if splink_seconds else None,
+        "ours_cores": round((ours["cpu_seconds"] + ours_db_cpu) / ours_seconds, 2) if ours_db_cpu is not None else None,
         "ratio_ours_to_splink": round(ours_seconds / splink_seconds, 1) if splink_seconds is not None else None,
         "ours_peak_rss_mb": round(ours_peak, 1),
         "peak_rss_mb": round(rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -394,15 +394,6 @@ def _ingest_inprocess(path: Path, system: str, batch_size: int | None):
         return source_file_ingest(path=path, system=system, domain="customer", batch_size=batch_size, bulk=BULK)
 
 
-def _process_cpu(pid: int) -> float | None:
-    """User + system CPU seconds of a local process (the PostgreSQL backend serving us), or None if unreadable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def queries_report(files: dict, database_url: str, batch_size: int | None) -> dict:
     from django.db import connection, connections
     from django.test.utils import CaptureQueriesContext
@@ -416,11 +407,11 @@ def queries_report(files: dict, database_url: str, batch_size: int | None) -> di
         connection.queries_log = deque(maxlen=connection.queries_limit)
         backend = connection.connection.info.backend_pid
         with CaptureQueriesContext(connection) as ctx:
-            started, cpu, server_cpu = time.perf_counter(), time.process_time(), _process_cpu(backend)
+            started, cpu, server_cpu = time.perf_counter(), time.process_time(), common.process_cpu_seconds(backend)
             summary = _ingest_inprocess(files[system], system, batch_size)
             wall = time.perf_counter() - started
             cpu = time.process_time() - cpu
-            server_cpu = _process_cpu(backend) - server_cpu if server_cpu is not None else None
+            server_cpu = common.process_cpu_seconds(backend) - server_cpu if server_cpu is not None else None
         kinds: dict[str, list[float]] = defaultdict(list)
         for q in ctx.captured_queries:
             kinds[_statement_kind(q["sql"])].append(float(q["time"]))
