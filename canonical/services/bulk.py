@@ -85,6 +85,7 @@ from canonical.services.ingest import (
     IngestResult,
     _matcher_values,
     content_hash,
+    match_lock,
     source_records_ingest,
 )
 from canonical.services.instances import new_instance as _new
@@ -215,6 +216,7 @@ def source_records_ingest_bulk(*, system: System | str, domain: str, envelopes: 
         return source_records_ingest(system=system, domain=domain, envelopes=envelopes)
     results: list[IngestResult] = []
     with _collections_less_often(), transaction.atomic(), rules_cached():
+        match_lock(spec.name)  # before anything is read (ingest.py: concurrent ingests of duplicates)
         for start in range(0, len(envelopes), _CHUNK):
             _chunk_ingest(system, spec, matcher, envelopes[start : start + _CHUNK], results)
     return results

@@ -16,10 +16,10 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from canonical.domains import DomainSpec, get_domain
+from canonical.domains import DOMAINS, DomainSpec, get_domain
 from canonical.matching.base import get_matcher
 from canonical.matching.base import matcher_values as _matcher_values
 from canonical.matching.fuzzy import common_keys_forget, population_add
@@ -541,9 +541,30 @@ def _resolve_waiting(target: SourceRecord) -> None:
         source_record_reprocess(sr)
 
 
+# Matching decides against what is committed. Two transactions that each ingest one of a pair of duplicates at
+# the same time (CRM's and ERP's pulls of the same client, two webhooks) would each find no candidate and make a
+# golden record each. So every transaction that may match records of a domain first takes this lock, held until
+# it ends: the second waits for the first to commit, then finds its records. Taken before any row lock of the
+# transaction, one lock per domain; a transaction that goes on to another domain (the records a reference held
+# back, released by this one) only goes from a referenced domain to a referring one, so locks are always taken in
+# one order and two ingests cannot deadlock on them. Re-taking it in the same transaction costs a round trip.
+_MATCH_LOCK_CLASS = 0x4D444D  # "MDM": the first key of pg_advisory_xact_lock(int, int)
+_MATCH_LOCK_IDS = {name: i for i, name in enumerate(sorted(DOMAINS))}
+
+
+def match_lock(domain: str) -> None:
+    """Hold the domain's match lock until the current transaction ends (PostgreSQL; elsewhere nothing: SQLite
+    has one writer at a time)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_MATCH_LOCK_CLASS, _MATCH_LOCK_IDS[domain]])
+
+
 def source_record_reprocess(sr: SourceRecord) -> IngestResult:
     """Run the pipeline again on a stored source record (a reference arrived, a rule changed, a retry)."""
     with transaction.atomic():
+        match_lock(sr.domain)
         batch = _in_batch(sr.system_id, sr.domain, sr.source_id)
         if batch is not None:
             locked = batch.records[sr.source_id]  # the batch holds its lock and its up-to-date instance
@@ -655,6 +676,7 @@ def source_records_ingest(*, system: System | str, domain: str, envelopes: list[
         system = System.objects.get(code=system)
     results: list[IngestResult] = []
     with transaction.atomic(), rules_cached():
+        match_lock(spec.name)
         for start in range(0, len(envelopes), _CHUNK):
             chunk = envelopes[start : start + _CHUNK]
             batch = _batch_open(system, spec, chunk)
