@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
 import uuid
+import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -543,22 +545,49 @@ def _resolve_waiting(target: SourceRecord) -> None:
 
 # Matching decides against what is committed. Two transactions that each ingest one of a pair of duplicates at
 # the same time (CRM's and ERP's pulls of the same client, two webhooks) would each find no candidate and make a
-# golden record each. So every transaction that may match records of a domain first takes this lock, held until
-# it ends: the second waits for the first to commit, then finds its records. Taken before any row lock of the
-# transaction, one lock per domain; a transaction that goes on to another domain (the records a reference held
-# back, released by this one) only goes from a referenced domain to a referring one, so locks are always taken in
-# one order and two ingests cannot deadlock on them. Re-taking it in the same transaction costs a round trip.
+# golden record each. So every transaction that ingests records of a domain first takes match locks (PostgreSQL
+# advisory locks held until it ends): the second waits for the first to commit, then finds its records.
+#
+# Which locks: the domain's, and those of every domain that refers to it, directly or not (a customer's: customer,
+# contract, project, rate card), because ingesting a record also processes, in the same transaction, the records
+# of other domains that a reference to it held back. All of them are taken at once, before any row lock, in one
+# fixed order: a transaction never asks for a match lock while it holds rows, and never takes two in an order
+# another could reverse, so ingests cannot deadlock on them. The records a reference released are processed under
+# locks the transaction already holds (a referring domain's set is within the referred one's). The price: every
+# set holds the project lock (projects refer to every domain but rate cards, which reach them through contracts),
+# so ingests run one at a time across the hub. Re-taking locks already held costs a round trip. Steward merges and batch re-matches join existing
+# golden records under row locks and make none, so they take none.
 _MATCH_LOCK_CLASS = 0x4D444D  # "MDM": the first key of pg_advisory_xact_lock(int, int)
-_MATCH_LOCK_IDS = {name: i for i, name in enumerate(sorted(DOMAINS))}
+
+
+def _match_lock_id(domain: str) -> int:
+    """A domain's lock: fixed by its name (not by its place among the domains), so processes of two releases with
+    different domains still exclude each other."""
+    return zlib.crc32(f"mdm-match:{domain}".encode()) & 0x7FFFFFFF
+
+
+@functools.cache
+def match_lock_domains(domain: str) -> tuple[str, ...]:
+    """The domain and every domain whose records refer to it, directly or through others."""
+    found, todo = {domain}, [domain]
+    while todo:
+        target = todo.pop()
+        for name, spec in DOMAINS.items():
+            if name not in found and any(f.ref_domain == target for f in spec.ref_fields):
+                found.add(name)
+                todo.append(name)
+    return tuple(sorted(found, key=_match_lock_id))
 
 
 def match_lock(domain: str) -> None:
-    """Hold the domain's match lock until the current transaction ends (PostgreSQL; elsewhere nothing: SQLite
-    has one writer at a time)."""
+    """Hold the match locks of `domain` (match_lock_domains) until the current transaction ends, taken in one
+    statement in a fixed order (PostgreSQL; elsewhere nothing: SQLite lets one transaction write at a time)."""
     if connection.vendor != "postgresql":
         return
+    ids = [_match_lock_id(d) for d in match_lock_domains(domain)]
+    calls = ", ".join("pg_advisory_xact_lock(%s, %s)" for _ in ids)  # evaluated left to right
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_MATCH_LOCK_CLASS, _MATCH_LOCK_IDS[domain]])
+        cursor.execute(f"SELECT {calls}", [v for i in ids for v in (_MATCH_LOCK_CLASS, i)])
 
 
 def source_record_reprocess(sr: SourceRecord) -> IngestResult:

@@ -81,18 +81,25 @@ def test_two_writers_where_the_first_commits_late_and_the_feed_skips_nothing(tra
     from canonical.api.clients import api_client_create
 
     workers()  # a worker is running, as in production; the feed itself is read over the API
-    _, key = api_client_create(name="downstream", scopes=["read:customer", "read:legal_entity"])
+    _, key = api_client_create(name="downstream", scopes=["read:customer"])
     reader = APIClient()
     reader.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     ingest("crm", "customer", rec("001-seed", name="Seed"))
     first_wrote, let_first_commit = threading.Event(), threading.Event()
 
-    # Two domains: two ingests of one domain no longer overlap (the match lock, canonical/services/ingest.py, has
-    # the second wait for the first to commit); writers of different domains still commit in any order.
+    # The slow writer is a steward: two ingests no longer overlap (the match locks, canonical/services/ingest.py,
+    # have the second wait for the first to commit), but a steward's decision takes none and commits in any order.
+    from stewardship.services.overrides import field_override_set
+
+    seed = Customer.objects.get()
+
     def slow_writer():
         try:
             with transaction.atomic():
-                ingest("erp", "legal_entity", rec("L-late", name="Written first, committed last", country="GB"))
+                field_override_set(
+                    domain="customer", golden_id=seed.pk, field="name", value="Written first, committed last",
+                    reason="a steward's correction",
+                )  # fmt: skip
                 first_wrote.set()
                 let_first_commit.wait(30)
         finally:
@@ -123,6 +130,9 @@ def test_two_writers_where_the_first_commits_late_and_the_feed_skips_nothing(tra
     read()
     names = [e["data"]["record"]["name"] for e in seen]
     assert sorted(names) == sorted(["Seed", "Written first, committed last", "Written second, committed first"])
+    assert [e["type"] for e in seen if e["data"]["record"]["name"] == "Written first, committed last"] == [
+        "org.mdm.golden.updated"
+    ]
     assert len({e["id"] for e in seen}) == ChangeEvent.objects.count() == 3
     late_id = ChangeEvent.objects.get(data__name="Written first, committed last").pk
     fast_id = ChangeEvent.objects.get(data__name="Written second, committed first").pk

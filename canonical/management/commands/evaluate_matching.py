@@ -254,7 +254,7 @@ def evaluate(
     from canonical.matching.fuzzy import population_private
     from canonical.matching.signals import match_decided
     from canonical.models import SourceRecord, SourceStatus, System
-    from canonical.services.ingest import envelope_parse, source_record_reprocess, source_records_ingest
+    from canonical.services.ingest import envelope_parse, match_lock, source_record_reprocess, source_records_ingest
 
     if bulk:
         from canonical.services.bulk import source_records_ingest_bulk as source_records_ingest
@@ -280,6 +280,7 @@ def evaluate(
             ),
         ):
             with transaction.atomic():
+                match_lock(domain)  # before the domain's rows are cleared (the ingests take it again, held)
                 cleared = domain_clear(domain)
                 if cleared:
                     print(f"cleared {cleared} {domain} golden records for the run (rolled back after)", file=sys.stderr)
