@@ -550,13 +550,14 @@ def _resolve_waiting(target: SourceRecord) -> None:
 #
 # Which locks: the domain's, and those of every domain that refers to it, directly or not (a customer's: customer,
 # contract, project, rate card), because ingesting a record also processes, in the same transaction, the records
-# of other domains that a reference to it held back. All of them are taken at once, before any row lock, in one
-# fixed order: a transaction never asks for a match lock while it holds rows, and never takes two in an order
+# of other domains that a reference to it held back. All of them are taken at once, in one fixed order, before the
+# ingest locks any record (a caller may hold rows of its own, a webhook's say, which no ingest waits for): no
+# transaction asks for a match lock while holding records another lock holder may want, nor takes two in an order
 # another could reverse, so ingests cannot deadlock on them. The records a reference released are processed under
 # locks the transaction already holds (a referring domain's set is within the referred one's). The price: every
 # set holds the project lock (projects refer to every domain but rate cards, which reach them through contracts),
-# so ingests run one at a time across the hub. Re-taking locks already held costs a round trip. Steward merges and batch re-matches join existing
-# golden records under row locks and make none, so they take none.
+# so ingests run one at a time across the hub. Re-taking locks already held costs a round trip. Steward merges
+# and batch re-matches join existing golden records under row locks and make none, so they take none.
 _MATCH_LOCK_CLASS = 0x4D444D  # "MDM": the first key of pg_advisory_xact_lock(int, int)
 
 
