@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     same_backend = connection.connection is not None and connection.connection.info.backend_pid == backend
     db_after = common.process_cpu_seconds(backend) if backend and same_backend else None
     ours_db_cpu = round(db_after - db_cpu, 1) if db_after is not None and db_cpu is not None else None
+    # CPU seconds on any core: this process plus the PostgreSQL backend serving it
+    ours_core = ours["cpu_seconds"] + ours_db_cpu if ours_db_cpu is not None else None
     ours_peak = rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024  # ours ran first: the peak so far is ours
     if where is not None:
         print("\n".join(_breakdown.report_lines(where)), file=sys.stderr)
@@ -121,15 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         "ours_cpu_seconds": ours["cpu_seconds"],
         "ours_review_pairs": ours["review_tasks"],
         "ours_db_cpu_seconds": ours_db_cpu,
-        # CPU seconds on any core: this process plus the PostgreSQL backend serving it
-        "ours_core_seconds": round(ours["cpu_seconds"] + ours_db_cpu, 1) if ours_db_cpu is not None else None,
+        "ours_core_seconds": round(ours_core, 1) if ours_core is not None else None,
         "ours_batch_size": batch_size,
         "splink_seconds": round(splink_seconds, 1) if splink_seconds is not None else None,
         "splink_records_per_s": round(ours["records"] / splink_seconds, 1) if splink_seconds is not None else None,
         "splink_f1": theirs["f1"],
         "splink_core_seconds": round(splink_cpu, 1) if splink_cpu is not None else None,
         "splink_cores": round(splink_cpu / splink_seconds, 2) if splink_seconds else None,
-        "ours_cores": round((ours["cpu_seconds"] + ours_db_cpu) / ours_seconds, 2) if ours_db_cpu is not None else None,
+        "ours_cores": round(ours_core / ours_seconds, 2) if ours_core is not None else None,
         "ratio_ours_to_splink": round(ours_seconds / splink_seconds, 1) if splink_seconds is not None else None,
         "ours_peak_rss_mb": round(ours_peak, 1),
         "peak_rss_mb": round(rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -356,6 +356,11 @@ _MAX_NESTING = 16
 _MAX_INT = 10**100
 
 
+def refuse_json_constant(name: str) -> Any:
+    """`parse_constant` for json.loads: NaN, Infinity and -Infinity are not JSON numbers and no column holds them."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def text_problem(text: str) -> str | None:
     """Why no database can store this text, else None: a NUL character, or an unpaired surrogate."""
     if text.isascii() and "\x00" not in text:

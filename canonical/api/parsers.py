@@ -15,15 +15,11 @@ from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
-from canonical.validation import text_problem
+from canonical.validation import refuse_json_constant, text_problem
 
 from .errors import ApiError
 
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def decimals_to_str(value: Any) -> Any:
@@ -54,7 +50,7 @@ class DecimalJSONParser(JSONParser):
             )
         try:
             text = raw.decode(encoding)  # text encodings only: LookupError for charset=zlib, bz2, rot13
-            data = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+            data = json.loads(text, parse_float=Decimal, parse_constant=refuse_json_constant)
             return decimals_to_str(data)
         except (ValueError, UnicodeDecodeError, LookupError) as exc:
             raise exceptions.ParseError(f"JSON parse error - {exc}")

@@ -74,9 +74,9 @@ def key_rows_bulk(domain: str, keys: list[Key]) -> tuple[dict[Key, list[tuple[st
 
     table = connection.ops.quote_name(MatchKey._meta.db_table)
     # The keys go as two JSON arrays (canonical.sqlparams: psycopg dumps a text[] element by element, ~14 times
-    # the client CPU). A key's golden ids and source record ids each aggregated as one space-separated text (in the same row
-    # order), split here: about half the client's CPU of reading them as two arrays, which the driver parses
-    # element by element (measured on the keys of a 20,000-record bulk dedup: 900,000 rows).
+    # the client CPU). A key's golden ids and source record ids each aggregated as one space-separated text (in
+    # the same row order), split here: about half the client's CPU of reading them as two arrays, which the
+    # driver parses element by element (measured on the keys of a 20,000-record bulk dedup: 900,000 rows).
     sql = (
         "SELECT v.k, m.n, m.g, m.s "
         "FROM ROWS FROM (json_array_elements_text(%s::json), json_array_elements_text(%s::json)) "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -19,7 +19,7 @@ from django.utils import timezone
 from canonical.audit import Channel, audit_context
 from canonical.domains import DOMAINS, get_domain
 from canonical.services.ingest import EnvelopeError, envelope_parse, source_records_ingest
-from canonical.validation import path_text, text_problem, unstorable_at
+from canonical.validation import path_text, refuse_json_constant, text_problem, unstorable_at
 from connectors.models import Connection, InboundWebhook, InboundWebhookStatus
 from connectors.webhooks.client import SignatureError, verify
 from connectors.webhooks.mapping import INBOUND_SHAPE
@@ -94,10 +94,6 @@ def webhook_receive(*, system: str, headers, body: bytes) -> WebhookAnswer:
 _MAX_NESTING = 32
 
 
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):  # 1e999 and friends: valid JSON, but Infinity once read
@@ -116,7 +112,7 @@ def _payload_parse(body: bytes) -> Any:
     """The body as JSON, or ValueError saying why it is not JSON the hub can read (NaN, Infinity and
     numbers that overflow to it included, as JSON has no such numbers)."""
     try:
-        return json.loads(body or b"null", parse_constant=_refuse_constant, parse_float=_finite_float,
+        return json.loads(body or b"null", parse_constant=refuse_json_constant, parse_float=_finite_float,
                           parse_int=_int)  # fmt: skip
     except RecursionError:
         raise ValueError("nested too deeply") from None
