@@ -582,7 +582,8 @@ def match_lock_domains(domain: str) -> tuple[str, ...]:
 
 def match_lock(domain: str) -> None:
     """Hold the match locks of `domain` (match_lock_domains) until the current transaction ends, taken in one
-    statement in a fixed order (PostgreSQL; elsewhere nothing: SQLite lets one transaction write at a time)."""
+    statement in a fixed order (PostgreSQL; elsewhere nothing: on SQLite the settings make every transaction take
+    the write lock at its start, which serialises ingests as these locks do)."""
     if connection.vendor != "postgresql":
         return
     ids = [_match_lock_id(d) for d in match_lock_domains(domain)]
