@@ -28,6 +28,7 @@ from canonical.domains import get_domain
 from canonical.models import CrossReference, GoldenStatus
 from canonical.services import exceptions as exc_service
 from canonical.services.golden import golden_values
+from canonical.services.ingest import match_lock
 from connectors.base import PushItem, PushResult, TransportError, backoff_delay
 from connectors.models import Connection, DeadLetter, Delivery, DeliveryStatus, SyncRun, SyncRunStatus
 from connectors.registry import connector_for
@@ -144,7 +145,15 @@ def push_item(delivery: Delivery, *, covers: set[str], personal: bool = False) -
 
 
 def xref_store(*, system: str, domain: str, remote_id: str, golden_id: uuid.UUID) -> CrossReference:
-    """Record that `system` knows the golden record as `remote_id` (history row via save())."""
+    """Record that `system` knows the golden record as `remote_id` (history row via save()).
+
+    Under the domain's match locks (canonical.services.ingest.match_lock, held until the caller's transaction
+    ends): an ingest of the same system's records decides whether a new source id already has a cross-reference
+    a push made, then writes its own; without the locks, a push settled between the two made that write fail on
+    the cross-reference's unique key (a pull's page, or a whole bulk batch, rolled back). With them, the push
+    waits for the ingest, finds the ingest's cross-reference and leaves it; or the ingest waits for the push and
+    links the record through the push's cross-reference."""
+    match_lock(domain)
     xref = CrossReference.objects.filter(system_id=system, domain=domain, source_id=remote_id).first()
     if xref is None:
         try:
@@ -163,6 +172,8 @@ def xref_store(*, system: str, domain: str, remote_id: str, golden_id: uuid.UUID
 def _settle_ok(d: Delivery, item: PushItem, result: PushResult, token: str, coalesce: bool, stats: RelayStats) -> None:
     now = timezone.now()
     with transaction.atomic():
+        if result.remote_id:
+            match_lock(d.domain)  # xref_store's, taken before the delivery's row lock (match locks come first)
         done = Delivery.objects.filter(pk=d.pk, status=DeliveryStatus.LEASED, lease_token=token).update(
             status=DeliveryStatus.DONE, delivered_at=now, remote_id=result.remote_id or "", last_error=""
         )
