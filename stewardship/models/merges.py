@@ -17,6 +17,8 @@ class MergeDecision(models.Model):
     survivor_id = models.UUIDField(db_index=True)
     retired_ids = models.JSONField(default=list)
     field_choices = models.JSONField(default=dict, blank=True)
+    # the steward overrides field_choices set on the survivor: lifted when an unmerge undoes this merge
+    override_ids = models.JSONField(default=list, blank=True)
     reason = models.TextField()
     actor = models.CharField(max_length=200, blank=True, default="")
     channel = models.CharField(max_length=20, blank=True, default="")

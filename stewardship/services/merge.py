@@ -18,7 +18,17 @@ from django.utils import timezone
 
 from canonical.audit import current_context
 from canonical.domains import DOMAINS, DomainSpec, FieldSpec, get_domain
-from canonical.models import ChangeEventType, CrossReference, FieldOverride, GoldenStatus, MatchKey, SourceRecord
+from canonical.models import (
+    ChangeEventType,
+    CrossReference,
+    DataException,
+    ExceptionStatus,
+    FieldOverride,
+    GoldenStatus,
+    MatchKey,
+    SourceRecord,
+)
+from canonical.services.exceptions import exception_close
 from canonical.services.golden import (
     change_event_write,
     golden_record_create,
@@ -26,6 +36,7 @@ from canonical.services.golden import (
     golden_survivor_id,
     golden_values,
 )
+from canonical.services.ingest import match_lock
 from canonical.validation import FieldError, clean_value
 from stewardship.models import (
     PENDING_REVIEW,
@@ -241,7 +252,13 @@ def _review_tasks_after_merge(
             task.decided_by = current_context().actor
             task.save()
             continue
-        remaining = [c for c in task.candidates if c["golden_id"] not in retired_str]
+        # a candidate merged into this record now or earlier (A into C, then C into this one) is part of it
+        remaining = [
+            c
+            for c in task.candidates
+            if c["golden_id"] not in retired_str
+            and (_as_uuid(c["golden_id"]) is None or golden_survivor_id(domain, _as_uuid(c["golden_id"])) != survivor)
+        ]
         if remaining == task.candidates:
             continue
         if remaining:
@@ -254,6 +271,18 @@ def _review_tasks_after_merge(
             task.decided_at = timezone.now()
             task.decided_by = current_context().actor
         task.save()
+
+
+def _retired_exceptions_close(domain: str, retired: uuid.UUID, survivor: uuid.UUID) -> None:
+    """A retired record's own open exceptions (an `incomplete` one, say) no longer describe a live record: resolved,
+    saying where it went. Its source records' exceptions go with them to the survivor."""
+    kinds = (
+        DataException.objects.filter(domain=domain, golden_id=retired, source_record=None, status=ExceptionStatus.OPEN)
+        .values_list("kind", flat=True)
+        .distinct()
+    )
+    for kind in list(kinds):
+        exception_close(kind=kind, golden_id=retired, note=f"{domain} {retired} was merged into {survivor}")
 
 
 def golden_record_merge(
@@ -286,6 +315,9 @@ def golden_record_merge(
     reason = reason.strip()
     model = spec.model
     with steward_action(reason=reason, user=user, actor=actor, channel=channel) as ctx:
+        # the domain's match locks before any row lock: an ingest locks a source record, then its golden record;
+        # a merge locks golden records, then moves their source records (ingest.py: match_lock)
+        match_lock(domain)
         locked = list(model.objects.select_for_update().filter(pk__in=[survivor, *others]).order_by("pk"))
         if any(r.status == GoldenStatus.MERGED for r in locked):  # lost a race with another merge
             raise MergeError({"others": ["a record was merged by someone else meanwhile; reload and try again"]})
@@ -319,6 +351,7 @@ def golden_record_merge(
                 origin_system=None,
                 extra={"survivor_id": str(survivor), "merge_id": decision.pk},
             )
+            _retired_exceptions_close(domain, other, survivor)
         for name, value in choices.items():
             try:
                 field_override_set(
@@ -326,6 +359,11 @@ def golden_record_merge(
                 )
             except OverrideError as exc:  # validated above; kept so a surprise is still a 400, never a 500
                 raise MergeError({"field_choices": [f"{name}: {m}" for msgs in exc.errors.values() for m in msgs]})
+            decision.override_ids.append(
+                FieldOverride.objects.get(domain=domain, golden_id=survivor, field=name, is_active=True).pk
+            )
+        if decision.override_ids:
+            decision.save(update_fields=["override_ids"])
         _, changed = golden_record_recompute(domain=domain, golden_id=survivor)
         record = model.objects.get(pk=survivor)
         _bump(record, reason)
@@ -372,15 +410,33 @@ def _unmerge_validate(*, domain: str, source_record_id: Any, reason: str) -> tup
     return spec, sr
 
 
+def _still_where_moved(domain: str, value: Any, moved_to: uuid.UUID) -> bool:
+    """Whether a reference the merge moved to `moved_to` still points there: at it, or at the record a later merge
+    retired it into (A merged into B, B into C: the reference moved to B now names C)."""
+    value = _as_uuid(value)
+    if value is None:
+        return False
+    return value == moved_to or golden_survivor_id(domain, value) == golden_survivor_id(domain, moved_to)
+
+
 def _restore_references(move: MergeMove, restored: uuid.UUID) -> list[dict]:
-    """Put back the references (and system-assigned cross-references) that the merge moved off `restored`."""
+    """Put back the references (and system-assigned cross-references) that the merge moved off `restored`, where
+    nothing has moved them since."""
     moved = []
+    domain = move.merge.domain
     for xmove in MergeMove.objects.filter(
         merge=move.merge, source_record__isnull=True, from_golden_id=restored, unmerged_at__isnull=True
     ):
-        if xmove.xref is not None and xmove.xref.golden_id == xmove.to_golden_id:
-            xmove.xref.golden_id = restored
-            xmove.xref.save()
+        xref = xmove.xref
+        # a push's cross-reference that a source record of that system has since been linked through belongs to
+        # that source record's golden record, wherever it is
+        if (
+            xref is not None
+            and xref.source_record_id is None
+            and _still_where_moved(domain, xref.golden_id, xmove.to_golden_id)
+        ):
+            xref.golden_id = restored
+            xref.save()
         xmove.unmerged_at = timezone.now()
         xmove.save()
     logs = MergeReference.objects.filter(merge=move.merge, from_golden_id=restored, restored_at__isnull=True)
@@ -388,12 +444,12 @@ def _restore_references(move: MergeMove, restored: uuid.UUID) -> list[dict]:
         ref_model = get_domain(log.domain).model
         if log.via == ReferenceVia.OVERRIDE and log.override is not None:
             ov = log.override
-            if ov.is_active and str(ov.value) == str(log.to_golden_id):
+            if ov.is_active and _still_where_moved(domain, ov.value, log.to_golden_id):
                 ov.value = str(restored)
                 ov.save()
         elif log.via == ReferenceVia.DIRECT:
             record = ref_model.objects.filter(pk=log.golden_id).first()
-            if record is not None and getattr(record, f"{log.field}_id") == log.to_golden_id:
+            if record is not None and _still_where_moved(domain, getattr(record, f"{log.field}_id"), log.to_golden_id):
                 setattr(record, f"{log.field}_id", restored)
                 _bump(record, current_context().reason)
                 change_event_write(
@@ -426,6 +482,32 @@ def _repoint_source_references(sr: SourceRecord, target: uuid.UUID) -> list[dict
     return moved
 
 
+def _moves_back(model, sr: SourceRecord, current: uuid.UUID) -> list[MergeMove]:
+    """The merges that brought `sr` into `current`, newest first, back to the record it came from: past every
+    record that is itself merged (A into B, then B into C: A1's moves B→C and A→B, so it goes back to A)."""
+    chain: list[MergeMove] = []
+    at = current
+    for move in (
+        MergeMove.objects.filter(source_record=sr, unmerged_at__isnull=True).select_related("merge").order_by("-id")
+    ):
+        if move.to_golden_id != at:
+            continue
+        chain.append(move)
+        if not model.objects.filter(pk=move.from_golden_id, status=GoldenStatus.MERGED).exists():
+            break  # it came from a record that is live again: it rejoins that one
+        at = move.from_golden_id
+    return chain
+
+
+def _merge_overrides_lift(decision: MergeDecision) -> None:
+    """An unmerge undoes `decision`: the overrides its field choices pinned on the survivor go too, unless a
+    steward changed them since (a newer override replaced them)."""
+    for ov in FieldOverride.objects.filter(pk__in=decision.override_ids or [], is_active=True):
+        ov.is_active = False
+        ov.save()  # one by one: history for each
+        golden_record_recompute(domain=ov.domain, golden_id=ov.golden_id)
+
+
 def golden_record_unmerge(
     *,
     domain: str,
@@ -440,14 +522,11 @@ def golden_record_unmerge(
     reason = reason.strip()
     model = spec.model
     with steward_action(reason=reason, user=user, actor=actor, channel=channel):
+        match_lock(domain)  # before any row lock, as an ingest takes them (see golden_record_merge)
         sr = SourceRecord.objects.select_for_update().get(pk=sr.pk)
         current = model.objects.select_for_update().get(pk=sr.golden_id)
-        move = (
-            MergeMove.objects.filter(source_record=sr, to_golden_id=current.pk, unmerged_at__isnull=True)
-            .select_related("merge")
-            .order_by("-id")
-            .first()
-        )
+        chain = _moves_back(model, sr, current.pk)
+        move = chain[-1] if chain else None  # the merge that took it from the record it came from
         target = None
         restored = created = False
         if move is not None:
@@ -460,13 +539,21 @@ def golden_record_unmerge(
                     target, restored = previous, True
             elif previous is not None:
                 target = previous  # already restored by an earlier unmerge: rejoin it
-            move.unmerged_at = timezone.now()
-            move.save()
+            now = timezone.now()
+            for step in chain:
+                step.unmerged_at = now
+                step.save()
         if target is None:
             target, _ = golden_record_create(domain=domain, sources=[sr], origin_system=None)
             created = True
         remaining = golden_source_ids(domain, current.pk)
-        remaining = [pk for pk in remaining if pk != sr.pk]
+        # the sources that came from the same record as this one were together before: not "not a match" of it
+        came_along = set(
+            MergeMove.objects.filter(
+                source_record_id__in=remaining, from_golden_id=target.pk, unmerged_at__isnull=True
+            ).values_list("source_record_id", flat=True)
+        )
+        remaining = [pk for pk in remaining if pk != sr.pk and pk not in came_along]
         SourceRecord.objects.filter(pk=sr.pk).update(golden_id=target.pk)
         xref = CrossReference.objects.filter(source_record=sr).first()
         if xref is not None and xref.golden_id != target.pk:
@@ -474,6 +561,8 @@ def golden_record_unmerge(
             xref.save()
         MatchKey.objects.filter(source_record=sr).update(golden_id=target.pk)
         moved_refs = _restore_references(move, target.pk) if restored else []
+        if restored:
+            _merge_overrides_lift(move.merge)
         golden_record_recompute(domain=domain, golden_id=target.pk)
         golden_record_recompute(domain=domain, golden_id=current.pk)
         moved_refs += _repoint_source_references(sr, target.pk)

@@ -269,9 +269,13 @@ def review_task_not_a_match(*, task_id: int, reason: str, user=None, candidate_i
     chosen = _chosen_candidates(task, candidate_ids, default_all=True)
     domain = task.domain
     with steward_action(reason=reason.strip(), user=user):
-        mine = golden_source_ids(domain, golden_survivor_id(domain, task.golden_id) or task.golden_id)
+        mine_id = golden_survivor_id(domain, task.golden_id) or task.golden_id
+        mine = golden_source_ids(domain, mine_id)
         for gid in chosen:
-            theirs = golden_source_ids(domain, golden_survivor_id(domain, gid) or gid)
+            theirs_id = golden_survivor_id(domain, gid) or gid
+            if str(theirs_id) == str(mine_id):
+                continue  # merged into the record under review since: no pair inside one golden record
+            theirs = golden_source_ids(domain, theirs_id)
             not_a_match_record(
                 domain=domain,
                 source_ids_a=mine,
