@@ -8,7 +8,8 @@ answer is the API's JSON error; elsewhere a plain 400.
 
 from __future__ import annotations
 
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.conf import settings
+from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpResponseBadRequest, JsonResponse
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -24,20 +25,34 @@ def _nul_in(data) -> str | None:
     return None
 
 
+def _refused(request, field: str, message: str, detail: str):
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": detail, "errors": {field: [message]}}, status=400)
+    return HttpResponseBadRequest(f"{field}: {message}.", content_type="text/plain; charset=utf-8")
+
+
 class RefuseNulMiddleware:
+    """Also answers, in the API's JSON error under /api/, what Django refuses while parsing a query string or a
+    form (more fields than DATA_UPLOAD_MAX_NUMBER_FIELDS, a charset it cannot decode): otherwise Django's HTML 400."""
+
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        where, field = "query string", _nul_in(request.GET)
+        try:
+            where, field = "query string", _nul_in(request.GET)
+        except TooManyFieldsSent:
+            limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+            message = f"more than {limit} parameters; send fewer"
+            return _refused(request, "query", message, f"The query string has {message}.")
         if field is None and request.method == "POST" and request.content_type in _FORMS:
             try:
                 where, field = "form", _nul_in(request.POST)
             except (RequestDataTooBig, TooManyFieldsSent):
                 return self.get_response(request)  # answered where the body is read (the API's 413 / Django's 400)
+            except BadRequest as exc:  # e.g. a charset Python cannot decode
+                message = f"cannot be read ({exc}); send it as UTF-8, or as JSON"
+                return _refused(request, "form", message, f"The form body {message}.")
         if field is None:
             return self.get_response(request)
-        detail = f"A {where} field {_NUL}."
-        if request.path.startswith("/api/"):
-            return JsonResponse({"detail": detail, "errors": {field: [_NUL]}}, status=400)
-        return HttpResponseBadRequest(f"{field}: {_NUL}.", content_type="text/plain; charset=utf-8")
+        return _refused(request, field, _NUL, f"A {where} field {_NUL}.")

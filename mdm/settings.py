@@ -58,6 +58,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "mdm.urls"
+SESSION_ENGINE = "mdm.sessions"  # Django's database sessions, refusing a cookie that cannot be a key
 WSGI_APPLICATION = "mdm.wsgi.application"
 
 TEMPLATES = [

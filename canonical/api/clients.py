@@ -114,8 +114,8 @@ def cache_seconds() -> float:
 
 def api_client_authenticate(*, key: str) -> ApiClient | None:
     """The active client owning this key, or None (remembered per process for `cache_seconds()`)."""
-    if not key.startswith(KEY_PREFIX) or len(key) > 200:
-        return None
+    if not key.startswith(KEY_PREFIX) or len(key) > 200 or not (key.isascii() and key.isprintable()):
+        return None  # a key is printable ASCII: anything else (a NUL) matches none and reaches no query
     digest = key_hash(key)
     now = time.monotonic()
     entry = _cache.get(digest)

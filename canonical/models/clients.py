@@ -29,7 +29,7 @@ class ApiClient(models.Model):
 class IdempotencyKey(models.Model):
     """A stored response to an ingest request, replayed when the same Idempotency-Key comes again."""
 
-    client_name = models.CharField(max_length=64)
+    client_name = models.CharField(max_length=200)  # the request's actor: "client:<name>" or a staff user
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()

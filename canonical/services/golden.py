@@ -178,6 +178,8 @@ def _apply_values(record, values: dict[str, Any]) -> list[str]:
         if f.kind == "ref":
             attr = f"{f.name}_id"
             new_id = uuid.UUID(str(new)) if new else None
+            if new_id is not None and new_id == record.pk and f.ref_domain == spec.name:
+                new_id = None  # a record is not its own parent (its parent was merged into it, or a source says so)
             if getattr(record, attr) != new_id:
                 setattr(record, attr, new_id)
                 changed.append(f.name)

@@ -31,7 +31,7 @@ class SourceRecordRefField(serializers.JSONField):
             raise serializers.ValidationError('give a source record id or {"system", "source_id"}')
         if isinstance(data, int):
             return data
-        if isinstance(data, str) and data.strip().isdigit():
+        if isinstance(data, str) and data.strip().isascii() and data.strip().isdigit():  # not '²': int() refuses it
             return int(data)
         if isinstance(data, dict) and set(data) == {"system", "source_id"}:
             if all(isinstance(v, str) and v.strip() for v in data.values()):

@@ -54,6 +54,12 @@ _ERRORS = {
 }
 
 
+def _an_id(value) -> bool:
+    """A row id in a URL: ASCII digits only ('²' is a digit to str.isdigit, not to int())."""
+    text = str(value)
+    return text.isascii() and text.isdigit()
+
+
 def _first(errors: dict) -> str:
     for name, messages in errors.items():
         if messages:
@@ -219,9 +225,7 @@ class ReviewTaskViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.RetrieveM
         return ReviewTask.objects.select_related("source_record", "assignee").order_by("-priority", "created_at", "id")
 
     def guard_task(self, *pks) -> None:
-        self.guard(
-            *ReviewTask.objects.filter(pk__in=[p for p in pks if str(p).isdigit()]).values_list("domain", flat=True)
-        )
+        self.guard(*ReviewTask.objects.filter(pk__in=[p for p in pks if _an_id(p)]).values_list("domain", flat=True))
 
     def _task(self, pk) -> Response:
         return Response(s.ReviewTaskSerializer(ReviewTask.objects.get(pk=pk)).data)
@@ -297,7 +301,7 @@ class DataExceptionViewSet(StewardApiMixin, mixins.ListModelMixin, mixins.Retrie
         return DataException.objects.select_related("source_record", "assignee").order_by("created_at", "id")
 
     def guard_exception(self, pk) -> None:
-        pks = [pk] if str(pk).isdigit() else []
+        pks = [pk] if _an_id(pk) else []
         self.guard(*DataException.objects.filter(pk__in=pks).values_list("domain", flat=True))
 
     def _exc(self, pk) -> Response:

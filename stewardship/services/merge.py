@@ -152,10 +152,17 @@ def _merge_validate(
                 if fspec.kind == "ref" and isinstance(value, str):
                     value = {"golden_id": value}
                 try:
-                    clean_value(fspec, value, system="", country=None)
+                    clean = clean_value(fspec, value, system="", country=None)
                 except FieldError as exc:
                     errors.setdefault("field_choices", []).append(f"{name}: {exc}")
                     continue
+                if fspec.kind == "ref" and fspec.ref_domain == domain and isinstance(clean, dict):
+                    target = _as_uuid(clean.get("golden_id"))
+                    if target is not None and (golden_survivor_id(domain, target) or target) in {survivor, *others}:
+                        errors.setdefault("field_choices", []).append(
+                            f"{name}: {target} is one of the records merged: a record cannot refer to itself"
+                        )
+                        continue
                 choices[name] = value
     if survivor is not None and others and not errors and not allow_not_a_match:
         survivor_sources = golden_source_ids(domain, survivor)

@@ -236,3 +236,17 @@ def test_a_merge_waits_for_an_ingest_of_a_retired_records_source_instead_of_dead
     assert seen_waiting == [True]
     assert source("B1").golden_id == a and Customer.objects.get(pk=b).status == "merged"
     assert SourceRecord.objects.get(source_id="B1").values["name"] == "Beta AG"
+
+
+@pytest.mark.django_db
+def test_merging_a_parent_into_its_child_leaves_the_child_without_a_parent_not_its_own(steward):
+    parent = customer("crm", "P1", "Holding")
+    (child_result,) = ingest("crm", "customer", record("S1", 0, name="Subsidiary", parent="P1"))
+    child = uuid.UUID(child_result.golden_id)
+    assert Customer.objects.get(pk=child).parent_id == parent
+
+    merge(child, parent, steward)
+
+    merged = Customer.objects.get(pk=child)
+    assert merged.parent_id is None and merged.status == "active"
+    assert Customer.objects.get(pk=parent).merged_into_id == child
