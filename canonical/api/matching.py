@@ -11,6 +11,7 @@ one-line reason and the per-field breakdown (value A, value B, comparison level,
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -151,6 +152,9 @@ class _DomainView(AuditedApiMixin, APIView):
         return has_scope(request, SCOPE_PERSONAL)
 
 
+_MAX_SEARCHES = 50
+
+
 class CandidatesView(_DomainView):
     """Golden records that may be the same as this one, best first, each with its explanation."""
 
@@ -169,9 +173,18 @@ class CandidatesView(_DomainView):
         best: dict[uuid.UUID, Candidate] = {}
         sources = SourceRecord.objects.filter(
             domain=spec.name, golden_id=golden_id, status=SourceStatus.APPLIED, deleted=False
-        ).order_by("pk")
-        for sr in sources:
-            outcome = _search(spec.name, _matcher_values(spec, sr.values), exclude_golden=golden_id)
+        ).order_by("-updated_at", "-pk")
+        # One search per distinct set of values (sources that say the same thing find the same candidates), the
+        # most recently updated first, at most _MAX_SEARCHES of them: a golden record with hundreds of sources
+        # took seconds per hundred.
+        searches: dict[str, dict] = {}
+        for sr in sources.iterator(chunk_size=200):
+            values = _matcher_values(spec, sr.values)
+            searches.setdefault(json.dumps(values, sort_keys=True, default=str), values)
+            if len(searches) >= _MAX_SEARCHES:
+                break
+        for values in searches.values():
+            outcome = _search(spec.name, values, exclude_golden=golden_id)
             for candidate in outcome.candidates:
                 if candidate.golden_id == golden_id or candidate.golden_id is None:
                     continue

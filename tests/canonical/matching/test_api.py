@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from rest_framework.test import APIClient
 
 from canonical.api.clients import api_client_create
+from canonical.models import SourceRecord
 
 from .conftest import golden_of, ingest, rec
 
@@ -213,3 +216,28 @@ def test_personal_values_are_shown_only_with_read_personal(fuzzy):
     allowed = api("read:resource", "read:personal").post("/api/v1/resources/explain/", payload, format="json").json()
     dob = next(c for c in allowed["comparisons"] if c["field"] == "date of birth")
     assert (dob["value_a"], dob["value_b"]) == ("1980-01-02", "1980-01-02")
+
+
+def test_candidates_search_once_per_distinct_source_values_and_at_most_fifty_times(two_acmes, monkeypatch):
+    """A golden record with many sources: sources that say the same thing are searched once, and at most 50
+    searches run (the most recently updated sources first), with the same answer for what they find."""
+    from canonical.api import matching as matching_api
+
+    a, b = two_acmes
+    reader = api("read:customer")
+    before = reader.get(f"/api/v1/customers/{a}/candidates/").json()
+    # 60 more CRM sources of golden record a saying what 001 says, 55 of them with their own phone number
+    for i in range(60):
+        extra = {"phone": f"+49 30 1234{i:03d}"} if i < 55 else {}
+        ingest("crm", "customer", rec(f"X{i}", name="Acme Analytics GmbH", website="acme-analytics.de",
+                                      city="Berlin", country="DE", **extra))  # fmt: skip
+    assert SourceRecord.objects.filter(golden_id=a).count() == 61
+    searched = []
+    real = matching_api._search
+    monkeypatch.setattr(matching_api, "_search", lambda *args, **kw: searched.append(args[1]) or real(*args, **kw))
+
+    body = reader.get(f"/api/v1/customers/{a}/candidates/").json()
+
+    assert len(searched) == 50  # of 56 distinct sets of values (55 phones; 001's, which the five others repeat)
+    assert len({json.dumps(v, sort_keys=True) for v in searched}) == 50
+    assert [c["golden_id"] for c in body["candidates"]] == [c["golden_id"] for c in before["candidates"]] == [str(b)]
