@@ -27,6 +27,8 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
+import stat
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -145,9 +147,16 @@ def _open_binary(path: Path) -> IO[bytes]:
 
 def _csv_error(exc: csv.Error) -> str:
     """The csv module's message, or what to do where it speaks of its own API."""
-    if "new-line character seen in unquoted field" in str(exc):  # lines ended by a bare CR (classic Mac OS)
+    text = str(exc)
+    if "new-line character seen in unquoted field" in text:  # lines ended by a bare CR (classic Mac OS)
         return "lines end with a bare carriage return (CR); save the file with LF or CRLF line ends"
-    return str(exc)
+    if "unexpected end of data" in text:  # strict mode, at the end of the file inside quotes
+        return 'a quoted value that starts in this row is never closed (a missing "); close it, or write "" for a quote inside quotes'
+    if "expected after" in text:  # strict mode: "a"b,
+        return f'{text}: a quoted value ends before the cell does; write "" for a quote inside a quoted value'
+    if "field larger than field limit" in text:
+        return f"{text}: a value this long is usually a quote left open; check the quoting in this row"
+    return text
 
 
 class _Undecodable(Exception):
@@ -184,6 +193,17 @@ class _Reader:
 
     def __iter__(self) -> Iterator[FileRecord | FileProblem]:
         try:
+            mode = os.stat(self.path).st_mode
+        except OSError:
+            mode = None  # opening it says why
+        if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            yield self.problem(
+                None,
+                "not a regular file (a pipe or a device): a file is read twice, checked first and then ingested; "
+                "save it to a file and give that",
+            )
+            return
+        try:
             fh = _open_binary(self.path)
         except OSError as exc:
             yield self.problem(None, f"cannot read the file: {exc.strerror or exc}")
@@ -208,7 +228,8 @@ class _Reader:
             return self.problem(line, text)
 
     def _csv(self, fh: Iterator[str]) -> Iterator[FileRecord | FileProblem]:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, strict=True)  # strict: a quote left open to the end of the file is an error, not
+        # a value swallowing every row after it
         try:
             header = next(reader, None)
         except csv.Error as exc:

@@ -339,11 +339,16 @@ def relay_run(
         for code, stats in totals.items():
             SyncRun.objects.create(
                 system_id=code, domain=domain or "", direction="push", trigger=trigger,
-                status=SyncRunStatus.FAILED if stats.dead or stats.unexpected else SyncRunStatus.SUCCEEDED,
+                status=SyncRunStatus.FAILED if stats.dead or stats.unexpected or relay_none_reached(stats) else SyncRunStatus.SUCCEEDED,
                 finished_at=finished, duration_ms=int((time.monotonic() - t0) * 1000), counts=stats.as_dict(),
                 errors=(([stats.unexpected] if stats.unexpected else []) + stats.errors)[:50],
             )  # fmt: skip
     return totals
+
+
+def relay_none_reached(stats: RelayStats) -> bool:
+    """Every change tried failed (the system is down or refuses the hub): the run failed, though all are retried."""
+    return bool(stats.claimed and stats.retried and not stats.delivered and not stats.coalesced)
 
 
 def deliveries_pending(*, system: str | None = None, domain: str | None = None) -> int:

@@ -243,3 +243,43 @@ def test_run_records_quoting_refused_input_still_save_with_what_it_held_written_
     file.refresh_from_db()
     assert run.errors == ["row 1: bad \\x00 value", "A\\ud800"]
     assert file.errors == ["x.csv:2: na\\x00me"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_quote_left_open_is_refused_naming_its_row_not_swallowing_the_rows_after_it(tmp_path, bulk):
+    path = tmp_path / "accounts.csv"
+    path.write_text('source_id,country,name\nq1,DE,"Acme\nq2,DE,Foo\nq3,FR,Bar\n', encoding="utf-8")
+
+    with pytest.raises(CommandError) as excinfo:
+        ingest_file(path, *(["--bulk"] if bulk else []))
+
+    text = str(excinfo.value)
+    assert f"{path}:2:" in text and "a quoted value that starts in this row is never closed" in text
+    assert written() == (0, 0, 0, 0)
+
+
+@pytest.mark.django_db
+def test_a_quoted_value_followed_by_more_text_is_refused_with_advice(tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_text('source_id,country,name\nq1,DE,"Acme" Ltd\nq2,DE,Foo\n', encoding="utf-8")
+
+    with pytest.raises(CommandError) as excinfo:
+        ingest_file(path)
+
+    assert 'write "" for a quote inside a quoted value' in str(excinfo.value)
+    assert written() == (0, 0, 0, 0)
+
+
+@pytest.mark.django_db
+def test_a_named_pipe_is_refused_up_front_not_read_twice_or_waited_on(tmp_path):
+    import os
+
+    path = tmp_path / "accounts.csv"
+    os.mkfifo(path)  # nothing writes to it: opening it would wait for ever
+
+    with pytest.raises(CommandError) as excinfo:
+        ingest_file(path)
+
+    assert "not a regular file (a pipe or a device)" in str(excinfo.value) and "save it to a file" in str(excinfo.value)
+    assert written() == (0, 0, 0, 0)

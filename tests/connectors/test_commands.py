@@ -41,6 +41,22 @@ def test_sync_reports_what_still_waits_for_a_retry_and_fails_on_dead_letters(san
         call_command("sync", "--system", "erp", "--push")
 
 
+def test_sync_push_fails_when_no_change_reached_the_system_and_prints_why(sandbox, connect, capsys):
+    connect(sandbox, "erp")
+    ingest("crm", "customer", rec("001A", name="Acme"), rec("001B", name="Globex"))
+    sandbox.faults("erp", fail_next=10, fail_status=503)
+
+    with pytest.raises(CommandError, match="finished with errors"):
+        call_command("sync", "--system", "erp", "--push")
+
+    captured = capsys.readouterr()
+    assert "push erp: claimed 2, retried 2" in captured.out
+    assert "2 change(s) wait for a retry (next at " in captured.out and "; last error: " in captured.out
+    assert "503" in captured.err and "none of the 2 change(s) tried reached erp" in captured.err
+    run = SyncRun.objects.get(direction="push", system_id="erp")
+    assert run.status == "failed" and run.counts["delivered"] == 0
+
+
 @pytest.mark.parametrize(
     "args, message",
     [(["--system", "nope"], "no connection for system 'nope'"),

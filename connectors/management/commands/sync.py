@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 from tqdm import tqdm
 
 from canonical.audit import Channel, audit_context
@@ -24,7 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, system: str, domain: str | None, pull: bool, push: bool, **options):
         from connectors.services.connections import connection_missing_message
         from connectors.services.pull import pull_domains, pull_run
-        from connectors.services.relay import deliveries_pending, relay_run
+        from connectors.services.relay import deliveries_pending, relay_none_reached, relay_run
 
         conn = Connection.objects.filter(system_id=system).first()
         if conn is None:
@@ -66,8 +67,17 @@ class Command(BaseCommand):
                 waiting = waiting.filter(domain=domain)
             if waiting.exists():
                 nxt = waiting.order_by("next_attempt_at").first()
-                self.stdout.write(f"  {waiting.count()} change(s) wait for a retry (next at "
-                                  f"{nxt.next_attempt_at:%H:%M:%S}; last error: {nxt.last_error[:200]})")  # fmt: skip
+                when = "now" if nxt.next_attempt_at <= timezone.now() else f"at {nxt.next_attempt_at:%H:%M:%S}"
+                tried = waiting.exclude(last_error="").order_by("-attempts", "next_attempt_at").first()
+                error = f"; last error: {tried.last_error[:200]}" if tried is not None else ""
+                self.stdout.write(f"  {waiting.count()} change(s) wait for a retry (next {when}{error})")
+            if stats and stats.errors:
+                for error in stats.errors[:10]:
+                    self.stderr.write(f"  {error}")
+            if stats and relay_none_reached(stats):
+                failed = True  # every push tried failed: the system is down or refuses the hub
+                self.stderr.write(f"  none of the {stats.claimed} change(s) tried reached {system}; they are "
+                                  "retried later (see the errors above)")  # fmt: skip
             if stats and stats.dead:
                 failed = True
                 self.stderr.write(f"  {stats.dead} dead letter(s): see the exception queue (kind dead_letter), "
