@@ -600,7 +600,12 @@ def make_server(port: int, store_dir: Path, *, host: str = "127.0.0.1", verbose:
     except (OSError, sqlite3.Error) as exc:
         server.server_close()
         files = [p for p in (store_dir, *store_dir.parents) if p.exists() and not p.is_dir()]
-        why = f"{files[0]} is a file, not a folder" if files else exc.strerror or exc
+        if files:
+            why = f"{files[0]} is a file, not a folder"
+        elif isinstance(exc, sqlite3.Error):  # no strerror: the store's database file is not one (or is damaged)
+            why = f"its database file cannot be used: {exc}; move the folder away or pass another --store"
+        else:
+            why = exc.strerror or exc
         raise SandboxStartError(f"cannot use {store_dir} as the sandbox's store folder ({why}); pass --store with a "
                                 "folder it may create and write to") from exc  # fmt: skip
     server.RequestHandlerClass = type("BoundHandler", (Handler,), {"sandbox": Sandbox(store)})

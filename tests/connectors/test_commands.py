@@ -161,6 +161,16 @@ def test_sandbox_serve_names_a_store_path_that_is_not_a_folder(tmp_path, store):
     )
 
 
+def test_sandbox_serve_names_a_store_whose_database_file_is_not_one(tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "sandbox.sqlite3").write_text("garbage, not a database\n" * 100)
+    with pytest.raises(CommandError) as refused:
+        call_command("sandbox", "serve", "--port", str(free_port()), "--store", str(store))
+    assert f"cannot use {store} as the sandbox's store folder (its database file cannot be used: " in str(refused.value)
+    assert "move the folder away or pass another --store" in str(refused.value)
+
+
 @pytest.mark.parametrize("url, message", [
     ("not a url", "'not a url' is not an http or https URL"),
     ("ftp://127.0.0.1:8765", "is not an http or https URL"),
@@ -186,3 +196,43 @@ def test_sandbox_configure_takes_a_container_name_or_an_ipv6_address(db, url):
     call_command("sandbox", "configure", "--url", url, stdout=StringIO())
 
     assert Connection.objects.get(system_id="crm").base_url == url.rstrip("/") + "/crm"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--currency", "XYZ"], "--currency: "),
+        (["--website", "not a url"], "--website: "),
+        (["--account", "  "], "--account: give the client's name"),
+    ],
+)
+def test_sandbox_deal_refuses_options_the_hub_would_refuse_before_calling_the_sandbox(sandbox, args, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("sandbox", "deal", "--url", sandbox.url, *args)
+    assert sandbox.writes("crm") == []
+
+
+def test_sync_push_with_redis_unreachable_says_what_to_do_not_a_traceback(tmp_path):
+    """The relay keeps its pauses in Redis: with Redis down the push cannot run, and says so (a subprocess: the
+    test run's own Redis settings are fixed at start)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+
+    def manage(*args, **extra):
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=root, env={**env, **extra},
+                              capture_output=True, text=True, timeout=180)  # fmt: skip
+
+    assert manage("migrate", "-v0").returncode == 0
+    assert manage("sandbox", "configure", "--url", f"http://127.0.0.1:{free_port()}").returncode == 0
+    proc = manage("sync", "--system", "erp", "--push", REDIS_URL=f"redis://127.0.0.1:{free_port()}/6")
+
+    assert proc.returncode == 1
+    assert "cannot reach Redis at REDIS_URL" in proc.stderr
+    assert "start Redis, then run `manage.py sync --system erp --push` again" in proc.stderr
+    assert "Traceback" not in proc.stderr

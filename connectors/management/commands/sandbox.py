@@ -62,6 +62,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"--url: {exc}") from None
         amount = _amount(options["amount"])
+        _deal_options_check(options)
         if action == "lead-to-project":
             from connectors.services.lead_to_project import LeadToProjectError, lead_to_project_check
 
@@ -123,6 +124,22 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"deal {opp}: ERP contract {cycle.erp_contract_number}, PSA project {cycle.psa_project_code}, "
             f"close → project {cycle.cycle_seconds:.1f} s"))  # fmt: skip
+
+
+def _deal_options_check(options: dict) -> None:
+    """The deal's account, website and currency, checked as the hub will check them once pulled: a value it would
+    refuse is refused here, before anything is written to the CRM sandbox."""
+    from canonical.domains import get_domain
+    from canonical.validation import FieldError, clean_value
+
+    options["account"] = (options["account"] or "").strip()
+    if not options["account"]:
+        raise CommandError("--account: give the client's name (it cannot be empty)")
+    for option, domain, field in (("website", "customer", "website"), ("currency", "contract", "currency")):
+        try:
+            clean_value(get_domain(domain).get(field), options[option], system="crm", country=None)
+        except FieldError as exc:
+            raise CommandError(f"--{option}: {exc}") from None
 
 
 def _amount(text: str) -> Decimal:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from redis.exceptions import RedisError
 from tqdm import tqdm
 
 from canonical.audit import Channel, audit_context
@@ -55,10 +56,16 @@ class Command(BaseCommand):
                     self.stderr.write(f"  {error}")
         if do_push:
             total = deliveries_pending(system=system, domain=domain)
-            with audit_context(actor=f"command:sync:{system}", channel=Channel.CONNECTOR, reason=f"sync push {system}"):
-                with tqdm(total=total, desc=f"push {system}", unit=" changes", disable=None) as bar:
-                    totals = relay_run(system=system, domain=domain, max_seconds=3600, trigger="command",
-                                       progress=bar.update)  # fmt: skip
+            try:
+                with audit_context(actor=f"command:sync:{system}", channel=Channel.CONNECTOR,
+                                   reason=f"sync push {system}"):  # fmt: skip
+                    with tqdm(total=total, desc=f"push {system}", unit=" changes", disable=None) as bar:
+                        totals = relay_run(system=system, domain=domain, max_seconds=3600, trigger="command",
+                                           progress=bar.update)  # fmt: skip
+            except RedisError as exc:  # the relay keeps its pauses and locks there
+                done = "the pulls above were recorded; " if do_pull else ""
+                raise CommandError(f"cannot reach Redis at REDIS_URL ({exc}); {done}start Redis, then run "
+                                   f"`manage.py sync --system {system} --push` again") from None  # fmt: skip
             stats = totals.get(system)
             summary = _counts(stats.as_dict()) if stats else "nothing to push"
             self.stdout.write(f"push {system}: {summary}")
