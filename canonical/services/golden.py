@@ -317,17 +317,30 @@ def golden_survivor_lock(*, domain: str, golden_id: uuid.UUID | None):
 
 
 def golden_record_recompute(
-    *, domain: str, golden_id: uuid.UUID, origin_system: str | None = None
+    *,
+    domain: str,
+    golden_id: uuid.UUID,
+    origin_system: str | None = None,
+    publish: bool = True,
+    reason: str | None = None,
 ) -> tuple[object, list[str]]:
     """Recompute a golden record from its live sources and overrides; save, audit and publish if it changed.
 
-    Returns (record, changed field names). Status follows the sources: inactive when none is live.
+    Returns (record, changed field names). Status follows the sources: inactive when none is live. `publish=False`:
+    the caller writes the change's one event itself (a merge or unmerge publishes what it did as a whole), and
+    `reason` is the history row's.
     """
     with transaction.atomic():
         record = get_domain(domain).model.objects.select_for_update().get(pk=golden_id)
         if record.status == GoldenStatus.MERGED:
             return record, []
-        return golden_record_apply(record=record, sources=live_sources(domain, golden_id), origin_system=origin_system)
+        return golden_record_apply(
+            record=record,
+            sources=live_sources(domain, golden_id),
+            origin_system=origin_system,
+            publish=publish,
+            reason=reason,
+        )
 
 
 def golden_record_apply(
@@ -336,6 +349,8 @@ def golden_record_apply(
     sources: list[SourceRecord],
     survival: Survival | None = None,
     origin_system: str | None = None,
+    publish: bool = True,
+    reason: str | None = None,
 ) -> tuple[object, list[str]]:
     """Make a locked golden record what survivorship over `sources` (its live source records) says.
 
@@ -369,9 +384,9 @@ def golden_record_apply(
         return record, []
     record.provenance = provenance
     record.version += 1
-    record._change_reason = _reason(origin_system, changed, provenance_changed)
+    record._change_reason = reason or _reason(origin_system, changed, provenance_changed)
     record.save()
-    if changed:
+    if changed and publish:
         change_event_write(record=record, event_type=event_type, changed_fields=changed, origin_system=origin_system)
     return record, changed
 

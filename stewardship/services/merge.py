@@ -280,6 +280,17 @@ def _review_tasks_after_merge(
         task.save()
 
 
+def _recomputed_once(model, domain: str, version: int, golden_id: uuid.UUID, reason: str, changed: list[str]):
+    """Recompute a record a merge or unmerge changed, as one new version: the caller publishes it as one event (the
+    recompute's changes go in `changed`). `version` is the record's version before the operation."""
+    _, fields = golden_record_recompute(domain=domain, golden_id=golden_id, publish=False, reason=reason)
+    changed.extend(fields)
+    record = model.objects.get(pk=golden_id)
+    if record.version == version:  # nothing to recompute: the operation itself is the change
+        _bump(record, reason)
+    return record
+
+
 def _retired_exceptions_close(domain: str, retired: uuid.UUID, survivor: uuid.UUID) -> None:
     """A retired record's own open exceptions (an `incomplete` one, say) no longer describe a live record: resolved,
     saying where it went. Its source records' exceptions go with them to the survivor."""
@@ -362,7 +373,13 @@ def golden_record_merge(
         for name, value in choices.items():
             try:
                 field_override_set(
-                    domain=domain, golden_id=survivor, field=name, value=value, reason=reason, user=real_user(user)
+                    domain=domain,
+                    golden_id=survivor,
+                    field=name,
+                    value=value,
+                    reason=reason,
+                    user=real_user(user),
+                    recompute=False,  # recomputed once below, with the sources it gains
                 )
             except OverrideError as exc:  # validated above; kept so a surprise is still a 400, never a 500
                 raise MergeError({"field_choices": [f"{name}: {m}" for msgs in exc.errors.values() for m in msgs]})
@@ -371,9 +388,8 @@ def golden_record_merge(
             )
         if decision.override_ids:
             decision.save(update_fields=["override_ids"])
-        _, changed = golden_record_recompute(domain=domain, golden_id=survivor)
-        record = model.objects.get(pk=survivor)
-        _bump(record, reason)
+        changed: list[str] = []
+        record = _recomputed_once(model, domain, by_id[survivor].version, survivor, reason, changed)
         change_event_write(
             record=record,
             event_type=ChangeEventType.MERGED,
@@ -506,13 +522,15 @@ def _moves_back(model, sr: SourceRecord, current: uuid.UUID) -> list[MergeMove]:
     return chain
 
 
-def _merge_overrides_lift(decision: MergeDecision) -> None:
+def _merge_overrides_lift(decision: MergeDecision, *, recomputed_here: set[uuid.UUID]) -> None:
     """An unmerge undoes `decision`: the overrides its field choices pinned on the survivor go too, unless a
-    steward changed them since (a newer override replaced them)."""
+    steward changed them since (a newer override replaced them). A record in `recomputed_here` the unmerge
+    recomputes itself."""
     for ov in FieldOverride.objects.filter(pk__in=decision.override_ids or [], is_active=True):
         ov.is_active = False
         ov.save()  # one by one: history for each
-        golden_record_recompute(domain=ov.domain, golden_id=ov.golden_id)
+        if ov.golden_id not in recomputed_here:
+            golden_record_recompute(domain=ov.domain, golden_id=ov.golden_id)
 
 
 def golden_record_unmerge(
@@ -540,9 +558,12 @@ def golden_record_unmerge(
             previous = model.objects.select_for_update().filter(pk=move.from_golden_id).first()
             if previous is not None and previous.status == GoldenStatus.MERGED:
                 if golden_survivor_id(domain, previous.pk) == current.pk:
+                    # active again before anything resolves references to it; its new version, recomputed with
+                    # the source it gets back, is written below as the unmerge's one change to it
                     previous.status = GoldenStatus.ACTIVE
                     previous.merged_into = None
-                    _bump(previous, reason)
+                    previous._change_reason = reason
+                    previous.save()
                     target, restored = previous, True
             elif previous is not None:
                 target = previous  # already restored by an earlier unmerge: rejoin it
@@ -553,6 +574,7 @@ def golden_record_unmerge(
         if target is None:
             target, _ = golden_record_create(domain=domain, sources=[sr], origin_system=None)
             created = True
+        versions = {target.pk: target.version, current.pk: current.version}
         remaining = golden_source_ids(domain, current.pk)
         # the sources that came from the same record as this one were together before: not "not a match" of it
         came_along = set(
@@ -569,22 +591,23 @@ def golden_record_unmerge(
         MatchKey.objects.filter(source_record=sr).update(golden_id=target.pk)
         moved_refs = _restore_references(move, target.pk) if restored else []
         if restored:
-            _merge_overrides_lift(move.merge)
-        golden_record_recompute(domain=domain, golden_id=target.pk)
-        golden_record_recompute(domain=domain, golden_id=current.pk)
+            _merge_overrides_lift(move.merge, recomputed_here={current.pk, target.pk})
+        # each of the two records: one new version, published as one event
+        changed: dict[uuid.UUID, list[str]] = {target.pk: ["status"] if restored else [], current.pk: []}
+        for golden_id in (target.pk, current.pk):
+            _recomputed_once(model, domain, versions[golden_id], golden_id, reason, changed[golden_id])
         moved_refs += _repoint_source_references(sr, target.pk)
         not_a_match_record(
             domain=domain, source_ids_a=[sr.pk], source_ids_b=remaining, reason=reason, origin="unmerge", user=user
         )
-        for record, extra in (
-            (model.objects.get(pk=current.pk), {"split_out": str(target.pk), "source_record": sr.pk}),
-            (model.objects.get(pk=target.pk), {"split_from": str(current.pk), "source_record": sr.pk}),
+        for golden_id, extra in (
+            (current.pk, {"split_out": str(target.pk), "source_record": sr.pk}),
+            (target.pk, {"split_from": str(current.pk), "source_record": sr.pk}),
         ):
-            _bump(record, reason)
             change_event_write(
-                record=record,
+                record=model.objects.get(pk=golden_id),
                 event_type=ChangeEventType.UNMERGED,
-                changed_fields=["sources"],
+                changed_fields=sorted(set(changed[golden_id]) | {"sources"}),
                 origin_system=None,
                 extra={**extra, "restored": restored},
             )

@@ -38,8 +38,11 @@ def _override_value(field_spec, value: Any, record) -> Any:
     return clean
 
 
-def field_override_set(*, domain: str, golden_id: uuid.UUID, field: str, value: Any, reason: str, user=None):
-    """Pin `field` of a golden record to `value` (validated like source data). Returns the recomputed record."""
+def field_override_set(
+    *, domain: str, golden_id: uuid.UUID, field: str, value: Any, reason: str, user=None, recompute: bool = True
+):
+    """Pin `field` of a golden record to `value` (validated like source data). Returns the recomputed record
+    (`recompute=False`: the override only, for a caller that recomputes the record once for all it changed)."""
     spec = get_domain(domain)
     errors: dict[str, list[str]] = {}
     field_spec = spec.get(field)
@@ -71,7 +74,8 @@ def field_override_set(*, domain: str, golden_id: uuid.UUID, field: str, value: 
             FieldOverride.objects.create(
                 domain=domain, golden_id=golden_id, field=field, value=clean, reason=reason.strip(), created_by=user
             )
-            record, _ = golden_record_recompute(domain=domain, golden_id=golden_id)
+            if recompute:
+                record, _ = golden_record_recompute(domain=domain, golden_id=golden_id)
     return record
 
 

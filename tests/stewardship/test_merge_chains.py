@@ -250,3 +250,38 @@ def test_merging_a_parent_into_its_child_leaves_the_child_without_a_parent_not_i
     merged = Customer.objects.get(pk=child)
     assert merged.parent_id is None and merged.status == "active"
     assert Customer.objects.get(pk=parent).merged_into_id == child
+
+
+def _published_versions(golden_id: uuid.UUID) -> list[int]:
+    from canonical.models import ChangeEvent
+
+    return sorted(ChangeEvent.objects.filter(golden_id=golden_id).values_list("version", flat=True))
+
+
+@pytest.mark.django_db
+def test_a_merge_and_its_unmerge_publish_one_event_per_record_and_every_version_once(steward):
+    from canonical.models import ChangeEvent
+
+    a, b = customer("crm", "A1", "Alpha"), customer("crm", "B1", "Beta", city="Paris")
+    last = ChangeEvent.objects.order_by("-id").first().id
+
+    merge(a, b, steward, field_choices={"name": {"from": str(b)}})
+
+    events = list(ChangeEvent.objects.filter(id__gt=last).order_by("id").values_list("golden_id", "type", "version"))
+    assert events == [
+        (b, "golden.merged", Customer.objects.get(pk=b).version),
+        (a, "golden.merged", Customer.objects.get(pk=a).version),
+    ]
+    last = ChangeEvent.objects.order_by("-id").first().id
+
+    unmerge("B1", steward)
+
+    events = list(ChangeEvent.objects.filter(id__gt=last).order_by("id").values_list("golden_id", "type", "version"))
+    assert events == [
+        (a, "golden.unmerged", Customer.objects.get(pk=a).version),
+        (b, "golden.unmerged", Customer.objects.get(pk=b).version),
+    ]
+    for golden_id in (a, b):  # every version of each record was published, once
+        assert _published_versions(golden_id) == list(range(1, Customer.objects.get(pk=golden_id).version + 1))
+    unmerged = ChangeEvent.objects.filter(golden_id=b).order_by("-id").first()
+    assert {"status", "sources"} <= set(unmerged.changed_fields)
