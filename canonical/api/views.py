@@ -501,6 +501,7 @@ class IngestView(AuditedApiMixin, APIView):
                     actor=client_name,
                     channel=Channel.API,
                     request_id=api_request_id(request),
+                    reason=f"ingest of {len(envelopes)} {domain} record(s) from {system_obj.code} over the API",
                 ):
                     results = source_records_ingest(system=system_obj, domain=domain, envelopes=envelopes)
                 body = self._body(system_obj.code, domain, results)

@@ -44,6 +44,31 @@ def test_one_object_is_ingested_and_its_result_returned(crm):
     assert record.history.get().history_channel == "api"
 
 
+def test_every_history_row_an_api_ingest_writes_says_who_through_what_and_why(crm):
+    from canonical.models import DataException
+
+    body = [
+        {"source_id": "001A", "updated_at": "2024-01-01T00:00:00Z", "attributes": {"name": "Acme", "country": "DE"}},
+        {"source_id": "001B", "updated_at": "2024-01-01T00:00:00Z", "attributes": {"name": "Bad", "country": "XX"}},
+    ]
+
+    assert crm.post(URL, body, format="json").status_code == 200
+
+    rows = [
+        *Customer.history.all(),
+        *CrossReference.history.all(),
+        *DataException.history.all(),
+    ]
+    assert {type(r).__name__ for r in rows} == {
+        "HistoricalCustomer",
+        "HistoricalCrossReference",
+        "HistoricalDataException",
+    }
+    for row in rows:
+        assert (row.history_actor, row.history_channel) == ("client:crm-sync", "api")
+        assert row.history_change_reason == "ingest of 2 customer record(s) from crm over the API"
+
+
 def test_a_list_gets_per_record_outcomes_and_counts(crm):
     crm.post(URL, {"source_id": "1", "updated_at": "2024-01-02T00:00:00Z", "attributes": {"name": "A"}}, format="json")
     batch = [
