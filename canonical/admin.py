@@ -89,7 +89,66 @@ def _as_uuid(term: str) -> uuid.UUID | None:
 # --- shared behaviour ---------------------------------------------------------------------------------------
 
 
-class ReadOnlyAdminMixin:
+def _domain_of(model) -> str | None:
+    """The model's own domain (a golden record's), or None if its rows carry one in a `domain` column or have none."""
+    return getattr(model, "DOMAIN", None)
+
+
+class SafeHistoryIdMixin:
+    """A history page for an id that cannot be one is a 404 (simple-history's view queried it as given: a 500)."""
+
+    def history_view(self, request, object_id, extra_context=None):
+        from django.contrib.admin.utils import unquote
+        from django.core.exceptions import ValidationError
+        from django.http import Http404
+
+        try:
+            self.model._meta.pk.to_python(unquote(object_id))
+        except (ValidationError, ValueError, TypeError):
+            raise Http404(f"no {self.model._meta.verbose_name} with id {object_id!r}") from None
+        if "\x00" in unquote(object_id):
+            raise Http404("an id holds no NUL character")
+        return super().history_view(request, object_id, extra_context)
+
+
+class DomainScopedAdminMixin(SafeHistoryIdMixin):
+    """What a role may see of a domain's data, as in the workbench (stewardship.roles): a golden record's page and
+    the rows of a model with a `domain` column (source records, review tasks, events, …) show only the domains the
+    user may view; a customer steward does not read resources (personal data) here either."""
+
+    def _viewable(self, request) -> frozenset[str] | None:
+        """The domains the user may see, or None when every row is visible (a superuser)."""
+        from stewardship import roles
+
+        user = request.user
+        if user.is_active and user.is_superuser:
+            return None
+        return roles.viewable_domains(user)
+
+    def _has_domain_column(self) -> bool:
+        return any(f.name == "domain" for f in self.model._meta.concrete_fields)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        if not super().has_view_permission(request, obj):
+            return False
+        allowed = self._viewable(request)
+        if allowed is None:
+            return True
+        domain = _domain_of(self.model)
+        if domain is not None:
+            return domain in allowed
+        row_domain = getattr(obj, "domain", "") if obj is not None and self._has_domain_column() else ""
+        return not row_domain or row_domain in allowed
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        allowed = self._viewable(request)
+        if allowed is not None and _domain_of(self.model) is None and self._has_domain_column():
+            qs = qs.filter(Q(domain__in=allowed) | Q(domain=""))
+        return qs
+
+
+class ReadOnlyAdminMixin(DomainScopedAdminMixin):
     """Viewable, never edited, added or deleted here (the services own these rows)."""
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -121,8 +180,9 @@ class ChangeReasonForm(forms.ModelForm):
     )
 
 
-class ReasonedHistoryAdmin(SimpleHistoryAdmin):
-    """Editable by superusers; every save needs a change reason, kept on its history row."""
+class ReasonedHistoryAdmin(SafeHistoryIdMixin, SimpleHistoryAdmin):
+    """Configuration (systems, ownership rules), editable by superusers; every save and deletion needs a change
+    reason, kept on its history row."""
 
     form = ChangeReasonForm
     history_list_display = AUDIT_COLUMNS
@@ -147,6 +207,34 @@ class ReasonedHistoryAdmin(SimpleHistoryAdmin):
         obj._change_reason = reason
         with audit_reason(reason):
             super().save_model(request, obj, form, change)
+
+    # A deletion needs a reason too: asked on the confirmation page, kept on the history row it writes. (The
+    # changelist's "delete selected" action, which asks none, is not offered.)
+    delete_confirmation_template = "admin/reasoned_delete_confirmation.html"
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(self, request, object_id, extra_context=None):
+        if request.method == "POST" and request.POST.get("post") and self.has_delete_permission(request):
+            reason = (request.POST.get("change_reason") or "").strip()[:100]
+            if not reason:
+                messages.error(request, "Say why it is deleted: the reason is kept in the history.")
+                return self.delete_view_get(request, object_id, extra_context)
+            with audit_reason(reason):
+                return super().delete_view(request, object_id, extra_context)
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_view_get(self, request, object_id, extra_context=None):
+        from django.http import HttpResponseRedirect
+
+        return HttpResponseRedirect(request.get_full_path())
+
+    def delete_model(self, request, obj):
+        obj._change_reason = (request.POST.get("change_reason") or "").strip()[:100]
+        super().delete_model(request, obj)
 
 
 class AgeFilter(admin.SimpleListFilter):

@@ -13,13 +13,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
-from canonical.admin import AUDIT_COLUMNS, OwnershipRuleAdmin, SystemAdmin, golden_link
+from canonical.admin import AUDIT_COLUMNS, DomainScopedAdminMixin, OwnershipRuleAdmin, SystemAdmin, golden_link
 from canonical.models import OwnershipRule, System
 from stewardship import roles
 from stewardship.models import MatchRun, MergeDecision, NotAMatch, ReviewTask
 
 
-class _ReadOnly(SimpleHistoryAdmin):
+class _ReadOnly(DomainScopedAdminMixin, SimpleHistoryAdmin):
     history_list_display = AUDIT_COLUMNS
 
     def has_add_permission(self, request, obj=None) -> bool:

@@ -26,11 +26,26 @@ def _open_exception(exception_id: Any) -> DataException:
 
 
 def data_exception_retry(*, exception_id: int, user=None, reason: str = "") -> tuple[DataException, IngestResult]:
-    """Run the exception's source record through the pipeline again (after a rule or reference was fixed).
+    """Run the exception's source record through the pipeline again (after a rule or reference was fixed); for a
+    dead letter, replay the push that failed (its outcome is "replayed").
 
     The pipeline closes the exception itself when its cause went away; otherwise it stays open (refreshed).
     """
     exc = _open_exception(exception_id)
+    if exc.kind == "dead_letter":  # a push that failed for good: replay it (after the cause was fixed)
+        from connectors.services.dead_letters import dead_letter_replay_for_exception
+
+        why = (reason or "").strip() or f"replay of dead letter (exception {exc.pk})"
+        with steward_action(reason=why, user=user):
+            letter = dead_letter_replay_for_exception(exception_id=exc.pk, note=why)
+        if letter is None:
+            raise StewardshipError(
+                {"exception": [f"exception {exc.pk} has no dead letter to replay; resolve or ignore it instead"]}
+            )
+        exc.refresh_from_db()
+        target = f"{letter.system_id} {letter.domain} {letter.golden_id}"
+        return exc, IngestResult(source_id="", outcome="replayed", golden_id=str(letter.golden_id or "") or None,
+                                 message=f"the push to {target} is queued again")  # fmt: skip
     if exc.source_record_id is None:
         raise StewardshipError(
             {"exception": [f"exception {exc.pk} has no source record to re-process; resolve or ignore it instead"]}

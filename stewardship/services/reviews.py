@@ -15,6 +15,7 @@ from canonical.domains import get_domain
 from canonical.matching.base import Candidate, MatchOutcome
 from canonical.models import GoldenStatus, SourceRecord
 from canonical.services.golden import golden_survivor_id, golden_survivor_map, to_json
+from canonical.services.ingest import match_lock
 from stewardship.models import PENDING_REVIEW, MergeDecision, ReviewStatus, ReviewTask
 
 from .common import NotFound, StewardshipError, real_user, require_reason, steward_action
@@ -185,6 +186,17 @@ def _chosen_candidates(task: ReviewTask, candidate_ids: list | None, *, default_
     return ids
 
 
+def _still_pending(task: ReviewTask) -> ReviewTask:
+    """The task locked, inside the decision's transaction, and still pending: another steward's decision that
+    committed after this one read the task is not overwritten (a decided task was saved back as open)."""
+    locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
+    if not locked.is_pending:
+        raise StewardshipError(
+            {"status": [f"review task {task.pk} was {locked.get_status_display().lower()} meanwhile; reload it"]}
+        )
+    return locked
+
+
 def _decide(task: ReviewTask, status: str, note: str, user) -> None:
     task.status = status
     task.note = note
@@ -219,6 +231,14 @@ def review_task_merge(
     domain = task.domain
     model = get_domain(domain).model
     group = []
+    mine = golden_survivor_id(domain, task.golden_id)
+    for gid in chosen:
+        survivor = golden_survivor_id(domain, gid)
+        if survivor is not None and str(survivor) != str(gid) and survivor != mine:
+            # merged into a record the task never proposed: the steward has not seen it
+            raise StewardshipError(
+                {"candidates": [f"{gid} was merged into {survivor} since this task was opened; reload the task"]}
+            )
     for gid in [task.golden_id, *chosen]:
         survivor = golden_survivor_id(domain, gid)
         if survivor is not None and survivor not in group:
@@ -237,6 +257,8 @@ def review_task_merge(
     else:
         survivor = model.objects.filter(pk__in=group).order_by("created_at", "pk").values_list("pk", flat=True)[0]
     with steward_action(reason=reason.strip(), user=user, actor=actor, channel=channel):
+        match_lock(domain)  # golden_record_merge's, taken before the task's row lock (match locks come first)
+        task = _still_pending(task)
         decision = golden_record_merge(
             domain=domain,
             survivor_id=survivor,
@@ -269,6 +291,7 @@ def review_task_not_a_match(*, task_id: int, reason: str, user=None, candidate_i
     chosen = _chosen_candidates(task, candidate_ids, default_all=True)
     domain = task.domain
     with steward_action(reason=reason.strip(), user=user):
+        task = _still_pending(task)
         mine_id = golden_survivor_id(domain, task.golden_id) or task.golden_id
         mine = golden_source_ids(domain, mine_id)
         for gid in chosen:
@@ -307,6 +330,7 @@ def review_task_defer(*, task_id: int, note: str, user=None) -> ReviewTask:
     if errors:
         raise StewardshipError(errors)
     with steward_action(reason=note.strip(), user=user):
+        task = _still_pending(task)
         task.status = ReviewStatus.DEFERRED
         task.note = note.strip()
         task.save()
@@ -318,6 +342,7 @@ def review_task_assign(*, task_id: int, assignee, user=None) -> ReviewTask:
     task = _task_for_decision(task_id)
     who = assignee.get_username() if assignee is not None else "nobody"
     with steward_action(reason=f"assigned to {who}", user=user):
+        task = _still_pending(task)
         task.assignee = assignee
         task.save()
     return task

@@ -78,7 +78,7 @@ def override_input(fspec: FieldSpec, raw: str):
     if fspec.kind == "lines":
         try:
             return json.loads(text) if text else []
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past what the decoder follows
             raise OverrideError({"value": ['rate card lines are a JSON list: [{"role": …, "unit": …, "rate": …}]']})
     return text or None
 

@@ -174,7 +174,7 @@ def review_next_view(request: HttpRequest) -> HttpResponse:
     queue_qs = request.GET.get("queue", "")
     filters = _queue_filters(queue_qs)
     after = request.GET.get("after")
-    task = ReviewTask.objects.filter(pk=int(after)).first() if (after or "").isascii() and after.isdigit() else None
+    task = ReviewTask.objects.filter(pk=int(after)).first() if after and after.isascii() and after.isdigit() else None
     domains = roles.viewable_domains(request.user)
     if task is None:
         ids = list(review_queue(filters=filters, user=request.user, domains=domains).values_list("id", flat=True)[:1])

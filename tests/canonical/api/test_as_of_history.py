@@ -84,7 +84,7 @@ def test_history_lists_each_row_with_actor_channel_request_and_changed_fields(ma
     assert newest["changes"] == {"industry": {"old": "Tech", "new": "Retail"}}
     for entry in (newest, oldest):
         assert (entry["actor"], entry["channel"]) == ("client:crm-sync", "api")
-    assert "after a change from crm" in newest["reason"]
+    assert newest["reason"] == "ingest of 1 customer record(s) from crm over the API"
 
 
 def test_history_of_an_unknown_record_is_404(reader):
