@@ -228,7 +228,10 @@ def _dead(d: Delivery, error: TransportError, token: str, stats: RelayStats) -> 
         letter.save(update_fields=["exception"])
 
 
-def _retry(d: Delivery, error: TransportError, token: str, stats: RelayStats) -> None:
+def _retry(d: Delivery, error: TransportError, token: str, stats: RelayStats, *, not_tried: bool = False) -> None:
+    """Back to pending, later. `not_tried`: nothing was sent (the connection is disabled or missing), so, as for a
+    429, the claim does not use up an attempt: a change waiting out a disabled connection is not a dead letter at
+    the first failure after it is enabled again."""
     rate_limited = error.status == 429
     if rate_limited:
         system_pause(d.system_id, error.retry_after or knobs.retry_base())
@@ -240,7 +243,7 @@ def _retry(d: Delivery, error: TransportError, token: str, stats: RelayStats) ->
         "last_error": str(error)[:2000],
         "lease_token": "",
     }
-    if rate_limited:  # the system said "later", not "failed": it does not use up an attempt
+    if rate_limited or not_tried:  # the system said "later", or was not asked: it does not use up an attempt
         updates["attempts"] = F("attempts") - 1
     moved = Delivery.objects.filter(pk=d.pk, status=DeliveryStatus.LEASED, lease_token=token).update(**updates)
     if moved:
@@ -271,7 +274,9 @@ def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStat
     conn = Connection.objects.filter(system_id=system).first()
     if conn is None or not conn.enabled:
         for d in group:
-            _retry(d, TransportError(f"{system} has no enabled connection", permanent=False), token, stats)
+            _retry(
+                d, TransportError(f"{system} has no enabled connection", permanent=False), token, stats, not_tried=True
+            )
         return
     connector = connector_for(conn)
     try:

@@ -154,3 +154,27 @@ def test_an_unexpected_error_during_a_push_is_recorded_as_a_failed_run(erp, audi
     assert (run.system_id, run.status) == ("erp", "failed") and run.finished_at is not None
     assert run.errors == ["unexpected error: RuntimeError('settle broke')"]
     assert run.counts["claimed"] == 2
+
+
+def test_waiting_out_a_disabled_connection_uses_no_attempt(sandbox, connect, settings):
+    """An admin disables the ERP's connection for maintenance while changes wait: each relay run puts them back
+    without asking the ERP, and that is no attempt. After it is enabled again, one transient error is a retry, not
+    a dead letter."""
+    from connectors.models import Connection
+
+    settings.MDM_DELIVERY_MAX_ATTEMPTS = 3
+    connect(sandbox, "erp")
+    ingest("crm", "customer", rec("001A", 0, name="Acme", website="https://acme.example"))
+    Connection.objects.filter(system_id="erp").update(enabled=False)
+    for _ in range(4):
+        relay_run(max_seconds=5)
+        Delivery.objects.filter(status="pending").update(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+    assert Delivery.objects.get().attempts == 0
+
+    Connection.objects.filter(system_id="erp").update(enabled=True)
+    sandbox.faults("erp", fail_next=1, fail_status=503)
+    relay_run(max_seconds=5)
+
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert "503" in delivery.last_error
