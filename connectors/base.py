@@ -140,6 +140,9 @@ class PushItem:
     values: dict[str, Any]  # canonical values; references as golden id strings
     refs: dict[str, str | None] = field(default_factory=dict)  # reference field → this system's id, if known
     event: dict[str, Any] = field(default_factory=dict)  # the outbox event as a CloudEvent (webhooks send it)
+    # this system's own id of the record, when the record came from there (a source record the hub pulled): the
+    # push updates that record instead of creating another one under the hub's id
+    remote_id: str | None = None
 
 
 @dataclass

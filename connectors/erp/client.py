@@ -37,5 +37,11 @@ class ErpClient:
             raise TransportError(f"upsert of {record_type} {external_id} returned no Location", permanent=False)
         return location.rstrip("/").rsplit("/", 1)[-1]
 
+    def update(self, record_type: str, internal_id: str, external_id: str, body: dict) -> str:
+        """Update a record by its internal id and give it the hub's external id (so later upserts find it)."""
+        path = f"{REST}/record/v1/{record_type}/{quote(internal_id, safe='')}"
+        self.http.request("PATCH", path, json={**body, "externalId": external_id}, ok=(200, 204))
+        return internal_id
+
     def close(self) -> None:
         self.http.close()

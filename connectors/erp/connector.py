@@ -63,6 +63,10 @@ class ErpConnector(Connector):
             m = mapping.PUSH[item.domain]
             body = m.to_remote(item, ref_out=mapping.ref_out)
             body["isInactive"] = item.status != "active"
+            if item.remote_id and item.remote_id.isascii() and item.remote_id.isdigit():
+                # the record came from the ERP (an internal id): update it, and tag it with the hub's id; an upsert
+                # by external id would not find it and create a second one
+                return self.client.update(m.remote_object, item.remote_id, item.golden_id, body)
             return self.client.upsert(m.remote_object, item.golden_id, body)
 
         return push_each(items, one)

@@ -477,6 +477,15 @@ class Handler(BaseHTTPRequestHandler):
             host = self.headers.get("Host", "localhost")
             return 204, None, {"Location": f"http://{host}/erp/services/rest/record/v1/{obj}/{rid}"}, True
         m = re.fullmatch(r"/services/rest/record/v1/(\w+)/([^/:]+)", path)
+        if method == "PATCH" and m:  # update by internal id (an externalId in the body sets it)
+            obj, rid = m.group(1).lower(), m.group(2)
+            rec = store.get("erp", obj, rid) if obj in ERP_TYPES else None
+            if rec is None:
+                raise Reply(404, {"o:errorDetails": [{"detail": "not found", "o:errorCode": "NONEXISTENT_ID"}]})
+            body = self._json(raw)
+            ext = body.pop("externalId", None) or rec["ext_id"]
+            store.put("erp", obj, rid, {**rec["data"], **body}, ext_id=ext)
+            return 204, None, None, True
         if method == "GET" and m:
             rec = store.get("erp", m.group(1).lower(), m.group(2))
             if rec is None:

@@ -132,6 +132,14 @@ def push_item(delivery: Delivery, *, covers: set[str], personal: bool = False) -
                 .first()
             )
     status = record.status if record.status != GoldenStatus.MERGED else "merged"
+    own = (
+        CrossReference.objects.filter(
+            system_id=delivery.system_id, domain=delivery.domain, golden_id=record.pk, source_record__isnull=False
+        )
+        .order_by("source_record_id")
+        .values_list("source_id", flat=True)
+        .first()
+    )
     return PushItem(
         delivery_id=delivery.pk,
         domain=delivery.domain,
@@ -141,6 +149,7 @@ def push_item(delivery: Delivery, *, covers: set[str], personal: bool = False) -
         values=sendable,
         refs=refs,
         event=cloudevent(delivery.event, personal=personal),
+        remote_id=own,
     )
 
 

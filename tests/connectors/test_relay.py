@@ -178,3 +178,36 @@ def test_waiting_out_a_disabled_connection_uses_no_attempt(sandbox, connect, set
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts) == ("pending", 1)
     assert "503" in delivery.last_error
+
+
+def test_a_record_that_came_from_the_erp_is_updated_there_not_created_again(sandbox, connect):
+    """ERP customer 1001 is pulled, a steward corrects its name, the relay pushes the correction to the ERP: the
+    ERP's own record 1001 is updated (and tagged with the hub's id), no second customer is made."""
+    from canonical.audit import Channel, audit_context
+    from connectors.services.pull import pull_run
+    from stewardship.services.overrides import field_override_set
+
+    connect(sandbox, "erp")
+    (row,) = sandbox.put_many(
+        [{"system": "erp", "object": "customer", "modified": "2026-01-01T00:00:00Z",
+          "data": {"companyName": "Acme GmbH", "country": "DE"}}]
+    )  # fmt: skip
+    pull_run(system="erp", domain="customer")
+    golden = Customer.objects.get()
+    with audit_context(actor="steward", channel=Channel.STEWARD, reason="official name"):
+        field_override_set(domain="customer", golden_id=golden.pk, field="name", value="Acme GmbH (DE)", reason="r")
+
+    relay_run(max_seconds=5)
+
+    (only,) = sandbox.records("erp", "customer")
+    assert only["id"] == row["id"] and only["ext_id"] == str(golden.pk)
+    assert only["data"]["companyName"] == "Acme GmbH (DE)"
+    assert list(CrossReference.objects.filter(system_id="erp").values_list("source_id", flat=True)) == [row["id"]]
+    assert Delivery.objects.get(system_id="erp").status == DeliveryStatus.DONE
+
+    # and the next change goes to the same record through the hub's id
+    with audit_context(actor="steward", channel=Channel.STEWARD, reason="again"):
+        field_override_set(domain="customer", golden_id=golden.pk, field="name", value="Acme AG", reason="r")
+    relay_run(max_seconds=5)
+    (only,) = sandbox.records("erp", "customer")
+    assert only["data"]["companyName"] == "Acme AG"
