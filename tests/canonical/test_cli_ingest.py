@@ -340,3 +340,38 @@ def test_progress_bar_goes_to_stderr_unless_turned_off(tmp_path, capsys):
 
     call_command("ingest", "--system", "crm", "--domain", "customer", "--no-progress", str(path), stdout=StringIO())
     assert "ingesting" not in capsys.readouterr().err
+
+
+@pytest.mark.django_db
+def test_an_interrupt_says_what_was_committed_and_that_running_again_is_safe(tmp_path):
+    """Ctrl-C mid-file (KeyboardInterrupt, raised here when the 25th record has been matched): the batch in progress
+    rolls back, the ones before it stay; the message says so instead of a traceback, and running again finishes."""
+    from canonical.matching.signals import match_decided
+    from canonical.models import SourceRecord
+
+    path = tmp_path / "accounts.csv"
+    path.write_text("source_id,name,country\n" + "".join(f"A{i},Firm {i},GB\n" for i in range(40)), encoding="utf-8")
+    seen = [0]
+
+    def interrupt(sender, **kwargs):
+        seen[0] += 1
+        if seen[0] == 25:
+            raise KeyboardInterrupt
+
+    match_decided.connect(interrupt)
+    try:
+        with pytest.raises(CommandError) as excinfo:
+            call_command("ingest", "--system", "crm", "--domain", "customer", "--batch-size", "10", "--no-progress",
+                         str(path), stdout=StringIO(), stderr=StringIO())  # fmt: skip
+    finally:
+        match_decided.disconnect(interrupt)
+
+    message = str(excinfo.value)
+    assert message.startswith("interrupted: the batches before the one in progress were committed (about ")
+    assert "of 40 records" in message and "Run the command again" in message
+    assert SourceRecord.objects.count() == 20  # two batches of 10; the third rolled back
+
+    out = StringIO()
+    call_command("ingest", "--system", "crm", "--domain", "customer", "--no-progress", str(path), stdout=out)
+    assert "created 20" in out.getvalue() and "unchanged 20" in out.getvalue()
+    assert SourceRecord.objects.count() == 40

@@ -117,6 +117,12 @@ class Command(BaseCommand):
             )
         with audit_context(actor=cli_actor(), channel=Channel.JOB, reason=f"ingest {path.name}"):
             with progress_bar(desc=f"ingesting {path.name}", total=check.records, disable=no_progress) as bar:
+                done = [0]
+
+                def progress(n: int) -> None:
+                    done[0] += n
+                    bar.update(n)
+
                 try:
                     summary = source_file_ingest(
                         path=path,
@@ -125,13 +131,20 @@ class Command(BaseCommand):
                         fmt=check.format,
                         batch_size=options["batch_size"],
                         check=check,
-                        progress=bar.update,
+                        progress=progress,
                         bulk=options["bulk"],
                     )
                 except SourceFileError as exc:
                     raise CommandError(
                         "\n".join(exc.lines()) + "\nThe file changed while it was being read; "
                         "the batches before this line were ingested. Run the command again."
+                    ) from None
+                except KeyboardInterrupt:
+                    # the batch in progress was rolled back; the ones before it were committed
+                    raise CommandError(
+                        f"interrupted: the batches before the one in progress were committed (about {done[0]} "
+                        f"of {check.records} records); the rest were not ingested. Run the command again: records "
+                        "already ingested come back unchanged."
                     ) from None
         for line in summary_lines(summary):
             self.stdout.write(line)
