@@ -8,6 +8,7 @@ channel, the request id and the reason, so that changes outside HTTP are attribu
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,9 @@ class AuditContext:
     request_id: str
     reason: str = ""
     user_id: int | None = None
+    # one time for every history row the block writes (a steward's decision: one transaction), so that a read "as of"
+    # any instant sees all of the decision or none of it; None: each row its own time
+    at: dt.datetime | None = None
 
 
 _current: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar("mdm_audit_context", default=None)
@@ -57,8 +61,9 @@ def audit_context(
     reason: str = "",
     request_id: str | None = None,
     user=None,
+    at: dt.datetime | None = None,
 ) -> Iterator[AuditContext]:
-    """Attribute every change made inside the block. Nested blocks inherit the request id."""
+    """Attribute every change made inside the block. Nested blocks inherit the request id and the time `at`."""
     outer = _current.get()
     rid = request_id or (outer.request_id if outer and outer.request_id else new_request_id())
     ctx = AuditContext(
@@ -67,6 +72,7 @@ def audit_context(
         request_id=rid,
         reason=reason,
         user_id=getattr(user, "pk", None) if user is not None and getattr(user, "is_authenticated", False) else None,
+        at=at or (outer.at if outer else None),
     )
     token = _current.set(ctx)
     try:
@@ -125,6 +131,8 @@ def _stamp_history(sender, instance, history_instance, **kwargs) -> None:
         history_instance.history_change_reason = ctx.reason or None
     if history_instance.history_user_id is None and ctx.user_id is not None:
         history_instance.history_user_id = ctx.user_id
+    if ctx.at is not None:
+        history_instance.history_date = ctx.at
 
 
 class AuditContextMiddleware:

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from canonical.audit import AuditContext, Channel, audit_context, current_context
 
@@ -47,7 +48,11 @@ def steward_action(
     decision's changes and their history rows are written together or not at all."""
     who = actor_name(user, actor)
     chan = channel or (Channel.STEWARD if user is not None or actor is None else Channel.JOB)
-    with audit_context(actor=who, channel=chan, reason=reason, user=user) as ctx, transaction.atomic():
+    outer = current_context()
+    # one time for the decision's history rows (an as-of read sees all of it or none), unless an enclosing
+    # decision already fixed one
+    at = outer.at or timezone.now()
+    with audit_context(actor=who, channel=chan, reason=reason, user=user, at=at) as ctx, transaction.atomic():
         yield ctx
 
 
