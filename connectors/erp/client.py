@@ -28,6 +28,13 @@ class ErpClient:
                 return
             offset += body.get("count", 0) or self.page_size
 
+    def suiteql_page(self, q: str) -> tuple[list[dict], bool]:
+        """The first page of a query's rows (the query pages itself by keyset), and whether more follow."""
+        body = self.http.json(
+            "POST", f"{REST}/query/v1/suiteql", params={"limit": self.page_size, "offset": 0}, json={"q": q}
+        )
+        return body.get("items", []), bool(body.get("hasMore"))
+
     def upsert(self, record_type: str, external_id: str, body: dict) -> str:
         """The record's internal id."""
         path = f"{REST}/record/v1/{record_type}/eid:{quote(external_id, safe='')}"

@@ -34,13 +34,23 @@ class ErpConnector(Connector):
     def pull(self, *, domain: str, cursor: Cursor, overlap: dt.timedelta) -> Iterator[PullPage]:
         m = mapping.PULL[domain]
         since = cursor.since(overlap)
-        q = f"SELECT * FROM {m.remote_object}"
-        if since is not None:
-            q += f" WHERE lastmodifieddate >= {suiteql_datetime(since)}"
-        q += " ORDER BY lastmodifieddate, id"
-        for items in self.client.suiteql(q):
+        # Paged by keyset (each page starts after the last row read), not by offset: a row changed while the pull
+        # runs moves to the end of the order, and with offsets the rows after it moved back a place, one of them
+        # into a page already read, and was never returned (its time older than the cursor the pull then saved).
+        after: tuple[str, str] | None = None
+        while True:
+            conditions = [f"lastmodifieddate >= {suiteql_datetime(since)}"] if since is not None else []
+            if after is not None:
+                ts, rid = after
+                rid = rid.replace("'", "''")
+                conditions.append(f"(lastmodifieddate > {ts} OR (lastmodifieddate = {ts} AND id > '{rid}'))")
+            q = f"SELECT * FROM {m.remote_object}"
+            if conditions:
+                q += " WHERE " + " AND ".join(conditions)
+            q += " ORDER BY lastmodifieddate, id"
+            items, more = self.client.suiteql_page(q)
             if not items:
-                continue
+                return
             payloads = [
                 (
                     f"{m.remote_object} {i.get('id')}",
@@ -57,6 +67,9 @@ class ErpConnector(Connector):
             last = items[-1]
             yield PullPage(domain=domain, envelopes=envelopes, errors=errors,
                            cursor=Cursor(ts=parse_ts(last["lastmodifieddate"]), id=str(last["id"])))  # fmt: skip
+            if not more:
+                return
+            after = (suiteql_datetime(parse_ts(last["lastmodifieddate"])), str(last["id"]))
 
     def push(self, items: list[PushItem]) -> list[PushResult]:
         def one(item: PushItem) -> str:

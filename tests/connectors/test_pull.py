@@ -123,3 +123,25 @@ def test_a_pull_of_a_system_without_an_enabled_connection_says_what_to_do(crm):
     with pytest.raises(PullError, match="the connection of 'crm' is disabled; enable it in the admin first"):
         pull_run(system="crm", domain="customer")
     assert not SyncRun.objects.exists()
+
+
+def test_an_erp_row_changed_during_a_paged_pull_costs_no_other_row(sandbox, connect):
+    """Five ERP customers pulled two a page; after the first page the first row changes in the ERP (the hub's own
+    push, say). With offset paging the rows after it moved back a place and one was never returned, its time older
+    than the cursor the pull saved; paged by keyset every row arrives, the changed one at the end."""
+    connect(sandbox, "erp", options={"erp": {"page_size": 2}})
+    rows = sandbox.put_many([{"system": "erp", "object": "customer", "modified": f"2026-01-0{i + 1}T00:00:00Z",
+                              "data": {"companyName": f"Cust {i}", "country": "DE"}} for i in range(5)])  # fmt: skip
+    changed = []
+
+    def progress(n):
+        if not changed:
+            sandbox.put("erp", "customer", {"companyName": "Cust 0 renamed"}, id=rows[0]["id"])
+            changed.append(1)
+
+    run = pull_run(system="erp", domain="customer", progress=progress)
+
+    assert run.status == "succeeded"
+    held = dict(SourceRecord.objects.filter(system_id="erp", domain="customer").values_list("source_id", "values"))
+    assert set(held) == {r["id"] for r in rows}
+    assert held[rows[0]["id"]]["name"] == "Cust 0 renamed"
