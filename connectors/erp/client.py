@@ -1,9 +1,8 @@
-"""A client for the NetSuite REST subset the hub uses: SuiteQL queries with offset paging, and record
+"""A client for the NetSuite REST subset the hub uses: SuiteQL queries (paged by the caller's keyset), and record
 upsert by external id (PUT …/record/v1/{type}/eid:{externalId}, 204 with the record in Location)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import quote
 
 from connectors.base import TransportError
@@ -16,17 +15,6 @@ class ErpClient:
     def __init__(self, base_url: str, *, page_size: int = 1000):
         self.http = HttpClient(base_url, headers={"Prefer": "transient"})
         self.page_size = page_size
-
-    def suiteql(self, q: str) -> Iterator[list[dict]]:
-        offset = 0
-        while True:
-            body = self.http.json(
-                "POST", f"{REST}/query/v1/suiteql", params={"limit": self.page_size, "offset": offset}, json={"q": q}
-            )
-            yield body.get("items", [])
-            if not body.get("hasMore"):
-                return
-            offset += body.get("count", 0) or self.page_size
 
     def suiteql_page(self, q: str) -> tuple[list[dict], bool]:
         """The first page of a query's rows (the query pages itself by keyset), and whether more follow."""

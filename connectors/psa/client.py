@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from connectors.http import HttpClient
 
 API = "/api/v1"
@@ -15,19 +13,15 @@ class PsaClient:
         self.http = HttpClient(base_url)
         self.per_page = per_page
 
-    def workspaces(self, *, updated_after: str | None) -> Iterator[list[dict]]:
-        """Pages of workspaces (archived included), oldest change first, in the order of `results`."""
-        page = 1
-        while True:
-            params = {"page": page, "per_page": self.per_page, "include_archived": "true", "order": "updated_at:asc"}
-            if updated_after:
-                params["updated_after"] = updated_after
-            body = self.http.json("GET", f"{API}/workspaces.json", params=params)
-            objects = body.get("workspaces", {})
-            yield [objects[r["id"]] for r in body.get("results", []) if r.get("key") == "workspaces"]
-            if page >= body.get("meta", {}).get("page_count", 1):
-                return
-            page += 1
+    def workspaces_page(self, *, updated_after: str | None, page: int) -> tuple[list[dict], int]:
+        """One page of workspaces (archived included), oldest change first, and how many pages the query has."""
+        params = {"page": page, "per_page": self.per_page, "include_archived": "true", "order": "updated_at:asc"}
+        if updated_after:
+            params["updated_after"] = updated_after
+        body = self.http.json("GET", f"{API}/workspaces.json", params=params)
+        objects = body.get("workspaces", {})
+        rows = [objects[r["id"]] for r in body.get("results", []) if r.get("key") == "workspaces"]
+        return rows, int(body.get("meta", {}).get("page_count", 1) or 1)
 
     def workspace_upsert(self, body: dict) -> dict:
         answer = self.http.json("POST", f"{API}/workspaces.json", json={"workspace": body}, ok=(200, 201))

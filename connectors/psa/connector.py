@@ -29,10 +29,22 @@ class PsaConnector(Connector):
     def pull(self, *, domain: str, cursor: Cursor, overlap: dt.timedelta) -> Iterator[PullPage]:
         m = mapping.PULL[domain]
         since = cursor.since(overlap)
-        # Kantata's updated_after is exclusive: step back a millisecond to make the bound inclusive.
+        # Kantata's updated_after is exclusive: step back a millisecond to make the bound inclusive. Paged by
+        # keyset: each request starts from the newest change read so far (again a millisecond back, the rows read
+        # at that instant skipped by id), not by page number: a workspace changed while the pull runs moves to the
+        # end of the order, and with page numbers the rows after it moved back a place, one into a page already
+        # read, never to be pulled (its time older than the cursor then saved).
         after = (since - dt.timedelta(milliseconds=1)).isoformat() if since else None
-        for rows in self.client.workspaces(updated_after=after):
-            if not rows:
+        seen: set[tuple[str, str]] = set()  # (id, updated_at): a workspace changed since it was read is new again
+        page = 1
+        while True:
+            batch, page_count = self.client.workspaces_page(updated_after=after, page=page)
+            rows = [w for w in batch if (str(w.get("id")), str(w.get("updated_at"))) not in seen]
+            seen.update((str(w.get("id")), str(w.get("updated_at"))) for w in rows)
+            if page >= page_count and not rows:
+                return
+            if not rows:  # a page of rows read already (many changed within one millisecond): the next page
+                page += 1
                 continue
             payloads = [
                 (
@@ -50,6 +62,10 @@ class PsaConnector(Connector):
             newest = max(rows, key=lambda w: (w["updated_at"], str(w["id"])))
             yield PullPage(domain=domain, envelopes=envelopes, errors=errors,
                            cursor=Cursor(ts=parse_ts(newest["updated_at"]), id=str(newest["id"])))  # fmt: skip
+            if page >= page_count:
+                return
+            after = (parse_ts(newest["updated_at"]) - dt.timedelta(milliseconds=1)).isoformat()
+            page = 1
 
     def push(self, items: list[PushItem]) -> list[PushResult]:
         def one(item: PushItem) -> str:

@@ -145,3 +145,24 @@ def test_an_erp_row_changed_during_a_paged_pull_costs_no_other_row(sandbox, conn
     held = dict(SourceRecord.objects.filter(system_id="erp", domain="customer").values_list("source_id", "values"))
     assert set(held) == {r["id"] for r in rows}
     assert held[rows[0]["id"]]["name"] == "Cust 0 renamed"
+
+
+def test_a_psa_workspace_changed_during_a_paged_pull_costs_no_other_one(sandbox, connect):
+    """The same for the PSA, which pages by page number: five workspaces two a page, the first renamed after the
+    first page. Every project arrives, the renamed one with its new title."""
+    connect(sandbox, "psa", options={"psa": {"per_page": 2}})
+    rows = sandbox.put_many([{"system": "psa", "object": "workspaces", "modified": f"2026-01-0{i + 1}T00:00:00Z",
+                              "data": {"title": f"Proj {i}"}} for i in range(5)])  # fmt: skip
+    changed = []
+
+    def progress(n):
+        if not changed:
+            sandbox.put("psa", "workspaces", {"title": "Proj 0 renamed"}, id=rows[0]["id"])
+            changed.append(1)
+
+    run = pull_run(system="psa", domain="project", progress=progress)
+
+    assert run.status == "succeeded"
+    held = dict(SourceRecord.objects.filter(system_id="psa", domain="project").values_list("source_id", "values"))
+    assert set(held) == {r["data"]["project_code"] for r in rows}
+    assert held[rows[0]["data"]["project_code"]]["name"] == "Proj 0 renamed"
