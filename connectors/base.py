@@ -143,6 +143,8 @@ class PushItem:
     # this system's own id of the record, when the record came from there (a source record the hub pulled): the
     # push updates that record instead of creating another one under the hub's id
     remote_id: str | None = None
+    # the system has this record already (a push to it succeeded before, or it came from there): an update
+    known: bool = False
 
 
 @dataclass

@@ -74,6 +74,11 @@ class PsaConnector(Connector):
             body["title"] = body.get("title") or item.values.get("contract_number") or item.golden_id
             body["external_id"] = item.golden_id
             body["archived"] = item.status != "active"
+            if item.known:
+                # The workspace exists: its title, budget, dates and currency are the project's, which the PSA owns
+                # (the delivery team plans there); a contract's change does not overwrite them. They seed a new one.
+                for name in mapping.PROJECT_OWNED_REMOTE:
+                    body.pop(name, None)
             return self.client.workspace_upsert(body)["project_code"]
 
         return push_each(items, one)

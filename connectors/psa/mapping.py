@@ -42,6 +42,12 @@ PULL = {
     ),
 }
 
+# The workspace fields the PSA's project pull reads as the project's own (the PSA owns projects), apart from the
+# identifiers a contract push keeps up to date (contract number, customer, the hub's id).
+PROJECT_OWNED_REMOTE = frozenset(
+    f.remote for f in PULL["project"].fields if f.remote not in ("project_code", "external_id", "customer_external_id")
+)
+
 PUSH = {
     "contract": ObjectMap(
         domain="contract",

@@ -521,10 +521,12 @@ class Handler(BaseHTTPRequestHandler):
             }, None, False  # fmt: skip
         if path == "/api/v1/workspaces.json" and method == "POST":
             body = self._json(raw).get("workspace")
-            if not isinstance(body, dict) or not body.get("title"):
-                raise Reply(422, {"errors": [{"type": "validation", "field": "title", "message": "can't be blank"}]})
+            if not isinstance(body, dict):
+                raise Reply(422, {"errors": [{"type": "validation", "field": "workspace", "message": "is missing"}]})
             ext = body.pop("external_id", None)
             matches = store.by_ext("psa", "workspaces", ext) if ext else []
+            if not matches and not body.get("title"):  # a new workspace needs a title; an update may leave it
+                raise Reply(422, {"errors": [{"type": "validation", "field": "title", "message": "can't be blank"}]})
             if len(matches) > 1:
                 raise Reply(422, {"errors": [{"type": "validation", "field": "external_id",
                                               "message": "matches more than one workspace"}]})  # fmt: skip

@@ -150,6 +150,10 @@ def push_item(delivery: Delivery, *, covers: set[str], personal: bool = False) -
         refs=refs,
         event=cloudevent(delivery.event, personal=personal),
         remote_id=own,
+        known=own is not None
+        or CrossReference.objects.filter(
+            system_id=delivery.system_id, domain=delivery.domain, golden_id=record.pk
+        ).exists(),
     )
 
 

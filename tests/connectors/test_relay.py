@@ -211,3 +211,29 @@ def test_a_record_that_came_from_the_erp_is_updated_there_not_created_again(sand
     relay_run(max_seconds=5)
     (only,) = sandbox.records("erp", "customer")
     assert only["data"]["companyName"] == "Acme AG"
+
+
+def test_a_contract_change_does_not_overwrite_the_project_fields_the_psa_owns(sandbox, connect):
+    """The PSA sets up a workspace from a pushed contract, then plans it (its own title and budget: projects are the
+    PSA's). A later contract change reaches the workspace's identifiers, not the PSA's plan."""
+    from canonical.models import Project
+    from connectors.services.pull import pull_run
+
+    connect(sandbox, "psa")
+    ingest("crm", "customer", rec("001A", 0, name="Acme", website="https://acme.example"))
+    contract = {"contract_number": "OPP-006A", "title": "Acme data platform", "customer": "001A", "currency": "EUR"}
+    ingest("crm", "contract", rec("006A", 0, total_value="1000", **contract))
+    relay_run(max_seconds=10)
+    (ws,) = sandbox.records("psa", "workspaces")
+    assert (ws["data"]["title"], ws["data"]["price_in_cents"]) == ("Acme data platform", 100000)  # seeded
+    sandbox.put("psa", "workspaces", {"title": "Phase 1 delivery", "price_in_cents": 50000}, id=ws["id"])
+    pull_run(system="psa", domain="project")
+
+    ingest("crm", "contract", rec("006A", 10, total_value="2000", **contract))
+    relay_run(max_seconds=10)
+    pull_run(system="psa", domain="project")
+
+    (ws,) = sandbox.records("psa", "workspaces")
+    assert (ws["data"]["title"], ws["data"]["price_in_cents"]) == ("Phase 1 delivery", 50000)
+    project = Project.objects.get()
+    assert (project.name, project.budget_amount) == ("Phase 1 delivery", 500)
