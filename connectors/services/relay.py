@@ -25,13 +25,13 @@ from django.utils import timezone
 
 from canonical.audit import Channel, audit_context
 from canonical.domains import get_domain
-from canonical.models import CrossReference, GoldenStatus
+from canonical.models import CrossReference, ExceptionStatus, GoldenStatus
 from canonical.services import exceptions as exc_service
 from canonical.services.golden import golden_values
 from canonical.services.ingest import match_lock
 from connectors.base import PushItem, PushResult, TransportError, backoff_delay
 from connectors.models import Connection, DeadLetter, Delivery, DeliveryStatus, SyncRun, SyncRunStatus
-from connectors.registry import connector_for
+from connectors.registry import connector_class, connector_for
 from connectors.webhooks.mapping import cloudevent
 
 from . import settings as knobs
@@ -75,11 +75,32 @@ def system_pause(system: str, seconds: float) -> None:
         cache.set(_pause_key(system), until, timeout=max(1, int(seconds) + 1))
 
 
+def _coalesces(kind: str) -> bool:
+    try:
+        return connector_class(kind).coalesce
+    except Exception:  # noqa: BLE001 - an unknown kind: its pushes fail on their own; treat it as coalescing
+        return True
+
+
 def deliveries_claim(*, limit: int, token: str, system: str | None = None, domain: str | None = None) -> list[int]:
     """Lease up to `limit` claimable deliveries to `token`; returns their ids (oldest first)."""
     now = timezone.now()
+    # A record's changes go to a system in order: one waits for the earlier ones still open. For a system that
+    # gets each event itself (a webhook subscriber: no coalescing), a dead letter a steward has not handled yet holds
+    # the later events back too, until it is replayed (then it goes first) or its exception resolved or ignored:
+    # otherwise the subscriber got version 2, then on replay version 1 last.
+    ordered = [code for code, kind in Connection.objects.values_list("system_id", "kind") if not _coalesces(kind)]
     earlier_open = Delivery.objects.filter(
-        system_id=OuterRef("system_id"), golden_id=OuterRef("golden_id"), id__lt=OuterRef("id"), status__in=OPEN
+        Q(status__in=OPEN)
+        | Q(
+            status=DeliveryStatus.DEAD,
+            system_id__in=ordered,
+            dead_letters__replayed_at__isnull=True,
+            dead_letters__exception__status=ExceptionStatus.OPEN,
+        ),
+        system_id=OuterRef("system_id"),
+        golden_id=OuterRef("golden_id"),
+        id__lt=OuterRef("id"),
     )
     qs = Delivery.objects.filter(
         Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)

@@ -237,3 +237,55 @@ def test_a_contract_change_does_not_overwrite_the_project_fields_the_psa_owns(sa
     assert (ws["data"]["title"], ws["data"]["price_in_cents"]) == ("Phase 1 delivery", 50000)
     project = Project.objects.get()
     assert (project.name, project.budget_amount) == ("Phase 1 delivery", 500)
+
+
+def _webhook_subscriber(sandbox):
+    from canonical.audit import Channel, audit_context
+    from canonical.models import System
+    from connectors.services.connections import connection_configure
+
+    with audit_context(actor="pytest", channel=Channel.JOB, reason="test"):
+        System.objects.create(code="warehouse", name="DW", kind="webhook", subscribed_domains=["customer"])
+        connection_configure(system="warehouse", kind="webhook", base_url=f"{sandbox.url}/hooks/warehouse",
+                             secret="s")  # fmt: skip
+    sandbox.admin("POST", "hooks", json={"name": "warehouse", "secret": "s"})
+
+
+def _versions_received(sandbox) -> list[int]:
+    hooks = sandbox.admin("GET", "hooks", params={"name": "warehouse"})
+    return [h["body"]["data"]["version"] for h in hooks if h["valid"] and h["body"]]
+
+
+def test_a_webhook_subscriber_gets_a_records_events_in_order_across_a_dead_letter(sandbox, db):
+    """Event v1 is refused for good (a dead letter); v2 waits behind it instead of overtaking it; replayed, v1 goes
+    first, then v2."""
+    from connectors.services.dead_letters import dead_letter_replay
+
+    _webhook_subscriber(sandbox)
+    ingest("crm", "customer", rec("001A", 0, name="Acme v1"))
+    sandbox.faults("hooks", fail_next=1, fail_status=400)
+    relay_run(max_seconds=5)
+    ingest("crm", "customer", rec("001A", 10, name="Acme v2"))
+    relay_run(max_seconds=5)
+    assert _versions_received(sandbox) == []
+    assert Delivery.objects.get(system_id="warehouse", version=2).status == DeliveryStatus.PENDING
+
+    dead_letter_replay(dead_letter_id=DeadLetter.objects.get().pk)
+    relay_run(max_seconds=5)
+
+    assert _versions_received(sandbox) == [1, 2]
+
+
+def test_a_dead_letter_a_steward_gave_up_on_holds_back_nothing(sandbox, db):
+    from stewardship.services.data_exceptions import data_exception_ignore
+
+    _webhook_subscriber(sandbox)
+    ingest("crm", "customer", rec("001A", 0, name="Acme v1"))
+    sandbox.faults("hooks", fail_next=1, fail_status=400)
+    relay_run(max_seconds=5)
+    ingest("crm", "customer", rec("001A", 10, name="Acme v2"))
+    data_exception_ignore(exception_id=DeadLetter.objects.get().exception_id, reason="the warehouse reloads nightly")
+
+    relay_run(max_seconds=5)
+
+    assert _versions_received(sandbox) == [2]
