@@ -63,7 +63,8 @@ def api_client_create(
         raise ApiClientError(f"invalid name {name!r}: use 1-64 letters, digits, '-' or '_'")
     unknown = [s for s in scopes if s not in known_scopes()]
     if unknown:
-        raise ApiClientError(f"unknown scope(s): {', '.join(unknown)}; known scopes: {', '.join(known_scopes())}")
+        shown = ", ".join(s if s.isprintable() else repr(s) for s in unknown)  # a control character shows as such
+        raise ApiClientError(f"unknown scope(s): {shown}; known scopes: {', '.join(known_scopes())}")
     system_obj = None
     if system:
         system_obj = System.objects.filter(code=system).first()

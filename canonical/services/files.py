@@ -290,10 +290,12 @@ class _Reader:
             yield self._envelope(start, payload)
 
     def _jsonl(self, fh: Iterator[str]) -> Iterator[FileRecord | FileProblem]:
+        anything = False
         for line, raw in enumerate(fh, start=1):
             text = raw.strip()
             if not text:
                 continue
+            anything = True
             try:
                 payload = json.loads(text)
             except json.JSONDecodeError as exc:
@@ -318,6 +320,10 @@ class _Reader:
                         self.ignored.setdefault(str(name), None)
                     payload = {**payload, "attributes": {k: v for k, v in attributes.items() if k not in unknown}}
             yield self._envelope(line, payload)
+        if not anything:  # as an empty CSV file is: most likely the wrong file, or an export that failed
+            yield self.problem(
+                1, 'the file is empty: expected one JSON object per line {"source_id", "attributes": {...}}'
+            )
 
 
 def _spec(domain: str) -> DomainSpec:

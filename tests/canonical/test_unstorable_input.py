@@ -283,3 +283,14 @@ def test_a_named_pipe_is_refused_up_front_not_read_twice_or_waited_on(tmp_path):
 
     assert "not a regular file (a pipe or a device)" in str(excinfo.value) and "save it to a file" in str(excinfo.value)
     assert written() == (0, 0, 0, 0)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "text"), [("accounts.csv", ""), ("accounts.jsonl", ""), ("accounts.jsonl", "\n \n")])
+def test_an_empty_file_is_refused_the_same_whatever_its_format(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(CommandError, match=r":1: the file is empty"):
+        ingest_file(path)
+    assert written() == (0, 0, 0, 0)

@@ -44,6 +44,10 @@ class Command(BaseCommand):
                 raise CommandError(str(exc))
 
     def _create(self, options) -> None:
+        if any(not part.strip() for item in options["scopes"] for part in item.split(",")):
+            raise ApiClientError(f"an empty --scope; give one of: {', '.join(known_scopes())}")
+        if options["system"] is not None and not options["system"].strip():
+            raise ApiClientError("--system is empty; give the system this client ingests as, or leave --system out")
         scopes = [s.strip() for item in options["scopes"] for s in item.split(",") if s.strip()]
         client, key = api_client_create(name=options["name"], system=options["system"], scopes=scopes)
         self.stdout.write(self.style.SUCCESS(f"Created API client {client.name!r}."))

@@ -59,6 +59,10 @@ def test_revoke_disables_the_key():
         (["create", "bad name!"], "invalid name 'bad name!'"),
         (["create", "crm\n"], "invalid name 'crm"),  # a trailing newline is not a name character either
         (["revoke", "ghost"], "no API client named 'ghost'"),
+        (["create", "x", "--scope", " "], "an empty --scope; give one of: "),
+        (["create", "x", "--scope", "read:customer,,read:contract"], "an empty --scope"),
+        (["create", "x", "--system", ""], "--system is empty"),
+        (["create", "x", "--scope", "read:cust\x01omer"], "unknown scope(s): 'read:cust"),  # quoted: shows \x01
     ],
 )
 def test_bad_input_is_a_clear_command_error_and_nothing_is_created(args, message):
