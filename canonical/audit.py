@@ -35,8 +35,9 @@ class AuditContext:
     reason: str = ""
     user_id: int | None = None
     # one time for every history row the block writes (a steward's decision: one transaction), so that a read "as of"
-    # any instant sees all of the decision or none of it; None: each row its own time
-    at: dt.datetime | None = None
+    # any instant sees all of the decision or none of it: taken when the first row is written (after the decision's
+    # locks, so after any change it waited for); None: each row its own time
+    moment: list[dt.datetime] | None = None
 
 
 _current: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar("mdm_audit_context", default=None)
@@ -61,9 +62,9 @@ def audit_context(
     reason: str = "",
     request_id: str | None = None,
     user=None,
-    at: dt.datetime | None = None,
+    moment: list[dt.datetime] | None = None,
 ) -> Iterator[AuditContext]:
-    """Attribute every change made inside the block. Nested blocks inherit the request id and the time `at`."""
+    """Attribute every change made inside the block. Nested blocks inherit the request id and the `moment`."""
     outer = _current.get()
     rid = request_id or (outer.request_id if outer and outer.request_id else new_request_id())
     ctx = AuditContext(
@@ -72,7 +73,7 @@ def audit_context(
         request_id=rid,
         reason=reason,
         user_id=getattr(user, "pk", None) if user is not None and getattr(user, "is_authenticated", False) else None,
-        at=at or (outer.at if outer else None),
+        moment=moment if moment is not None else (outer.moment if outer else None),
     )
     token = _current.set(ctx)
     try:
@@ -131,8 +132,10 @@ def _stamp_history(sender, instance, history_instance, **kwargs) -> None:
         history_instance.history_change_reason = ctx.reason or None
     if history_instance.history_user_id is None and ctx.user_id is not None:
         history_instance.history_user_id = ctx.user_id
-    if ctx.at is not None:
-        history_instance.history_date = ctx.at
+    if ctx.moment is not None:
+        if not ctx.moment:
+            ctx.moment.append(history_instance.history_date)
+        history_instance.history_date = ctx.moment[0]
 
 
 class AuditContextMiddleware:

@@ -36,3 +36,12 @@ def test_output_the_terminal_cannot_show_is_escaped_not_a_traceback_after_the_wo
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert b"\\u2192 crm customer: 1 record(s)" in proc.stdout and b"created 1" in proc.stdout
     assert b"Traceback" not in proc.stderr
+
+    # a file whose name is not UTF-8 (any bytes are a file name): ingested, its name escaped where it is kept
+    odd = os.path.join(os.fsencode(tmp_path), b"accounts-\xff.csv")
+    with open(odd, "wb") as fh:
+        fh.write(b"source_id,name,country\nX2,Beta Ltd,GB\n")
+    proc = _manage(b"ingest", b"--system", b"crm", b"--domain", b"customer", b"--no-progress", odd,
+                   DATABASE_URL=database)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert b"created 1" in proc.stdout and b"Traceback" not in proc.stderr

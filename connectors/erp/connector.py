@@ -6,7 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from connectors.base import Connector, Cursor, PullPage, PushItem, PushResult, envelopes_parse, push_each
+from connectors.base import (
+    Connector,
+    Cursor,
+    PullPage,
+    PushItem,
+    PushResult,
+    TransportError,
+    envelopes_parse,
+    push_each,
+)
 from connectors.base import parse_remote_datetime as parse_ts
 
 from . import mapping
@@ -79,7 +88,11 @@ class ErpConnector(Connector):
             if item.remote_id and item.remote_id.isascii() and item.remote_id.isdigit():
                 # the record came from the ERP (an internal id): update it, and tag it with the hub's id; an upsert
                 # by external id would not find it and create a second one
-                return self.client.update(m.remote_object, item.remote_id, item.golden_id, body)
+                try:
+                    return self.client.update(m.remote_object, item.remote_id, item.golden_id, body)
+                except TransportError as exc:
+                    if exc.status != 404:
+                        raise  # gone from the ERP since: made again below, as before
             return self.client.upsert(m.remote_object, item.golden_id, body)
 
         return push_each(items, one)

@@ -9,10 +9,13 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from canonical.admin import DomainScopedAdminMixin
 from connectors.models import OperationsDashboard, ReconciliationItem, ReconciliationRun
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(DomainScopedAdminMixin, admin.ModelAdmin):
+    """Read-only; a role sees the items of the domains it may view (canonical.admin.DomainScopedAdminMixin)."""
+
     def has_add_permission(self, request) -> bool:
         return False
 

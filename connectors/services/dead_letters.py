@@ -36,6 +36,14 @@ def dead_letter_replay(*, dead_letter_id: int, note: str = "replayed") -> DeadLe
 
 
 def dead_letter_replay_for_exception(*, exception_id: int, note: str = "replayed") -> DeadLetter | None:
-    """Replay from the stewards' exception queue (the action on a `dead_letter` exception)."""
-    letter = DeadLetter.objects.filter(exception_id=exception_id).first()
-    return dead_letter_replay(dead_letter_id=letter.pk, note=note) if letter else None
+    """Replay from the stewards' exception queue (the action on a `dead_letter` exception): every dead letter it
+    stands for that was not replayed yet, oldest first (one exception covers a record's dead letters to every
+    system). Returns the last one replayed, or None if there was none."""
+    replayed = None
+    for pk in (
+        DeadLetter.objects.filter(exception_id=exception_id, replayed_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    ):
+        replayed = dead_letter_replay(dead_letter_id=pk, note=note)
+    return replayed

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.utils import timezone
 
 from canonical.audit import AuditContext, Channel, audit_context, current_context
 
@@ -49,10 +48,10 @@ def steward_action(
     who = actor_name(user, actor)
     chan = channel or (Channel.STEWARD if user is not None or actor is None else Channel.JOB)
     outer = current_context()
-    # one time for the decision's history rows (an as-of read sees all of it or none), unless an enclosing
-    # decision already fixed one
-    at = outer.at or timezone.now()
-    with audit_context(actor=who, channel=chan, reason=reason, user=user, at=at) as ctx, transaction.atomic():
+    # one time for the decision's history rows (an as-of read sees all of it or none), shared with an enclosing
+    # decision; the transaction outermost, so that what runs on commit (the relay, eagerly) is not part of it
+    moment = outer.moment if outer.moment is not None else []
+    with transaction.atomic(), audit_context(actor=who, channel=chan, reason=reason, user=user, moment=moment) as ctx:
         yield ctx
 
 

@@ -43,9 +43,8 @@ def data_exception_retry(*, exception_id: int, user=None, reason: str = "") -> t
                 {"exception": [f"exception {exc.pk} has no dead letter to replay; resolve or ignore it instead"]}
             )
         exc.refresh_from_db()
-        target = f"{letter.system_id} {letter.domain} {letter.golden_id}"
         return exc, IngestResult(source_id="", outcome="replayed", golden_id=str(letter.golden_id or "") or None,
-                                 message=f"the push to {target} is queued again")  # fmt: skip
+                                 message=f"the failed pushes of {letter.domain} {letter.golden_id} are queued again")  # fmt: skip
     if exc.source_record_id is None:
         raise StewardshipError(
             {"exception": [f"exception {exc.pk} has no source record to re-process; resolve or ignore it instead"]}

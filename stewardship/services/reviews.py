@@ -234,7 +234,12 @@ def review_task_merge(
     mine = golden_survivor_id(domain, task.golden_id)
     for gid in chosen:
         survivor = golden_survivor_id(domain, gid)
-        if survivor is not None and str(survivor) != str(gid) and survivor != mine:
+        if (
+            survivor is not None
+            and str(survivor) != str(gid)
+            and survivor != mine
+            and str(survivor) not in {str(c) for c in task.candidate_ids}
+        ):
             # merged into a record the task never proposed: the steward has not seen it
             raise StewardshipError(
                 {"candidates": [f"{gid} was merged into {survivor} since this task was opened; reload the task"]}

@@ -170,6 +170,7 @@ def test_waiting_out_a_disabled_connection_uses_no_attempt(sandbox, connect, set
         relay_run(max_seconds=5)
         Delivery.objects.filter(status="pending").update(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
     assert Delivery.objects.get().attempts == 0
+    assert not SyncRun.objects.filter(system_id="erp", direction="push").exists()  # not claimed: no failed runs
 
     Connection.objects.filter(system_id="erp").update(enabled=True)
     sandbox.faults("erp", fail_next=1, fail_status=503)
@@ -289,3 +290,26 @@ def test_a_dead_letter_a_steward_gave_up_on_holds_back_nothing(sandbox, db):
     relay_run(max_seconds=5)
 
     assert _versions_received(sandbox) == [2]
+
+
+def test_retry_of_a_dead_letter_exception_replays_every_letter_it_stands_for(db):
+    """One `dead_letter` exception covers a record's failed pushes to every system: Retry replays them all."""
+    from canonical.models import DataException, System
+    from stewardship.services.data_exceptions import data_exception_retry
+
+    customer = ingest("crm", "customer", rec("001A", 0, name="Acme"))[0].golden_id
+    exc = DataException.objects.create(kind="dead_letter", domain="customer", golden_id=customer, message="failed")
+    letters = [
+        DeadLetter.objects.create(
+            system=System.objects.get(code=code), domain="customer", golden_id=customer, error="boom", exception=exc
+        )  # fmt: skip
+        for code in ("erp", "psa")
+    ]
+
+    data_exception_retry(exception_id=exc.pk, reason="both fixed")
+
+    for letter in letters:
+        letter.refresh_from_db()
+        assert letter.replayed_at is not None
+    exc.refresh_from_db()
+    assert exc.status == "resolved"

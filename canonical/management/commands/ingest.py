@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -115,8 +116,10 @@ class Command(BaseCommand):
                     f"{path}: ignoring column(s) that are not {domain} fields: {', '.join(check.ignored)}"
                 )
             )
-        with audit_context(actor=cli_actor(), channel=Channel.JOB, reason=f"ingest {path.name}"):
-            with progress_bar(desc=f"ingesting {path.name}", total=check.records, disable=no_progress) as bar:
+        # a file name may hold bytes that are not text (kept by Python as surrogates, which no database stores)
+        shown = os.fsencode(path.name).decode("utf-8", "backslashreplace")
+        with audit_context(actor=cli_actor(), channel=Channel.JOB, reason=f"ingest {shown}"):
+            with progress_bar(desc=f"ingesting {shown}", total=check.records, disable=no_progress) as bar:
                 done = [0]
 
                 def progress(n: int) -> None:

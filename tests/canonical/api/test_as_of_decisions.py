@@ -58,3 +58,28 @@ def test_as_of_the_instant_of_an_unmerge_shows_it_whole(reader):
     assert body["xrefs"] == [{"system": "erp", "source_id": "B"}]
     survivor = reader.get(f"/api/v1/customers/{a}/", {"as_of": at.isoformat()}).json()
     assert survivor["city"] is None and {"system": "erp", "source_id": "B"} not in survivor["xrefs"]
+
+
+def test_a_decisions_time_is_taken_after_it_waited_for_its_locks(monkeypatch):
+    """A merge that waits for an ingest holding the match locks must not date its rows before that ingest's: the
+    one time of a decision is taken when it writes its first history row, after its locks."""
+    import time
+
+    from django.utils import timezone
+
+    from stewardship.services import merge as merge_service
+
+    a = ingest("crm", "customer", rec("A", 1, name="Alpha Widgets", country="DE"))[0].golden_id
+    b = ingest("erp", "customer", rec("B", 1, name="Zeta Bricks", country="FR"))[0].golden_id
+    real, waited = merge_service.match_lock, []
+
+    def slow_lock(domain):
+        time.sleep(0.2)  # stands for the wait behind an ingest batch
+        waited.append(timezone.now())
+        return real(domain)
+
+    monkeypatch.setattr(merge_service, "match_lock", slow_lock)
+    golden_record_merge(domain="customer", survivor_id=a, other_ids=[b], reason="same", actor="t", channel="steward")
+
+    merged_at = Customer.history.get(id=b, status="merged").history_date
+    assert merged_at >= waited[0]
