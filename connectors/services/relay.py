@@ -18,6 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -311,6 +312,16 @@ def relay_batch(*, ids: list[int], token: str, out: dict[str, RelayStats] | None
     return out
 
 
+def _lease_extend(ids: list[int], token: str, requests: int) -> None:
+    """Hold the leases for as long as the push may take (each request up to the HTTP timeout) before sending it: a
+    lease that ran out while a slow push was in flight let another worker take the record and push its newer
+    state, and the slow, older push then landed last, leaving the system stale with every delivery done."""
+    seconds = knobs.lease_seconds() + requests * float(getattr(settings, "MDM_HTTP_TIMEOUT", 10))
+    Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.LEASED, lease_token=token).update(
+        lease_until=timezone.now() + dt.timedelta(seconds=seconds)
+    )
+
+
 def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStats) -> None:
     conn = Connection.objects.filter(system_id=system).first()
     if conn is None or not conn.enabled:
@@ -328,6 +339,8 @@ def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStat
                                         personal=bool(conn.options.get("personal")))  # fmt: skip
             except Exception as exc:  # noqa: BLE001  (a record that cannot be read is a dead letter, not a crash)
                 _dead(d, TransportError(f"cannot build the push: {exc}", permanent=True), token, stats)
+        if items:
+            _lease_extend(list(items), token, len(items))
         results = connector.push(list(items.values())) if items else []
     except TransportError as exc:
         results = [PushResult(delivery_id=pk, error=exc) for pk in items]

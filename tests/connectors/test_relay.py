@@ -313,3 +313,43 @@ def test_retry_of_a_dead_letter_exception_replays_every_letter_it_stands_for(db)
         assert letter.replayed_at is not None
     exc.refresh_from_db()
     assert exc.status == "resolved"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_push_keeps_its_lease_so_no_newer_push_overtakes_it(sandbox, connect, settings):
+    """Worker A pushes v1 to a slow ERP; the lease is shorter than the request. v2 arrives meanwhile and worker B
+    runs: it must not take A's delivery and push v2 before A's v1 lands (the ERP would end on v1 with every
+    delivery done); v2 goes after A has settled."""
+    import threading
+    import time
+
+    from django.db import connection as db_connection
+
+    from connectors.services.relay import deliveries_claim, relay_batch
+
+    settings.MDM_DELIVERY_LEASE_SECONDS = 1
+    connect(sandbox, "erp")
+    ingest("crm", "customer", rec("001A", 0, name="Acme v1", website="https://acme.example"))
+    ids = deliveries_claim(limit=10, token="A")
+    sandbox.faults("erp", slow_ms=2500)
+
+    def worker_a():
+        try:
+            relay_batch(ids=ids, token="A")
+        finally:
+            db_connection.close()
+
+    a = threading.Thread(target=worker_a)
+    a.start()
+    time.sleep(0.3)
+    ingest("crm", "customer", rec("001A", 10, name="Acme v2", website="https://acme.example"))
+    time.sleep(1.0)  # A's claim-time lease has run out; its request is still in flight
+    sandbox.faults("erp", slow_ms=0)
+    relay_run(max_seconds=5)  # worker B
+    a.join(15)
+    assert not a.is_alive()
+    relay_run(max_seconds=5)  # v2, after A settled v1
+
+    assert not Delivery.objects.exclude(status=DeliveryStatus.DONE).exists()
+    (remote,) = sandbox.records("erp", "customer")
+    assert remote["data"]["companyName"] == "Acme v2"
