@@ -39,7 +39,7 @@ from typing import IO, Any
 from django.conf import settings
 
 from canonical.domains import DOMAINS, DomainSpec, get_domain
-from canonical.models import System
+from canonical.models import SourceRecord, SourceStatus, System
 from canonical.services.ingest import Envelope, EnvelopeError, IngestResult, envelope_parse, source_records_ingest
 
 FORMATS = ("csv", "jsonl")
@@ -106,6 +106,9 @@ class FileIngestSummary:
     ignored: list[str] = field(default_factory=list)
     exceptions: list[IngestResult] = field(default_factory=list)  # the first few exception/held results
     seconds: float = 0.0
+    # records that came again unchanged and are still data-quality exceptions or held (a re-run's "exception 0"
+    # does not mean they were resolved)
+    still_open: int = 0
 
     def counts_line(self) -> str:
         return ", ".join(f"{outcome} {self.counts[outcome]}" for outcome in OUTCOMES)
@@ -420,6 +423,13 @@ def source_file_ingest(
             summary.counts[result.outcome] = summary.counts.get(result.outcome, 0) + 1
             if result.outcome in ("exception", "held") and len(summary.exceptions) < keep_exceptions:
                 summary.exceptions.append(result)
+        unchanged = [r.source_id for r in results if r.outcome == "unchanged"]
+        if unchanged:
+            summary.still_open += (
+                SourceRecord.objects.filter(system_id=system, domain=spec.name, source_id__in=unchanged)
+                .exclude(status__in=(SourceStatus.APPLIED, SourceStatus.DELETED))
+                .count()
+            )
         summary.records += len(results)
         if progress is not None:
             progress(len(results))

@@ -375,3 +375,21 @@ def test_an_interrupt_says_what_was_committed_and_that_running_again_is_safe(tmp
     call_command("ingest", "--system", "crm", "--domain", "customer", "--no-progress", str(path), stdout=out)
     assert "created 20" in out.getvalue() and "unchanged 20" in out.getvalue()
     assert SourceRecord.objects.count() == 40
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_rerun_says_which_unchanged_records_are_still_exceptions(tmp_path, bulk):
+    """The same file again: its invalid records come back "unchanged", not "exception", and the summary says they
+    are still in the exception queue rather than letting "exception 0" read as resolved."""
+    path = tmp_path / "accounts.csv"
+    path.write_text("source_id,name,country\nA1,Acme,GB\nA2,Beta,XX\nA3,Gamma,ZZ\n", encoding="utf-8")
+    args = ["--system", "crm", "--domain", "customer", *(["--bulk"] if bulk else []), str(path)]
+    first, _ = run(*args)
+    assert "exception 2" in first
+
+    again, _ = run(*args)
+
+    assert "unchanged 3" in again and "exception 0" in again
+    assert "2 record(s) came again unchanged and are still data-quality exceptions or held" in again
+    assert "/admin/canonical/dataexception/?status__exact=open" in again

@@ -71,6 +71,11 @@ def summary_lines(summary: FileIngestSummary) -> list[str]:
             lines.append(f"    {result.source_id}: {result.outcome}: {detail}")
         if problems > 5:
             lines.append(f"    … {problems - 5} more in the queue")
+    if summary.still_open:
+        lines.append(
+            f"  {summary.still_open} record(s) came again unchanged and are still data-quality exceptions or held; "
+            f"see the exception queue: {summary.exceptions_url()}"
+        )
     return lines
 
 
