@@ -114,11 +114,7 @@ def deliveries_claim(*, limit: int, token: str, system: str | None = None, domai
     # it is enabled (claiming them put each back every run, a second later, and recorded a failed run)
     enabled = [code for code, _, on in connections if on]
     qs = qs.filter(system_id__in=enabled)
-    paused = [
-        code
-        for code in Connection.objects.values_list("system_id", flat=True)
-        if system_paused_until(code) > time.time()
-    ]
+    paused = [code for code, _, _ in connections if system_paused_until(code) > time.time()]
     if paused:
         qs = qs.exclude(system_id__in=paused)
     if system:
@@ -161,14 +157,13 @@ def push_item(delivery: Delivery, *, covers: set[str], personal: bool = False) -
                 .first()
             )
     status = record.status if record.status != GoldenStatus.MERGED else "merged"
-    own = (
-        CrossReference.objects.filter(
-            system_id=delivery.system_id, domain=delivery.domain, golden_id=record.pk, source_record__isnull=False
-        )
+    # this system's cross-references of the record, in one read: one with a source record means it came from there
+    known = list(
+        CrossReference.objects.filter(system_id=delivery.system_id, domain=delivery.domain, golden_id=record.pk)
         .order_by("source_record_id")
-        .values_list("source_id", flat=True)
-        .first()
+        .values_list("source_id", "source_record_id")
     )
+    own = next((source_id for source_id, source_record in known if source_record is not None), None)
     return PushItem(
         delivery_id=delivery.pk,
         domain=delivery.domain,
@@ -179,10 +174,7 @@ def push_item(delivery: Delivery, *, covers: set[str], personal: bool = False) -
         refs=refs,
         event=cloudevent(delivery.event, personal=personal),
         remote_id=own,
-        known=own is not None
-        or CrossReference.objects.filter(
-            system_id=delivery.system_id, domain=delivery.domain, golden_id=record.pk
-        ).exists(),
+        known=bool(known),
     )
 
 

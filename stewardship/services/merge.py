@@ -280,15 +280,15 @@ def _review_tasks_after_merge(
         task.save()
 
 
-def _recomputed_once(model, domain: str, version: int, golden_id: uuid.UUID, reason: str, changed: list[str]):
-    """Recompute a record a merge or unmerge changed, as one new version: the caller publishes it as one event (the
-    recompute's changes go in `changed`). `version` is the record's version before the operation."""
+def _recomputed_once(model, domain: str, version: int, golden_id: uuid.UUID, reason: str) -> tuple[Any, list[str]]:
+    """Recompute a record a merge or unmerge changed, as one new version, and return it with the fields the
+    recompute changed: the caller publishes it as one event. `version` is the record's version before the
+    operation."""
     _, fields = golden_record_recompute(domain=domain, golden_id=golden_id, publish=False, reason=reason)
-    changed.extend(fields)
     record = model.objects.get(pk=golden_id)
     if record.version == version:  # nothing to recompute: the operation itself is the change
         _bump(record, reason)
-    return record
+    return record, fields
 
 
 def _retired_exceptions_close(domain: str, retired: uuid.UUID, survivor: uuid.UUID) -> None:
@@ -388,8 +388,7 @@ def golden_record_merge(
             )
         if decision.override_ids:
             decision.save(update_fields=["override_ids"])
-        changed: list[str] = []
-        record = _recomputed_once(model, domain, by_id[survivor].version, survivor, reason, changed)
+        record, changed = _recomputed_once(model, domain, by_id[survivor].version, survivor, reason)
         change_event_write(
             record=record,
             event_type=ChangeEventType.MERGED,
@@ -595,7 +594,7 @@ def golden_record_unmerge(
         # each of the two records: one new version, published as one event
         changed: dict[uuid.UUID, list[str]] = {target.pk: ["status"] if restored else [], current.pk: []}
         for golden_id in (target.pk, current.pk):
-            _recomputed_once(model, domain, versions[golden_id], golden_id, reason, changed[golden_id])
+            changed[golden_id] += _recomputed_once(model, domain, versions[golden_id], golden_id, reason)[1]
         moved_refs += _repoint_source_references(sr, target.pk)
         not_a_match_record(
             domain=domain, source_ids_a=[sr.pk], source_ids_b=remaining, reason=reason, origin="unmerge", user=user
