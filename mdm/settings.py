@@ -235,7 +235,12 @@ MDM_INGEST_BATCH_SIZE = env_int("MDM_INGEST_BATCH_SIZE", 500)
 # 2 % slower; the same decisions and counts; docs/benchmarks.md); 5,000 was not consistently faster than 2,000;
 # at 20,000 records no difference showed. Why was not found. Memory grows with the batch, not with the file.
 MDM_BULK_BATCH_SIZE = env_int("MDM_BULK_BATCH_SIZE", 2000)
-for _name in ("MDM_INGEST_BATCH_SIZE", "MDM_BULK_BATCH_SIZE"):
+# `ingest --bulk` on PostgreSQL matches in a second process beside the one that writes (canonical/services/
+# pipeline.py: the same results and end state on two cores); off with MDM_BULK_PIPELINE=false. Its records per
+# transaction: each batch ends with the matcher waiting for the writer's commit, so batches are larger.
+MDM_BULK_PIPELINE = env_bool("MDM_BULK_PIPELINE", True)
+MDM_PIPELINE_BATCH_SIZE = env_int("MDM_PIPELINE_BATCH_SIZE", 10000)
+for _name in ("MDM_INGEST_BATCH_SIZE", "MDM_BULK_BATCH_SIZE", "MDM_PIPELINE_BATCH_SIZE"):
     if globals()[_name] < 1:
         from django.core.exceptions import ImproperlyConfigured
 

@@ -380,6 +380,11 @@ def source_file_check(
     return check
 
 
+# Files from this many records on go through the pipelined bulk path (a second process is not worth its start
+# for fewer).
+_PIPELINE_FROM = 1000
+
+
 def source_file_ingest(
     *,
     path: str | Path,
@@ -409,7 +414,16 @@ def source_file_ingest(
         check = source_file_check(path=path, domain=spec.name, fmt=fmt)
     if not check.ok:
         raise SourceFileError(check.problems, check.problem_count)
-    size = batch_size or (settings.MDM_BULK_BATCH_SIZE if bulk else settings.MDM_INGEST_BATCH_SIZE)
+    pipelined = None
+    if bulk and check.records >= _PIPELINE_FROM:
+        from canonical.services.pipeline import PipelinedIngest, pipeline_usable
+
+        if pipeline_usable():  # PostgreSQL, outside a transaction: the matcher in a second process
+            pipelined = PipelinedIngest(system=system, domain=spec.name)
+    if pipelined is not None:
+        size = batch_size or settings.MDM_PIPELINE_BATCH_SIZE
+    else:
+        size = batch_size or (settings.MDM_BULK_BATCH_SIZE if bulk else settings.MDM_INGEST_BATCH_SIZE)
     summary = FileIngestSummary(path=str(path), system=system, domain=spec.name, format=fmt, ignored=check.ignored)
     started = time.perf_counter()
     batch: list[Envelope] = []
@@ -418,7 +432,10 @@ def source_file_ingest(
         from canonical.services.bulk import source_records_ingest_bulk as ingest
 
     def flush() -> None:
-        results = ingest(system=system, domain=spec.name, envelopes=batch)
+        if pipelined is not None:  # it tells the progress bar as it goes (a batch is larger)
+            results = pipelined.ingest(batch, progress=progress)
+        else:
+            results = ingest(system=system, domain=spec.name, envelopes=batch)
         for result in results:
             summary.counts[result.outcome] = summary.counts.get(result.outcome, 0) + 1
             if result.outcome in ("exception", "held") and len(summary.exceptions) < keep_exceptions:
@@ -431,15 +448,21 @@ def source_file_ingest(
                 .count()
             )
         summary.records += len(results)
-        if progress is not None:
+        if progress is not None and pipelined is None:
             progress(len(results))
         batch.clear()
 
-    for record in source_file_records(path=path, domain=spec.name, fmt=fmt):
-        batch.append(record.envelope)
-        if len(batch) >= size:
+    try:
+        if pipelined is not None:
+            pipelined.__enter__()
+        for record in source_file_records(path=path, domain=spec.name, fmt=fmt):
+            batch.append(record.envelope)
+            if len(batch) >= size:
+                flush()
+        if batch:
             flush()
-    if batch:
-        flush()
+    finally:
+        if pipelined is not None:
+            pipelined.close()
     summary.seconds = time.perf_counter() - started
     return summary

@@ -1,0 +1,539 @@
+"""The bulk ingest path on two cores: a matcher process beside the writer.
+
+`source_records_ingest_bulk` (canonical/services/bulk.py) runs on one core: for each window of records it
+matches (pass 1), then applies and writes (pass 2 and the flush), while PostgreSQL waits for it and it waits for
+PostgreSQL. Here pass 1 runs in a second process (forked once per `PipelinedIngest`, with its own database
+connection), a window or more ahead of the calling process, which applies and writes what it is sent, in order,
+exactly as the bulk path's pass 2 and flush do. The decisions are the bulk path's own (`bulk._plan`, the same
+BatchMatch over the same database state and an overlay of everything sent but not yet committed), so the
+results and the end state are the ones `source_records_ingest_bulk` — and record-by-record ingest — give
+(tests/canonical/test_ingest_pipeline.py compares them).
+
+How the two stay exact:
+
+- **The matcher reads only while the writer holds the match locks.** A *segment* is one transaction of the
+  writer: it takes the domain's match locks, then tells the matcher to start at a record; the matcher reads the
+  committed database (which nothing else can change meanwhile: every writer of matching state takes those locks,
+  README rule 8) plus its own overlay of the segment's earlier records, which the writer has not committed yet.
+- **A record the bulk path would hand to record-by-record ingest ends the segment** unless it cannot change
+  what later records match against: a new record with invalid values (kept as a data-quality exception, no golden
+  record, no keys) is passed on and the matcher goes on; anything else (an update, a delete, a held or
+  incomplete record, the same source id twice, a link the writer finds it cannot make in bulk) ends the segment
+  there: the writer applies what came before, ingests that record record by record, commits, and the matcher
+  starts again after it with fresh reads (and, for records that may remove rows, a fresh memo of common keys).
+- **The memos that follow the database are refreshed at every segment**: the population count is read again
+  (the writer's commits moved the shared count), the prepared features of the records the last segment wrote are
+  memoised under their stored text (as bulk's `prepared_written` does).
+
+Unlike the bulk path, a call commits as it goes (one transaction per segment, segments end at the call's end or
+earlier as above), so it is for callers outside a transaction: the CLI's `ingest --bulk` on PostgreSQL. Elsewhere
+(SQLite, inside a transaction, another matcher, an evaluation's private population) `pipeline_usable()` says no and
+the caller uses the bulk path.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import queue
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
+
+from django.conf import settings
+from django.db import connection, connections, transaction
+
+from canonical.domains import get_domain
+from canonical.matching.base import Candidate, MatchOutcome, get_matcher
+from canonical.matching.batch import BatchMatch, _decode_values, _same_json
+from canonical.matching.definitions import get_definition
+from canonical.matching.fuzzy import FuzzyMatcher, _private_population, population_cache_key, prepared_cache
+from canonical.matching.fuzzy import _population as fuzzy_population
+from canonical.models import CrossReference, SourceRecord, SourceStatus, System
+from canonical.services import bulk
+from canonical.services.golden import golden_compute
+from canonical.services.ingest import Envelope, IngestResult, match_lock, source_records_ingest
+from canonical.services.instances import new_instance as _new
+from canonical.services.ownership import rules_cached
+
+_GONE = (
+    "the matcher process ended unexpectedly; the records of the transaction in progress were not written. Run the "
+    "command again: records already ingested come back unchanged (MDM_BULK_PIPELINE=false ingests in one process)."
+)
+
+
+class PipelineError(RuntimeError):
+    """The matcher process failed or went away; the segment in progress was rolled back."""
+
+
+def pipeline_usable() -> bool:
+    """Whether `PipelinedIngest` can run here: PostgreSQL, the fuzzy matcher, outside any transaction, not inside
+    an evaluation's private population, fork available, and not switched off (MDM_BULK_PIPELINE)."""
+    return (
+        getattr(settings, "MDM_BULK_PIPELINE", True)
+        and connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and isinstance(get_matcher(), FuzzyMatcher)
+        and not _private_population.get()
+        and "fork" in multiprocessing.get_all_start_methods()
+    )
+
+
+@dataclass
+class _Sent:
+    """A plan as it travels from the matcher to the writer (the writer has the envelope itself)."""
+
+    index: int
+    temp_id: int
+    values: dict
+    match_values: dict
+    keys: set
+    golden_id: uuid.UUID
+    new: bool
+    review: bool
+    outcome: MatchOutcome
+    content_hash: str
+
+
+class _NoMatch:
+    """What the writer's chunks hold in place of a BatchMatch: the writer does not match, so there is nothing for
+    the flush to bring up to date (`match_decided` is sent with `matcher`'s type as its sender, as in bulk)."""
+
+    def __init__(self, matcher: FuzzyMatcher):
+        self.matcher = matcher
+
+    def prepared_written(self, written) -> None:
+        pass
+
+    def overlay_written(self, real_ids) -> None:
+        pass
+
+    def refresh(self, **kwargs) -> None:
+        pass
+
+
+# --- the matcher process ---------------------------------------------------------------------------------------
+
+
+class _Sender:
+    """The matcher's messages, pickled in order and written to the pipe by a thread: a write blocks while the
+    writer is busy with earlier ones, and meanwhile the matcher goes on with the next window (the GIL is released
+    while the thread waits). At most _AHEAD messages wait to be written."""
+
+    def __init__(self, pipe):
+        self._pipe = pipe
+        self._queue: queue.Queue = queue.Queue(maxsize=_AHEAD)
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="mdm-matcher-send", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            try:
+                self._pipe.send_bytes(data)
+            except BaseException as exc:  # the writer went away: the matcher stops at its next send
+                self._failed = exc
+                return
+
+    def send(self, message) -> None:
+        if self._failed is not None:
+            raise BrokenPipeError(str(self._failed))
+        self._queue.put(ForkingPickler.dumps(message))
+
+    def poll(self) -> bool:
+        return self._pipe.poll()
+
+    def recv(self):
+        return self._pipe.recv()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+
+_AHEAD = 16  # messages (windows of plans) the matcher may have waiting to be written
+
+
+def _matcher_main(raw_pipe, system_code: str, domain: str) -> None:
+    """The forked matcher: waits for ("go", start, envelopes or None, forget_common) and matches a segment;
+    ("stop",) while idle or matching is answered ("stopped",); ("quit",) ends it."""
+    from canonical.matching import fuzzy
+
+    pipe = _Sender(raw_pipe)
+    try:
+        spec = get_domain(domain)
+        system = System.objects.get(code=system_code)
+        matcher = get_matcher()
+        envelopes: list[Envelope] = []
+        written: list[tuple[str, dict, dict]] = []  # the last segment's (source id, features, values)
+        while True:
+            message = pipe.recv()
+            if message[0] == "quit":
+                return
+            if message[0] == "stop":
+                pipe.send(("stopped",))
+                continue
+            _, start, given, forget = message
+            if given is not None:
+                envelopes = given
+            fuzzy._population_memo.pop(population_cache_key(domain), None)  # the writer's commits moved it
+            if forget:  # records were updated or removed: a key found common may not be any more
+                fuzzy._common_key_memo.pop(domain, None)
+            _memoise_written(system, spec.name, written)
+            with rules_cached():
+                written = _match_segment(pipe, system, spec, matcher, envelopes, start)
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
+        return
+    except BaseException:
+        try:
+            pipe.send(("error", traceback.format_exc()))
+        except (OSError, ValueError):
+            pass
+    finally:
+        pipe.close()
+
+
+def _memoise_written(system: System, domain: str, written: list[tuple[str, dict, dict]]) -> None:
+    """bulk's `prepared_written` for the records the last segment sent: their features under the stored text, where
+    it decodes to exactly the values they were sent with (records the writer did not write are not found)."""
+    known = {sid: (features, values) for sid, features, values in written if features is not None}
+    if not known:
+        return
+    from canonical.sqlparams import text_array
+
+    table = connection.ops.quote_name(SourceRecord._meta.db_table)
+    with connection.cursor() as cur:
+        # one look-up by the (system, domain, source_id) key per id, whatever the statistics say (as an IN list
+        # it was planned as a scan of the table: 30 % of the matcher's time in a 20,000-record trial)
+        cur.execute(
+            "SELECT u.sid, v.text FROM json_array_elements_text(%s::json) AS u(sid) CROSS JOIN LATERAL "
+            f'(SELECT "values"::text AS text FROM {table} WHERE system_id = %s AND domain = %s AND source_id = u.sid '
+            "OFFSET 0) AS v",
+            [text_array(list(known)), system.pk, domain],
+        )
+        texts = cur.fetchall()
+    defn = get_definition(domain)
+    for sid, text in texts:
+        features, values = known[sid]
+        if text is not None and _same_json(_decode_values(text), values):
+            prepared_cache.put_text(defn, text, features)
+
+
+def _ids_where(model, system: System, domain: str, ids: list[str], **filters) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 5000):
+        found.update(
+            model.objects.filter(
+                system=system, domain=domain, source_id__in=ids[start : start + 5000], **filters
+            ).values_list("source_id", flat=True)
+        )
+    return found
+
+
+def _match_segment(pipe, system: System, spec, matcher, envelopes: list[Envelope], start: int) -> list:
+    """Pass 1 of bulk's `_chunk_ingest` from `start`, sending each window's plans as it is matched, until a record
+    ends the segment or the envelopes end. Returns what `_memoise_written` needs of the records sent."""
+    from canonical.models import PendingReference
+
+    ids = list(dict.fromkeys(env.source_id for env in envelopes[start:]))
+    existing = _ids_where(SourceRecord, system, spec.name, ids)
+    new_ids = [sid for sid in ids if sid not in existing]
+    waiting: set[str] = set()
+    for at in range(0, len(ids), 5000):
+        waiting.update(
+            PendingReference.objects.filter(
+                target_system=system, target_domain=spec.name, target_source_id__in=ids[at : at + 5000]
+            ).values_list("target_source_id", flat=True)
+        )
+    chunk = bulk._Chunk(
+        system=system,
+        spec=spec,
+        batch=BatchMatch(domain=spec.name, matcher=matcher),
+        existing=existing,
+        pushed=_ids_where(CrossReference, system, spec.name, new_ids),
+        waiting=waiting,
+    )
+    sent: list[tuple[str, int, dict]] = []
+    n = len(envelopes)
+    i, prefetched_to = start, start
+    while i < n:
+        if pipe.poll():  # the writer found a link it cannot make in bulk: it wants the matcher to stop
+            message = pipe.recv()
+            if message[0] != "stop":
+                raise PipelineError(f"unexpected message while matching: {message[0]!r}")
+            pipe.send(("stopped",))
+            return []
+        plans: list[bulk._Plan] = []
+        j = i
+        while j < n and len(plans) < bulk._WINDOW and bulk._maybe_simple(chunk, envelopes[j]):
+            if j >= prefetched_to:
+                prefetched_to = min(n, j + bulk._WINDOW)
+                bulk._prefetch(chunk, envelopes[j:prefetched_to])
+            plan = bulk._plan(chunk, envelopes[j])
+            if plan is None:
+                break
+            plans.append(plan)
+            chunk.seen.add(plan.env.source_id)
+            j += 1
+        if plans:
+            pipe.send(("plans", [_sent(i + k, plan) for k, plan in enumerate(plans)]))
+            sent += [(plan.env.source_id, plan.sr.pk, plan.sr.values) for plan in plans]
+        if j >= n:
+            break
+        if len(plans) == bulk._WINDOW:
+            i = j
+            continue
+        env = envelopes[j]
+        # not simple: record by record. A new record with invalid values changes nothing later records match
+        # against (no golden record, no keys, no pending reference); anything else ends the segment.
+        inert = bulk._maybe_simple(chunk, env) and bulk._valid_values(chunk, env) is None
+        chunk.seen.add(env.source_id)
+        pipe.send(("rbr", j, inert))
+        if not inert:
+            pipe.send(("end", j + 1))
+            return _features_of(chunk, sent)
+        i = j + 1
+    pipe.send(("end", n))
+    return _features_of(chunk, sent)
+
+
+def _features_of(chunk, sent: list[tuple[str, int, dict]]) -> list[tuple[str, dict, dict]]:
+    features = chunk.batch._features
+    return [(sid, features.get(temp_id), values) for sid, temp_id, values in sent]
+
+
+def _outcome(outcome: MatchOutcome) -> MatchOutcome:
+    """The outcome as the writer needs it. A review keeps its candidates whole (the review task stores their
+    reasons and field comparisons). Otherwise the candidates go with their golden ids and scores only: their
+    explanations are built on first read (ScoredCandidate), which pickling would force for every candidate of every
+    record (22 % of the matcher's time in a first trial), and nothing the writer does reads them."""
+    if outcome.decision == "review":
+        return outcome
+    return MatchOutcome(
+        decision=outcome.decision,
+        golden_id=outcome.golden_id,
+        candidates=[Candidate(c.golden_id, c.score, "", []) for c in outcome.candidates],
+        reason=outcome.reason,
+    )
+
+
+def _sent(index: int, plan) -> _Sent:
+    return _Sent(
+        index=index,
+        temp_id=plan.sr.pk,
+        values=plan.sr.values,
+        match_values=plan.match_values,
+        keys=plan.keys,
+        golden_id=plan.golden_id,
+        new=plan.new,
+        review=plan.review,
+        outcome=_outcome(plan.outcome),
+        content_hash=plan.sr.content_hash,
+    )
+
+
+# --- the writer (the calling process) ---------------------------------------------------------------------------
+
+
+class PipelinedIngest:
+    """Ingest batches of one system's records of one domain with a matcher process beside this one (see the module
+    docstring). Use as a context manager; `ingest(envelopes)` gives what `source_records_ingest_bulk` gives, and
+    commits as it goes."""
+
+    def __init__(self, *, system: System | str, domain: str):
+        if not pipeline_usable():
+            raise PipelineError("the pipelined ingest needs PostgreSQL, the fuzzy matcher and no open transaction")
+        self.spec = get_domain(domain)
+        self.system = System.objects.get(code=system) if isinstance(system, str) else system
+        self.matcher = get_matcher()
+        self._forget = False
+        self._pipe = None
+        self._process = None
+        self._progress: Callable[[int], None] | None = None
+        self._reported = 0
+
+    def __enter__(self) -> PipelinedIngest:
+        connections.close_all()  # the child must not share this process's connection (it opens its own)
+        context = multiprocessing.get_context("fork")
+        self._pipe, theirs = context.Pipe()
+        self._process = context.Process(
+            target=_matcher_main, args=(theirs, self.system.code, self.spec.name), daemon=True, name="mdm-matcher"
+        )
+        self._process.start()
+        theirs.close()
+        self._inbox = queue.Queue(maxsize=4 * _AHEAD)
+        threading.Thread(target=self._receive, name="mdm-pipeline-recv", daemon=True).start()
+        return self
+
+    def _receive(self) -> None:
+        """Read the matcher's messages as they come (unpickled by `_recv`), so its writes do not wait for this
+        process to finish applying a window."""
+        while True:
+            try:
+                data = self._pipe.recv_bytes()
+            except (EOFError, OSError):
+                self._inbox.put(None)
+                return
+            self._inbox.put(data)
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._process is None:
+            return
+        try:
+            self._pipe.send(("quit",))
+        except (OSError, ValueError):
+            pass
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._pipe.close()
+        self._process = None
+
+    def _recv(self):
+        data = self._inbox.get()
+        if data is None:
+            raise PipelineError(_GONE)
+        message = pickle.loads(data)
+        if message[0] == "error":
+            raise PipelineError(f"the matcher process failed:\n{message[1]}")
+        return message
+
+    def _send(self, message) -> None:
+        try:
+            self._pipe.send(message)
+        except OSError:
+            raise PipelineError(_GONE) from None
+
+    def _stop(self) -> None:
+        """Make the matcher stop and drop what it sent since (it is waiting for the next segment after this)."""
+        self._send(("stop",))
+        while self._recv()[0] != "stopped":
+            pass
+
+    def ingest(self, envelopes: list[Envelope], progress: Callable[[int], None] | None = None) -> list[IngestResult]:
+        """`source_records_ingest_bulk(envelopes)`'s results, committed as it goes; `progress(n)` is told of every
+        n records done."""
+        results: list[IngestResult] = []
+        self._progress, self._reported = progress, 0
+        start, given = 0, False
+        with bulk._collections_less_often(), rules_cached():
+            while start < len(envelopes):
+                with transaction.atomic():
+                    match_lock(self.spec.name)  # before the matcher reads anything (README rule 8)
+                    # The population as this process sees it: once known here, this process's writes move the
+                    # shared count when they commit (fuzzy.population_add), which the matcher reads next segment.
+                    fuzzy_population(self.spec.name)
+                    self._send(("go", start, None if given else envelopes, self._forget))
+                    given, self._forget = True, False
+                    start = self._segment(envelopes, start, results)
+        return results
+
+    def _segment(self, envelopes: list[Envelope], start: int, results: list[IngestResult]) -> int:
+        """Apply and write what the matcher sends for one segment, as bulk's `_chunk_ingest` does after its pass 1,
+        in chunks with bulk's boundaries. Returns where the next segment starts."""
+        system, spec = self.system, self.spec
+        chunk, chunk_end = None, -1
+
+        def chunk_for(index: int):
+            nonlocal chunk, chunk_end
+            if index >= chunk_end:
+                if chunk is not None:
+                    bulk._flush(chunk, last=True)
+                chunk = bulk._Chunk(
+                    system=system, spec=spec, batch=_NoMatch(self.matcher), existing=set(), pushed=set(), waiting=set()
+                )
+                chunk_end = (index // bulk._CHUNK + 1) * bulk._CHUNK
+            return chunk
+
+        def by_record(index: int) -> None:
+            bulk._flush(chunk_for(index))
+            results.extend(source_records_ingest(system=system, domain=spec.name, envelopes=[envelopes[index]]))
+
+        while True:
+            if self._progress is not None and len(results) > self._reported:
+                self._progress(len(results) - self._reported)
+                self._reported = len(results)
+            message = self._recv()
+            kind = message[0]
+            if kind == "plans":
+                plans = [self._plan(envelopes[s.index], s) for s in message[1]]
+                indexes = [s.index for s in message[1]]
+                k = 0
+                while k < len(plans):  # a window may straddle a chunk boundary of bulk's: apply it in parts
+                    current = chunk_for(indexes[k])
+                    end = k
+                    while end < len(plans) and indexes[end] < chunk_end:
+                        end += 1
+                    part = plans[k:end]
+                    made = {p.golden_id for p in part if p.new}
+                    bulk._load_goldens(
+                        current,
+                        {p.golden_id for p in part if p.golden_id not in current.goldens and p.golden_id not in made},
+                    )
+                    current.review_known = bulk._review_known(current, part)
+                    for offset, plan in enumerate(part):
+                        result = bulk._apply(current, plan)
+                        if result is None:  # not linkable in bulk: record by record, then a new segment after it
+                            self._stop()
+                            by_record(indexes[k + offset])
+                            self._forget = True
+                            return indexes[k + offset] + 1
+                        results.append(result)
+                    k = end
+            elif kind == "rbr":
+                _, index, inert = message
+                by_record(index)
+                if not inert:
+                    self._forget = True
+            elif kind == "end":
+                if chunk is not None:
+                    bulk._flush(chunk, last=True)
+                if self._progress is not None and len(results) > self._reported:
+                    self._progress(len(results) - self._reported)
+                    self._reported = len(results)
+                return message[1]
+            else:
+                raise PipelineError(f"unexpected message from the matcher: {kind!r}")
+
+    def _plan(self, env: Envelope, sent: _Sent) -> bulk._Plan:
+        sr = _new(
+            SourceRecord,
+            pk=sent.temp_id,
+            system_id=self.system.code,
+            domain=self.spec.name,
+            source_id=env.source_id,
+            attributes=env.attributes,
+            values=sent.values,
+            updated_at=env.updated_at,
+            deleted=False,
+            content_hash=sent.content_hash,
+            status=SourceStatus.APPLIED,
+            errors={},
+            conflicts={},
+        )
+        sr.golden_id = sent.golden_id
+        # a new golden record's survivorship again here (the matcher computed it to check the record is complete):
+        # cheaper than sending it, and this side has time to spare
+        survival = golden_compute(self.spec.name, None, [sr]) if sent.new else None
+        return bulk._Plan(
+            env=env,
+            sr=sr,
+            match_values=sent.match_values,
+            outcome=sent.outcome,
+            keys=sent.keys,
+            golden_id=sent.golden_id,
+            new=sent.new,
+            survival=survival,
+            review=sent.review,
+        )

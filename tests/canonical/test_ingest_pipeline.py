@@ -1,0 +1,185 @@
+"""The pipelined bulk ingest (a matcher process beside the writer) leaves exactly the state the bulk path leaves.
+
+The bulk path's own scenario (tests/canonical/test_ingest_bulk.py: duplicates within and across systems, invalid
+and incomplete rows, held and late references, re-sends, stale versions, deletes, steward overrides between
+batches, a link the writer cannot make in bulk) is ingested once through `source_records_ingest_bulk` in a
+transaction that is rolled back, and once through `PipelinedIngest`, which commits: the matcher process reads
+only committed rows, so these tests run on committed data (transactional_db) and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import transaction
+
+from canonical.audit import Channel, audit_context
+from canonical.domains import get_domain
+from canonical.models import Customer, SourceRecord
+from canonical.services import bulk as bulk_module
+from canonical.services import pipeline as pipeline_module
+from canonical.services.bulk import source_records_ingest_bulk
+from canonical.services.ingest import envelope_parse
+from canonical.services.pipeline import PipelinedIngest, PipelineError, pipeline_usable
+
+from .test_ingest_bulk import _company, _reset_caches, assert_same_state, capture, run, scenario
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def run_pipelined(batches, *, batch_size: int = 500) -> list:
+    """`run` through PipelinedIngest, committed (one matcher process per batch of the scenario)."""
+    _reset_caches()
+    results = []
+    for step, batch in enumerate(batches):
+        if callable(batch):
+            with audit_context(actor="steward", channel=Channel.STEWARD, request_id=f"step-{step}"):
+                batch()
+            continue
+        system, domain, rows = batch
+        spec = get_domain(domain)
+        envelopes = [envelope_parse(r, spec=spec) for r in rows]
+        with audit_context(actor="pytest", channel=Channel.JOB, request_id=f"step-{step}", reason=""):
+            with PipelinedIngest(system=system, domain=domain) as pipelined:
+                for start in range(0, len(envelopes), batch_size):
+                    chunk = envelopes[start : start + batch_size]
+                    results += [(system, domain, r.as_dict()) for r in pipelined.ingest(chunk)]
+    return results
+
+
+def test_pipelined_ingest_leaves_the_state_the_bulk_path_leaves(monkeypatch):
+    batches = scenario()
+    in_bulk, state_a = run(batches, source_records_ingest_bulk)  # rolled back: the database is empty again
+    assert not SourceRecord.objects.exists()
+
+    applied, by_record = [], []  # what the writer applied from the matcher's plans, and what went record by record
+    real_apply, real_by_record = bulk_module._apply, pipeline_module.source_records_ingest
+
+    def counted_apply(chunk, plan):
+        result = real_apply(chunk, plan)
+        applied.append((chunk.system.code, plan.env.source_id, result is not None))
+        return result
+
+    def counted_by_record(**kwargs):
+        by_record.extend((kwargs["system"].code, env.source_id) for env in kwargs["envelopes"])
+        return real_by_record(**kwargs)
+
+    monkeypatch.setattr(bulk_module, "_apply", counted_apply)
+    monkeypatch.setattr(pipeline_module, "source_records_ingest", counted_by_record)
+    pipelined = run_pipelined(batches)
+    state_b = capture()
+
+    # the matcher's plans were applied by the writer: links within and across systems among them
+    linked = {(s, r["source_id"]) for s, d, r in pipelined if r["outcome"] == "linked"} - set(by_record)
+    assert {("erp", "E60"), ("crm", "C9d"), ("crm", "CL0")} <= linked and len(linked) > 60
+    # the link the writer cannot make in bulk (it would leave the name empty) went record by record, and the
+    # records after it were matched again in a new segment
+    assert ("crm", "CL2n", False) in applied and ("crm", "CL2n") in by_record
+    assert ("crm", "CL3") in linked
+    # invalid rows, updates and deletes went record by record
+    assert {("crm", "BAD1"), ("erp", "EBAD")} <= set(by_record)
+    assert [(s, d, r["source_id"], r["outcome"], r.get("golden_id") is None) for s, d, r in pipelined] == [
+        (s, d, r["source_id"], r["outcome"], r.get("golden_id") is None) for s, d, r in in_bulk
+    ]
+    assert_same_state(state_a, state_b)
+
+
+def test_pipelined_ingest_in_small_batches_leaves_the_same_state():
+    batches = scenario(seed=11, companies=60)
+    _, state_a = run(batches, source_records_ingest_bulk, batch_size=7)
+    run_pipelined(batches, batch_size=7)
+    assert_same_state(state_a, capture())
+
+
+def _envelopes(n: int, seed: int = 3) -> list:
+    rng = random.Random(seed)
+    spec = get_domain("customer")
+    firms = [_company(rng, k) for k in range((n + 1) // 2)]
+    rows = []
+    for i in range(n):
+        firm = firms[i // 2]  # every company twice, the second spelled differently
+        if i % 2:
+            firm = {**firm, "name": firm["name"].upper()}
+        rows.append({"source_id": f"R{i}", "updated_at": "2026-01-01T00:00:00Z", "attributes": firm})
+    return [envelope_parse(r, spec=spec) for r in rows]
+
+
+def test_a_matcher_that_fails_rolls_back_the_segment_and_says_why(monkeypatch):
+    envelopes = _envelopes(300)
+    real_plan = bulk_module._plan
+
+    def failing(chunk, env):
+        if env.source_id == "R250":
+            raise RuntimeError("the matcher broke on R250")
+        return real_plan(chunk, env)
+
+    monkeypatch.setattr(bulk_module, "_plan", failing)  # before the fork: the matcher process has it too
+    with PipelinedIngest(system="crm", domain="customer") as pipelined:
+        committed = pipelined.ingest(envelopes[:100])
+        with pytest.raises(PipelineError, match="the matcher broke on R250"):
+            pipelined.ingest(envelopes[100:])
+    # the first call was committed; of the second (one transaction) nothing was written
+    assert len(committed) == 100
+    assert set(SourceRecord.objects.values_list("source_id", flat=True)) == {f"R{i}" for i in range(100)}
+
+
+def test_a_matcher_process_that_dies_is_an_error_not_a_hang():
+    envelopes = _envelopes(50)
+    with PipelinedIngest(system="crm", domain="customer") as pipelined:
+        pipelined._process.kill()
+        with pytest.raises(PipelineError, match="matcher process ended unexpectedly"):
+            pipelined.ingest(envelopes)
+    assert not SourceRecord.objects.exists()
+
+
+def test_not_usable_inside_a_transaction_where_the_bulk_path_runs_instead():
+    assert pipeline_usable()
+    with transaction.atomic():
+        assert not pipeline_usable()
+        with pytest.raises(PipelineError, match="no open transaction"):
+            PipelinedIngest(system="crm", domain="customer")
+
+
+def test_cli_bulk_ingest_of_a_large_file_goes_through_the_pipeline_with_the_same_outcome(tmp_path, monkeypatch):
+    path = tmp_path / "crm.csv"
+    envelopes = _envelopes(1200)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        fields = ["name", "website", "phone", "city", "country"]
+        writer.writerow(["source_id", "updated_at", *fields])
+        for env in envelopes:
+            writer.writerow([env.source_id, "2026-01-01T00:00:00Z", *(env.attributes.get(f) or "" for f in fields)])
+    calls = []
+    real = PipelinedIngest.ingest
+
+    def counted(self, envelopes, progress=None):
+        calls.append(len(envelopes))
+        return real(self, envelopes, progress=progress)
+
+    monkeypatch.setattr(PipelinedIngest, "ingest", counted)
+    argv = [str(path), "--system", "crm", "--domain", "customer", "--no-progress", "--bulk"]
+    out = StringIO()
+    with transaction.atomic():  # inside a transaction: the one-process bulk path
+        call_command("ingest", *argv, stdout=out)
+        one_process = out.getvalue().splitlines()[1]
+        partition_a = _partition()
+        transaction.set_rollback(True)
+    assert calls == []
+    out = StringIO()
+    call_command("ingest", *argv, stdout=out)
+    assert calls == [1200]
+    assert out.getvalue().splitlines()[1] == one_process
+    assert "created 600" in one_process and "linked 600" in one_process
+    assert _partition() == partition_a
+    assert Customer.objects.count() == 600
+
+
+def _partition() -> set[frozenset[str]]:
+    groups: dict = {}
+    for sid, golden in SourceRecord.objects.values_list("source_id", "golden_id"):
+        groups.setdefault(golden, set()).add(sid)
+    return {frozenset(g) for g in groups.values()}
