@@ -264,6 +264,33 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds of every local PostgreSQL process so far, the backends that have exited included (their time
+    is added to the postmaster's children's time once reaped), or None where /proc or the postmaster is not found.
+    For a process pair whose backends come and go (the pipelined ingest's matcher); the deltas also hold the
+    server's own background work (checkpointer, autovacuum) over the same time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, postmaster = 0.0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+            name = head.split("(", 1)[1]
+        except (OSError, IndexError):
+            continue
+        if name != "postgres" and not name.startswith("postgres"):
+            continue
+        fields = tail.split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        if (
+            fields[1] == "1"
+            or Path(f"/proc/{fields[1]}/stat").exists()
+            and "postgres" not in (Path(f"/proc/{fields[1]}/stat").read_text().split(")", 1)[0])
+        ):
+            total += (int(fields[13]) + int(fields[14])) / tick  # the postmaster: its reaped children
+            postmaster = True
+    return round(total, 2) if postmaster else None
+
+
 def rss_mib(pid: int) -> float | None:
     """A process's resident set size now (VmRSS), or None once it is gone."""
     try:

@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--record-by-record", action="store_true", help="ours without the bulk path")
     parser.add_argument(
+        "--committed",
+        action="store_true",
+        help="ours as `manage.py ingest --bulk` runs it, committed (on PostgreSQL with the matcher in a second "
+        "process: canonical/services/pipeline.py), instead of the evaluation's one rolled-back transaction; needs a "
+        "fresh database (what it writes stays)",
+    )
+    parser.add_argument(
         "--breakdown",
         action="store_true",
         help="also measure where ours' time goes (benchmarks/_breakdown.py: database waits by statement, the "
@@ -86,23 +93,36 @@ def main(argv: list[str] | None = None) -> int:
     # records per ingest call as `manage.py ingest` takes them (a transaction each there; here a savepoint each, in
     # the evaluation's one transaction): MDM_BULK_BATCH_SIZE with --bulk, MDM_INGEST_BATCH_SIZE record by record
     batch_size = settings.MDM_INGEST_BATCH_SIZE if args.record_by_record else settings.MDM_BULK_BATCH_SIZE
+    if args.committed:
+        from canonical.services.pipeline import pipeline_usable
+
+        batch_size = settings.MDM_PIPELINE_BATCH_SIZE if pipeline_usable() else settings.MDM_BULK_BATCH_SIZE
     from django.db import connection
 
     # PostgreSQL's side of ours: the CPU of the backend serving this process (same machine), read from /proc
     connection.ensure_connection()
     backend = connection.connection.info.backend_pid if connection.vendor == "postgresql" else None
     db_cpu = common.process_cpu_seconds(backend) if backend else None
+    server_cpu = common.postgres_cpu_seconds() if args.committed else None
     started = time.perf_counter()
     with _breakdown.breakdown() if args.breakdown else nullcontext() as where:
-        ours = sbs.run_ours(
-            "customer", path, bulk=not args.record_by_record, per_system=not args.file_order, batch_size=batch_size
-        )
+        if args.committed:
+            ours = sbs.run_ours_committed("customer", path, batch_size=batch_size)
+        else:
+            ours = sbs.run_ours(
+                "customer", path, bulk=not args.record_by_record, per_system=not args.file_order, batch_size=batch_size
+            )
     ours_seconds = time.perf_counter() - started
-    same_backend = connection.connection is not None and connection.connection.info.backend_pid == backend
-    db_after = common.process_cpu_seconds(backend) if backend and same_backend else None
-    ours_db_cpu = round(db_after - db_cpu, 1) if db_after is not None and db_cpu is not None else None
-    # CPU seconds on any core: this process plus the PostgreSQL backend serving it
-    ours_core = ours["cpu_seconds"] + ours_db_cpu if ours_db_cpu is not None else None
+    if args.committed:  # backends come and go (the matcher's): every PostgreSQL process's CPU over the run
+        server_after = common.postgres_cpu_seconds()
+        ours_db_cpu = round(server_after - server_cpu, 1) if server_cpu is not None and server_after else None
+    else:
+        same_backend = connection.connection is not None and connection.connection.info.backend_pid == backend
+        db_after = common.process_cpu_seconds(backend) if backend and same_backend else None
+        ours_db_cpu = round(db_after - db_cpu, 1) if db_after is not None and db_cpu is not None else None
+    # CPU seconds on any core: this process (and its matcher process) plus the PostgreSQL backends serving them
+    python_cpu = ours["cpu_seconds"] + ours.get("matcher_cpu_seconds", 0)
+    ours_core = python_cpu + ours_db_cpu if ours_db_cpu is not None else None
     ours_peak = rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss / 1024  # ours ran first: the peak so far is ours
     if where is not None:
         print("\n".join(_breakdown.report_lines(where)), file=sys.stderr)
@@ -121,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours_f1": ours["f1"],
         "ours_path": ours["mode"] + (", file order" if args.file_order else ", one export per system"),
         "ours_cpu_seconds": ours["cpu_seconds"],
+        **({"ours_matcher_cpu_seconds": ours["matcher_cpu_seconds"]} if "matcher_cpu_seconds" in ours else {}),
         "ours_review_pairs": ours["review_tasks"],
         "ours_db_cpu_seconds": ours_db_cpu,
         "ours_core_seconds": round(ours_core, 1) if ours_core is not None else None,

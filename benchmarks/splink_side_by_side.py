@@ -140,6 +140,107 @@ def run_ours(domain: str, path: Path, *, bulk: bool = True, per_system: bool = F
     }
 
 
+def run_ours_committed(domain: str, path: Path, *, batch_size: int) -> dict:
+    """As `manage.py ingest --bulk` ingests one file per system, committed: each system's rows in turn (systems in
+    order of first appearance, file order within each) in batches of `batch_size`, on PostgreSQL with the matcher
+    in a second process (canonical/services/pipeline.py; elsewhere the one-process bulk path, a transaction per
+    batch), then records held as incomplete run through the pipeline once more, as `run_ours` does. Needs a
+    database whose `domain` is empty (a fresh one): what it writes stays. `cpu_seconds` is this process's,
+    `matcher_cpu_seconds` the matcher process's."""
+    import resource
+
+    import django
+
+    django.setup()
+    from django.db import transaction
+
+    from canonical.audit import Channel, audit_context
+    from canonical.management.commands import evaluate_matching as ev
+    from canonical.matching.definitions import get_definition
+    from canonical.matching.signals import match_decided
+    from canonical.models import SourceRecord, SourceStatus, System
+    from canonical.services.bulk import source_records_ingest_bulk
+    from canonical.services.ingest import envelope_parse, source_record_reprocess
+    from canonical.services.pipeline import PipelinedIngest, pipeline_usable
+
+    if SourceRecord.objects.filter(domain=domain).exists():
+        raise SystemExit(f"the database already holds {domain} records: give this run a fresh database")
+    rows = ev.read_labelled(path, domain)
+    spec = get_domain_spec(domain)
+    grouped: dict[str, list[dict]] = {}
+    for row in rows:
+        grouped.setdefault(row["system"], []).append(row)
+    for code in grouped:
+        System.objects.get_or_create(code=code, defaults={"name": code, "kind": "evaluation"})
+    review_threshold = get_definition(domain).review_probability
+    review_pairs = 0
+
+    def count_reviews(sender, domain: str, values, outcome, **kwargs) -> None:
+        nonlocal review_pairs
+        if domain == spec.name and outcome.decision == "review":
+            review_pairs += max(1, sum(1 for c in outcome.candidates if c.score >= review_threshold))
+
+    pipelined = pipeline_usable()
+    cpu, started = time.process_time(), time.perf_counter()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    match_decided.connect(count_reviews, dispatch_uid="run_ours_committed")
+    pipeline = PipelinedIngest(domain=domain).__enter__() if pipelined else None
+    try:
+        with audit_context(actor="benchmark", channel=Channel.JOB, reason=f"deduplication benchmark of {domain}"):
+            for code, group in grouped.items():
+                envelopes = [
+                    envelope_parse(
+                        {"source_id": r["source_id"], "attributes": r["attributes"]}, spec=spec, allow_unknown=True
+                    )
+                    for r in group
+                ]
+                if pipeline is not None:  # one matcher process for every system (it keeps its memo)
+                    for at in range(0, len(envelopes), batch_size):
+                        pipeline.ingest(envelopes[at : at + batch_size], system=code)
+                else:
+                    for at in range(0, len(envelopes), batch_size):
+                        source_records_ingest_bulk(
+                            system=code, domain=domain, envelopes=envelopes[at : at + batch_size]
+                        )
+            retried = 0
+            for sr in SourceRecord.objects.filter(domain=domain, status=SourceStatus.INCOMPLETE).order_by("pk"):
+                with transaction.atomic():
+                    source_record_reprocess(sr)
+                retried += 1
+    finally:
+        match_decided.disconnect(dispatch_uid="run_ours_committed")
+        if pipeline is not None:
+            pipeline.close()
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    golden_of = {
+        (s, sid): str(g) if g else None
+        for s, sid, g in SourceRecord.objects.filter(domain=domain).values_list("system_id", "source_id", "golden_id")
+    }
+    truth, predicted = {}, {}
+    for row in rows:
+        key = f"{row['system']}:{row['source_id']}"
+        truth[key] = row["cluster"]
+        predicted[key] = golden_of.get((row["system"], row["source_id"])) or f"unmatched:{key}"
+    result = ev.evaluate_clusters(truth, predicted)
+    return {
+        **result,
+        "records": len(rows),
+        "review_tasks": review_pairs,
+        "seconds": round(seconds, 2),
+        "reprocessed_incomplete": retried,
+        "mode": "committed, " + ("pipelined (matcher process + writer)" if pipelined else "bulk, one process"),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "matcher_cpu_seconds": round((after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime), 1),
+    }
+
+
+def get_domain_spec(domain: str):
+    from canonical.domains import get_domain
+
+    return get_domain(domain)
+
+
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99)
 
 

@@ -161,18 +161,19 @@ class _Sender:
 _AHEAD = 16  # messages (windows of plans) the matcher may have waiting to be written
 
 
-def _matcher_main(raw_pipe, system_code: str, domain: str) -> None:
-    """The forked matcher: waits for ("go", start, envelopes or None, forget_common) and matches a segment;
+def _matcher_main(raw_pipe, domain: str) -> None:
+    """The forked matcher: waits for ("go", start, envelopes or None, forget_common, system) and matches a segment;
     ("stop",) while idle or matching is answered ("stopped",); ("quit",) ends it."""
     from canonical.matching import fuzzy
 
     pipe = _Sender(raw_pipe)
     try:
         spec = get_domain(domain)
-        system = System.objects.get(code=system_code)
         matcher = get_matcher()
         envelopes: list[Envelope] = []
-        written: list[tuple[str, dict, dict]] = []  # the last segment's (source id, features, values)
+        systems: dict[str, System] = {}
+        system: System | None = None
+        written: list[tuple[str, dict, dict]] = []  # the last segment's (source id, features, values), of `system`
         while True:
             message = pipe.recv()
             if message[0] == "quit":
@@ -180,13 +181,17 @@ def _matcher_main(raw_pipe, system_code: str, domain: str) -> None:
             if message[0] == "stop":
                 pipe.send(("stopped",))
                 continue
-            _, start, given, forget = message
+            _, start, given, forget, code = message
             if given is not None:
                 envelopes = given
             fuzzy._population_memo.pop(population_cache_key(domain), None)  # the writer's commits moved it
             if forget:  # records were updated or removed: a key found common may not be any more
                 fuzzy._common_key_memo.pop(domain, None)
-            _memoise_written(system, spec.name, written)
+            if system is not None:
+                _memoise_written(system, spec.name, written)
+            if code not in systems:
+                systems[code] = System.objects.get(code=code)
+            system = systems[code]
             with rules_cached():
                 written = _match_segment(pipe, system, spec, matcher, envelopes, start)
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
@@ -343,15 +348,17 @@ def _sent(index: int, plan) -> _Sent:
 
 
 class PipelinedIngest:
-    """Ingest batches of one system's records of one domain with a matcher process beside this one (see the module
-    docstring). Use as a context manager; `ingest(envelopes)` gives what `source_records_ingest_bulk` gives, and
-    commits as it goes."""
+    """Ingest batches of one domain's records with a matcher process beside this one (see the module docstring).
+    Use as a context manager; `ingest(envelopes)` gives what `source_records_ingest_bulk` gives, and commits as it
+    goes. One instance may take several systems' batches in turn (`ingest(..., system=)`): its matcher keeps its
+    memo of prepared features from one to the next."""
 
-    def __init__(self, *, system: System | str, domain: str):
+    def __init__(self, *, system: System | str | None = None, domain: str):
         if not pipeline_usable():
             raise PipelineError("the pipelined ingest needs PostgreSQL, the fuzzy matcher and no open transaction")
         self.spec = get_domain(domain)
         self.system = System.objects.get(code=system) if isinstance(system, str) else system
+        self._systems: dict[str, System] = {self.system.code: self.system} if self.system is not None else {}
         self.matcher = get_matcher()
         self._forget = False
         self._pipe = None
@@ -364,7 +371,7 @@ class PipelinedIngest:
         context = multiprocessing.get_context("fork")
         self._pipe, theirs = context.Pipe()
         self._process = context.Process(
-            target=_matcher_main, args=(theirs, self.system.code, self.spec.name), daemon=True, name="mdm-matcher"
+            target=_matcher_main, args=(theirs, self.spec.name), daemon=True, name="mdm-matcher"
         )
         self._process.start()
         theirs.close()
@@ -421,9 +428,23 @@ class PipelinedIngest:
         while self._recv()[0] != "stopped":
             pass
 
-    def ingest(self, envelopes: list[Envelope], progress: Callable[[int], None] | None = None) -> list[IngestResult]:
+    def ingest(
+        self,
+        envelopes: list[Envelope],
+        progress: Callable[[int], None] | None = None,
+        *,
+        system: System | str | None = None,
+    ) -> list[IngestResult]:
         """`source_records_ingest_bulk(envelopes)`'s results, committed as it goes; `progress(n)` is told of every
-        n records done."""
+        n records done. `system`: whose records these are (by default the one the instance was made for)."""
+        if system is None:
+            system = self.system
+        if system is None:
+            raise PipelineError("ingest(): no system given, and none when the PipelinedIngest was made")
+        code = system if isinstance(system, str) else system.code
+        if code not in self._systems:
+            self._systems[code] = system if isinstance(system, System) else System.objects.get(code=code)
+        system = self._systems[code]
         results: list[IngestResult] = []
         self._progress, self._reported = progress, 0
         start, given = 0, False
@@ -434,15 +455,15 @@ class PipelinedIngest:
                     # The population as this process sees it: once known here, this process's writes move the
                     # shared count when they commit (fuzzy.population_add), which the matcher reads next segment.
                     fuzzy_population(self.spec.name)
-                    self._send(("go", start, None if given else envelopes, self._forget))
+                    self._send(("go", start, None if given else envelopes, self._forget, system.code))
                     given, self._forget = True, False
-                    start = self._segment(envelopes, start, results)
+                    start = self._segment(system, envelopes, start, results)
         return results
 
-    def _segment(self, envelopes: list[Envelope], start: int, results: list[IngestResult]) -> int:
+    def _segment(self, system: System, envelopes: list[Envelope], start: int, results: list[IngestResult]) -> int:
         """Apply and write what the matcher sends for one segment, as bulk's `_chunk_ingest` does after its pass 1,
         in chunks with bulk's boundaries. Returns where the next segment starts."""
-        system, spec = self.system, self.spec
+        spec = self.spec
         chunk, chunk_end = None, -1
 
         def chunk_for(index: int):
@@ -467,7 +488,7 @@ class PipelinedIngest:
             message = self._recv()
             kind = message[0]
             if kind == "plans":
-                plans = [self._plan(envelopes[s.index], s) for s in message[1]]
+                plans = [self._plan(system, envelopes[s.index], s) for s in message[1]]
                 indexes = [s.index for s in message[1]]
                 k = 0
                 while k < len(plans):  # a window may straddle a chunk boundary of bulk's: apply it in parts
@@ -506,11 +527,11 @@ class PipelinedIngest:
             else:
                 raise PipelineError(f"unexpected message from the matcher: {kind!r}")
 
-    def _plan(self, env: Envelope, sent: _Sent) -> bulk._Plan:
+    def _plan(self, system: System, env: Envelope, sent: _Sent) -> bulk._Plan:
         sr = _new(
             SourceRecord,
             pk=sent.temp_id,
-            system_id=self.system.code,
+            system_id=system.code,
             domain=self.spec.name,
             source_id=env.source_id,
             attributes=env.attributes,

@@ -32,22 +32,29 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def run_pipelined(batches, *, batch_size: int = 500) -> list:
-    """`run` through PipelinedIngest, committed (one matcher process per batch of the scenario)."""
+    """`run` through PipelinedIngest, committed: one matcher process per domain, taking every system's batches in
+    turn (with steward overrides made in between)."""
     _reset_caches()
     results = []
-    for step, batch in enumerate(batches):
-        if callable(batch):
-            with audit_context(actor="steward", channel=Channel.STEWARD, request_id=f"step-{step}"):
-                batch()
-            continue
-        system, domain, rows = batch
-        spec = get_domain(domain)
-        envelopes = [envelope_parse(r, spec=spec) for r in rows]
-        with audit_context(actor="pytest", channel=Channel.JOB, request_id=f"step-{step}", reason=""):
-            with PipelinedIngest(system=system, domain=domain) as pipelined:
+    pipelines: dict[str, PipelinedIngest] = {}
+    try:
+        for step, batch in enumerate(batches):
+            if callable(batch):
+                with audit_context(actor="steward", channel=Channel.STEWARD, request_id=f"step-{step}"):
+                    batch()
+                continue
+            system, domain, rows = batch
+            spec = get_domain(domain)
+            envelopes = [envelope_parse(r, spec=spec) for r in rows]
+            if domain not in pipelines:
+                pipelines[domain] = PipelinedIngest(domain=domain).__enter__()
+            with audit_context(actor="pytest", channel=Channel.JOB, request_id=f"step-{step}", reason=""):
                 for start in range(0, len(envelopes), batch_size):
                     chunk = envelopes[start : start + batch_size]
-                    results += [(system, domain, r.as_dict()) for r in pipelined.ingest(chunk)]
+                    results += [(system, domain, r.as_dict()) for r in pipelines[domain].ingest(chunk, system=system)]
+    finally:
+        for pipelined in pipelines.values():
+            pipelined.close()
     return results
 
 
