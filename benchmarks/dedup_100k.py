@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours_path": ours["mode"] + (", file order" if args.file_order else ", one export per system"),
         "ours_cpu_seconds": ours["cpu_seconds"],
         **({"ours_matcher_cpu_seconds": ours["matcher_cpu_seconds"]} if "matcher_cpu_seconds" in ours else {}),
+        **({"ours_matcher_peak_rss_mb": ours["matcher_peak_rss_mb"]} if "matcher_peak_rss_mb" in ours else {}),
         "ours_review_pairs": ours["review_tasks"],
         "ours_db_cpu_seconds": ours_db_cpu,
         "ours_core_seconds": round(ours_core, 1) if ours_core is not None else None,

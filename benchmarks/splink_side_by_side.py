@@ -231,6 +231,7 @@ def run_ours_committed(domain: str, path: Path, *, batch_size: int) -> dict:
         "reprocessed_incomplete": retried,
         "mode": "committed, " + ("pipelined (matcher process + writer)" if pipelined else "bulk, one process"),
         "cpu_seconds": round(time.process_time() - cpu, 1),
+        "matcher_peak_rss_mb": round(after.ru_maxrss / 1024, 1),  # the largest child's: the matcher process
         "matcher_cpu_seconds": round((after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime), 1),
     }
 

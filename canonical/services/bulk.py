@@ -478,15 +478,7 @@ def _load_goldens(chunk: _Chunk, golden_ids: set[uuid.UUID]) -> None:
         return
     # what pass 2 and the write read of a source record: not its `attributes` and `errors` (left deferred)
     sr_columns = [f.column for f in SourceRecord._meta.concrete_fields if f.attname not in ("attributes", "errors")]
-    for sr in _read(
-        SourceRecord,
-        "golden_id",
-        usable,
-        columns=sr_columns,
-        where="domain = %s AND deleted = %s AND status = %s",
-        params=[spec.name, False, SourceStatus.APPLIED.value],
-        tail="ORDER BY id",
-    ):
+    for sr in _sources_of(spec.name, usable, sr_columns):
         golden = chunk.goldens[sr.golden_id]
         golden.sources.append(sr)
         golden.db_sources.append(sr)
@@ -504,6 +496,37 @@ def _load_goldens(chunk: _Chunk, golden_ids: set[uuid.UUID]) -> None:
     for start in range(0, len(sr_ids), 5000):
         for exc in _open_conflicts(sr_ids[start : start + 5000]):
             chunk.open_conflicts[exc.source_record_id].append(_Exc(obj=exc, new=False))
+
+
+def _sources_of(domain: str, golden_ids: list[uuid.UUID], columns: list[str]) -> list:
+    """The live applied source records of these golden records, by id (`columns` read, the others deferred).
+
+    On PostgreSQL each golden record's by the (domain, golden_id) index, whatever the statistics say: with
+    statistics older than a table that grew by tens of thousands of committed rows (a CLI bulk load between two
+    autovacuum analyses), the planner read every applied record of the domain through the status index for each
+    window (612 reads of 15-60 ms, 26 s of a 98,599-record committed deduplication). The OFFSET 0 fence keeps the
+    other conditions out of the per-golden-record scan."""
+    if connection.vendor != "postgresql":
+        return _read(
+            SourceRecord,
+            "golden_id",
+            golden_ids,
+            columns=columns,
+            where="domain = %s AND deleted = %s AND status = %s",
+            params=[domain, False, SourceStatus.APPLIED.value],
+            tail="ORDER BY id",
+        )
+    quote = connection.ops.quote_name
+    fields = [f for f in SourceRecord._meta.concrete_fields if f.column in columns]
+    inner = ", ".join(quote(c) for c in dict.fromkeys([*(f.column for f in fields), "deleted", "status"]))
+    sql = (
+        f"SELECT {', '.join(f's.{quote(f.column)}' for f in fields)} "
+        f"FROM unnest(%s::uuid[]) AS u(golden_id) CROSS JOIN LATERAL "
+        f"(SELECT {inner} FROM {quote(SourceRecord._meta.db_table)} WHERE domain = %s AND golden_id = u.golden_id "
+        "OFFSET 0) AS s WHERE s.deleted = %s AND s.status = %s ORDER BY s.id"
+    )
+    params = [id_array(dict.fromkeys(golden_ids)), domain, False, SourceStatus.APPLIED.value]
+    return _instances(SourceRecord, fields, sql, params)
 
 
 def _open_conflicts(sr_ids: list[int]) -> list:

@@ -33,6 +33,7 @@ the caller uses the bulk path.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import pickle
 import queue
@@ -47,7 +48,7 @@ from django.conf import settings
 from django.db import connection, connections, transaction
 
 from canonical.domains import get_domain
-from canonical.matching.base import Candidate, MatchOutcome, get_matcher
+from canonical.matching.base import Candidate, MatchOutcome, get_matcher, matcher_values
 from canonical.matching.batch import BatchMatch, _decode_values, _same_json
 from canonical.matching.definitions import get_definition
 from canonical.matching.fuzzy import FuzzyMatcher, _private_population, population_cache_key, prepared_cache
@@ -89,12 +90,13 @@ class _Sent:
     index: int
     temp_id: int
     values: dict
-    match_values: dict
     keys: set
     golden_id: uuid.UUID
     new: bool
     review: bool
-    outcome: MatchOutcome
+    outcome: (
+        MatchOutcome | tuple
+    )  # a review's whole; otherwise (decision, golden id, ((golden id, score), ...), reason)
     content_hash: str
 
 
@@ -166,6 +168,10 @@ def _matcher_main(raw_pipe, domain: str) -> None:
     ("stop",) while idle or matching is answered ("stopped",); ("quit",) ends it."""
     from canonical.matching import fuzzy
 
+    # What the fork inherited is long-lived (this process's caches grow beside it): out of the collector's sight,
+    # and collections less often while matching, as the bulk path does (bulk._collections_less_often: at Python's
+    # default the cyclic collector walked the matcher's caches every few hundred records)
+    gc.freeze()
     pipe = _Sender(raw_pipe)
     try:
         spec = get_domain(domain)
@@ -192,7 +198,7 @@ def _matcher_main(raw_pipe, domain: str) -> None:
             if code not in systems:
                 systems[code] = System.objects.get(code=code)
             system = systems[code]
-            with rules_cached():
+            with rules_cached(), bulk._collections_less_often():
                 written = _match_segment(pipe, system, spec, matcher, envelopes, start)
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         return
@@ -314,18 +320,31 @@ def _features_of(chunk, sent: list[tuple[str, int, dict]]) -> list[tuple[str, di
     return [(sid, features.get(temp_id), values) for sid, temp_id, values in sent]
 
 
-def _outcome(outcome: MatchOutcome) -> MatchOutcome:
-    """The outcome as the writer needs it. A review keeps its candidates whole (the review task stores their
-    reasons and field comparisons). Otherwise the candidates go with their golden ids and scores only: their
-    explanations are built on first read (ScoredCandidate), which pickling would force for every candidate of every
-    record (22 % of the matcher's time in a first trial), and nothing the writer does reads them."""
+def _outcome(outcome: MatchOutcome) -> MatchOutcome | tuple:
+    """The outcome as the writer needs it (`_outcome_back` makes it a MatchOutcome again). A review keeps its
+    candidates whole (the review task stores their reasons and field comparisons). Otherwise the candidates go with
+    their golden ids and scores only, as plain tuples: their explanations are built on first read
+    (ScoredCandidate), which pickling would force for every candidate of every record (22 % of the matcher's time in
+    a first trial), and nothing the writer does reads them."""
     if outcome.decision == "review":
         return outcome
+    return (
+        outcome.decision,
+        outcome.golden_id,
+        tuple((c.golden_id, c.score) for c in outcome.candidates),
+        outcome.reason,
+    )
+
+
+def _outcome_back(sent: MatchOutcome | tuple) -> MatchOutcome:
+    if isinstance(sent, MatchOutcome):
+        return sent
+    decision, golden_id, candidates, reason = sent
     return MatchOutcome(
-        decision=outcome.decision,
-        golden_id=outcome.golden_id,
-        candidates=[Candidate(c.golden_id, c.score, "", []) for c in outcome.candidates],
-        reason=outcome.reason,
+        decision=decision,
+        golden_id=golden_id,
+        candidates=[Candidate(g, score, "", []) for g, score in candidates],
+        reason=reason,
     )
 
 
@@ -334,7 +353,6 @@ def _sent(index: int, plan) -> _Sent:
         index=index,
         temp_id=plan.sr.pk,
         values=plan.sr.values,
-        match_values=plan.match_values,
         keys=plan.keys,
         golden_id=plan.golden_id,
         new=plan.new,
@@ -550,8 +568,8 @@ class PipelinedIngest:
         return bulk._Plan(
             env=env,
             sr=sr,
-            match_values=sent.match_values,
-            outcome=sent.outcome,
+            match_values=matcher_values(self.spec, sent.values),  # as the matcher made them: cheaper than sending
+            outcome=_outcome_back(sent.outcome),
             keys=sent.keys,
             golden_id=sent.golden_id,
             new=sent.new,

@@ -641,3 +641,30 @@ def test_read_gives_the_instances_the_orm_gives():
         assert mine.get_deferred_fields() == theirs.get_deferred_fields() != set()
         assert (mine.golden_id, mine.values, mine.status) == (theirs.golden_id, theirs.values, theirs.status)
         assert mine.system_id == theirs.system_id  # deferred: loaded on first read, as the ORM's is
+
+
+def test_the_live_sources_of_golden_records_are_read_as_the_orm_reads_them():
+    """A window's linked golden records' sources (read golden record by golden record on PostgreSQL, by a plain
+    query elsewhere): exactly the live applied ones of the domain, by id, with only the columns asked for."""
+    from canonical.models import Customer
+
+    _bulk_scenario(seed=3, companies=60)
+    goldens = list(Customer.objects.order_by("id").values_list("pk", flat=True)[:40])
+    # one source deleted, one held: neither is read
+    live = SourceRecord.objects.filter(golden_id__in=goldens, status="applied", deleted=False).order_by("id")
+    first, second = live[0], live[1]
+    SourceRecord.objects.filter(pk=first.pk).update(deleted=True)
+    SourceRecord.objects.filter(pk=second.pk).update(status="incomplete")
+    columns = ["id", "system_id", "source_id", "golden_id", "values", "status"]
+    expected = list(
+        SourceRecord.objects.filter(golden_id__in=goldens, domain="customer", status="applied", deleted=False)
+        .only(*columns)
+        .order_by("id")
+    )
+    got = bulk_module._sources_of("customer", [*goldens, goldens[0], uuid.uuid4()], columns)
+    assert [s.pk for s in got] == [s.pk for s in expected] and len(got) > len(goldens) // 2
+    assert first.pk not in {s.pk for s in got} and second.pk not in {s.pk for s in got}
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine.get_deferred_fields() == theirs.get_deferred_fields() != set()
+        assert (mine.golden_id, mine.values, mine.source_id) == (theirs.golden_id, theirs.values, theirs.source_id)
+    assert bulk_module._sources_of("contract", goldens, columns) == []  # another domain's records are not read
