@@ -38,6 +38,7 @@ import multiprocessing
 import pickle
 import queue
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -163,7 +164,7 @@ class _Sender:
 _AHEAD = 16  # messages (windows of plans) the matcher may have waiting to be written
 
 
-def _matcher_main(raw_pipe, domain: str) -> None:
+def _matcher_main(raw_pipe, domain: str, writers_end) -> None:
     """The forked matcher: waits for ("go", start, envelopes or None, forget_common, system) and matches a segment;
     ("stop",) while idle or matching is answered ("stopped",); ("quit",) ends it."""
     from canonical.matching import fuzzy
@@ -171,6 +172,7 @@ def _matcher_main(raw_pipe, domain: str) -> None:
     # What the fork inherited is long-lived (this process's caches grow beside it): out of the collector's sight,
     # and collections less often while matching, as the bulk path does (bulk._collections_less_often: at Python's
     # default the cyclic collector walked the matcher's caches every few hundred records)
+    writers_end.close()  # the fork's copy of the writer's end: without it, a writer that dies never ends this one
     gc.freeze()
     pipe = _Sender(raw_pipe)
     try:
@@ -187,10 +189,16 @@ def _matcher_main(raw_pipe, domain: str) -> None:
             if message[0] == "stop":
                 pipe.send(("stopped",))
                 continue
-            _, start, given, forget, code = message
+            _, start, given, forget, code, population = message
             if given is not None:
                 envelopes = given
-            fuzzy._population_memo.pop(population_cache_key(domain), None)  # the writer's commits moved it
+            # the population the bulk path would read now (the writer's): for the common-keys memo's condition here,
+            # and for the segment's BatchMatch (_match_segment)
+            cache_key = population_cache_key(domain)
+            if population >= fuzzy._POPULATION_CACHE_FROM:
+                fuzzy._population_memo[cache_key] = (time.monotonic(), population)
+            else:
+                fuzzy._population_memo.pop(cache_key, None)
             if forget:  # records were updated or removed: a key found common may not be any more
                 fuzzy._common_key_memo.pop(domain, None)
             if system is not None:
@@ -199,7 +207,7 @@ def _matcher_main(raw_pipe, domain: str) -> None:
                 systems[code] = System.objects.get(code=code)
             system = systems[code]
             with rules_cached(), bulk._collections_less_often():
-                written = _match_segment(pipe, system, spec, matcher, envelopes, start)
+                written = _match_segment(pipe, system, spec, matcher, envelopes, start, population)
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         return
     except BaseException:
@@ -248,7 +256,7 @@ def _ids_where(model, system: System, domain: str, ids: list[str], **filters) ->
     return found
 
 
-def _match_segment(pipe, system: System, spec, matcher, envelopes: list[Envelope], start: int) -> list:
+def _match_segment(pipe, system: System, spec, matcher, envelopes: list[Envelope], start: int, population: int) -> list:
     """Pass 1 of bulk's `_chunk_ingest` from `start`, sending each window's plans as it is matched, until a record
     ends the segment or the envelopes end. Returns what `_memoise_written` needs of the records sent."""
     from canonical.models import PendingReference
@@ -271,6 +279,7 @@ def _match_segment(pipe, system: System, spec, matcher, envelopes: list[Envelope
         pushed=_ids_where(CrossReference, system, spec.name, new_ids),
         waiting=waiting,
     )
+    chunk.batch._db_population = population  # what the writer read under the locks (nothing written since)
     sent: list[tuple[str, int, dict]] = []
     n = len(envelopes)
     i, prefetched_to = start, start
@@ -385,17 +394,22 @@ class PipelinedIngest:
         self._reported = 0
 
     def __enter__(self) -> PipelinedIngest:
+        self._start()
+        return self
+
+    def _start(self) -> None:
         connections.close_all()  # the child must not share this process's connection (it opens its own)
         context = multiprocessing.get_context("fork")
         self._pipe, theirs = context.Pipe()
+        # The child closes its copy of this end at once: if this process dies, the child's reads then end.
         self._process = context.Process(
-            target=_matcher_main, args=(theirs, self.spec.name), daemon=True, name="mdm-matcher"
+            target=_matcher_main, args=(theirs, self.spec.name, self._pipe), daemon=True, name="mdm-matcher"
         )
         self._process.start()
         theirs.close()
         self._inbox = queue.Queue(maxsize=4 * _AHEAD)
-        threading.Thread(target=self._receive, name="mdm-pipeline-recv", daemon=True).start()
-        return self
+        self._receiver = threading.Thread(target=self._receive, name="mdm-pipeline-recv", daemon=True)
+        self._receiver.start()
 
     def _receive(self) -> None:
         """Read the matcher's messages as they come (unpickled by `_recv`), so its writes do not wait for this
@@ -419,9 +433,21 @@ class PipelinedIngest:
         except (OSError, ValueError):
             pass
         self._process.join(timeout=10)
+        self._abandon()
+
+    def _abandon(self) -> None:
+        """End the matcher process now, whatever it is doing, and the thread reading it (which may be waiting to
+        put into a full inbox)."""
+        if self._process is None:
+            return
         if self._process.is_alive():
             self._process.kill()
-            self._process.join()
+        self._process.join()
+        while self._receiver.is_alive():  # the process's end closed: the thread reads end-of-file and leaves
+            try:
+                self._inbox.get(timeout=0.1)
+            except queue.Empty:
+                pass
         self._pipe.close()
         self._process = None
 
@@ -463,19 +489,31 @@ class PipelinedIngest:
         if code not in self._systems:
             self._systems[code] = system if isinstance(system, System) else System.objects.get(code=code)
         system = self._systems[code]
+        if connection.in_atomic_block:
+            raise PipelineError("the pipelined ingest commits as it goes: call it outside any transaction")
+        if self._process is None:  # a call before failed (its matcher was ended) or the instance was closed
+            self._start()
         results: list[IngestResult] = []
         self._progress, self._reported = progress, 0
         start, given = 0, False
-        with bulk._collections_less_often(), rules_cached():
-            while start < len(envelopes):
-                with transaction.atomic():
-                    match_lock(self.spec.name)  # before the matcher reads anything (README rule 8)
-                    # The population as this process sees it: once known here, this process's writes move the
-                    # shared count when they commit (fuzzy.population_add), which the matcher reads next segment.
-                    fuzzy_population(self.spec.name)
-                    self._send(("go", start, None if given else envelopes, self._forget, system.code))
-                    given, self._forget = True, False
-                    start = self._segment(system, envelopes, start, results)
+        try:
+            with bulk._collections_less_often(), rules_cached():
+                while start < len(envelopes):
+                    with transaction.atomic():
+                        match_lock(self.spec.name)  # before the matcher reads anything (README rule 8)
+                        # The population as the bulk path would read it here. The matcher takes it from this
+                        # message rather than from the cache, which without Redis is each process's own; and once
+                        # this process has read it, its commits move the shared count (fuzzy.population_add).
+                        population = fuzzy_population(self.spec.name)
+                        self._send(("go", start, None if given else envelopes, self._forget, system.code, population))
+                        given, self._forget = True, False
+                        start = self._segment(system, envelopes, start, results)
+        except BaseException:
+            # The segment in progress was rolled back, and the matcher may still be sending its plans: they must
+            # never be taken for the next call's. End it; the next call starts another (with a fresh memo).
+            self._abandon()
+            self._forget = False
+            raise
         return results
 
     def _segment(self, system: System, envelopes: list[Envelope], start: int, results: list[IngestResult]) -> int:

@@ -10,12 +10,15 @@ only committed rows, so these tests run on committed data (transactional_db) and
 from __future__ import annotations
 
 import csv
+import os
 import random
+import signal
+import time
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connections, transaction
 
 from canonical.audit import Channel, audit_context
 from canonical.domains import get_domain
@@ -190,3 +193,104 @@ def _partition() -> set[frozenset[str]]:
     for sid, golden in SourceRecord.objects.values_list("source_id", "golden_id"):
         groups.setdefault(golden, set()).add(sid)
     return {frozenset(g) for g in groups.values()}
+
+
+def _renamed(envelopes, prefix):
+    spec = get_domain("customer")
+    return [
+        envelope_parse(
+            {"source_id": f"{prefix}{i}", "updated_at": "2026-01-01T00:00:00Z", "attributes": env.attributes},
+            spec=spec,
+        )
+        for i, env in enumerate(envelopes)
+    ]
+
+
+def test_after_a_writer_error_mid_segment_the_next_call_does_not_apply_the_old_calls_plans(monkeypatch):
+    """The writer fails (its segment rolls back) while the matcher is still sending that call's plans: the next call
+    on the same instance must ingest its own records, not the earlier call's plans under its envelopes."""
+    first = _envelopes(600, seed=3)
+    second = _renamed(_envelopes(600, seed=5), "B")
+    with PipelinedIngest(system="crm", domain="customer") as pipelined:
+        real_apply = bulk_module._apply
+
+        def failing(chunk, plan):  # patched after the fork: only the writer has it
+            if plan.env.source_id == "R10":
+                raise RuntimeError("writer failed")
+            return real_apply(chunk, plan)
+
+        monkeypatch.setattr(bulk_module, "_apply", failing)
+        with pytest.raises(RuntimeError, match="writer failed"):
+            pipelined.ingest(first)
+        monkeypatch.setattr(bulk_module, "_apply", real_apply)
+        time.sleep(1)  # the old matcher, had it been left running, would have sent the rest by now
+        results = pipelined.ingest(second)
+    assert [r.source_id for r in results] == [env.source_id for env in second]
+    stored = dict(SourceRecord.objects.values_list("source_id", "attributes"))
+    assert set(stored) == {env.source_id for env in second}
+    assert all(stored[env.source_id] == env.attributes for env in second)
+
+
+def test_without_redis_the_matcher_reads_the_population_the_writer_has_committed_since(monkeypatch, settings, tmp_path):
+    """With a cache that is each process's own (no Redis), the matcher still scores with the population the bulk
+    path would read: the writer's, sent with each segment."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    from django.core.cache import cache
+
+    from canonical.matching import batch as batch_module
+    from canonical.matching import fuzzy, scoring
+
+    cache.clear()
+    fuzzy._population_memo.clear()
+    monkeypatch.setattr(fuzzy, "_POPULATION_CACHE_FROM", 50)  # a "big" hub at test size, before the fork
+    monkeypatch.setattr(batch_module, "MIN_TF_POPULATION", 50)
+    monkeypatch.setattr(scoring, "MIN_TF_POPULATION", 50)
+    seen = tmp_path / "population"
+    real = batch_module.BatchMatch._population
+
+    def recorded(self):
+        value = real(self)
+        with seen.open("a") as fh:
+            fh.write(f"{os.getpid()} {value}\n")
+        return value
+
+    monkeypatch.setattr(batch_module.BatchMatch, "_population", recorded)
+    source_records_ingest_bulk(system="crm", domain="customer", envelopes=_renamed(_envelopes(100, seed=1), "P"))
+    assert pipeline_usable()
+    a = _renamed(_envelopes(300, seed=2), "A")
+    b = _renamed(_envelopes(300, seed=4), "B")
+    with PipelinedIngest(system="crm", domain="customer") as pipelined:
+        pipelined.ingest(a)
+        seen.write_text("")
+        pipelined.ingest(b)
+    live = SourceRecord.objects.filter(source_id__startswith="A", status="applied").count() + 100
+    pid, first = seen.read_text().split()[:2]
+    assert int(pid) != os.getpid()  # read in the matcher process
+    # the database's live records, plus those of the segment matched before the first term frequency was needed
+    assert live <= int(first) <= live + 10, f"the matcher scored with population {first}; the database held {live}"
+
+
+def test_a_writer_that_dies_does_not_leave_its_matcher_process_behind():
+    connections.close_all()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a writer that starts its matcher and dies without closing it
+        try:
+            os.close(r)
+            pipelined = PipelinedIngest(system="crm", domain="customer").__enter__()
+            os.write(w, str(pipelined._process.pid).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    matcher = int(os.read(r, 100).decode())
+    os.close(r)
+    os.waitpid(pid, 0)
+    for _ in range(50):
+        try:
+            os.kill(matcher, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(matcher, signal.SIGKILL)
+        pytest.fail("the matcher process outlived its writer")
