@@ -291,6 +291,17 @@ def postgres_cpu_seconds() -> float | None:
     return round(total, 2) if postmaster else None
 
 
+def child_pids(pid: int) -> list[int]:
+    """A process's children (every thread's), or [] once it is gone."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(p) for p in children.read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def rss_mib(pid: int) -> float | None:
     """A process's resident set size now (VmRSS), or None once it is gone."""
     try:

@@ -297,6 +297,7 @@ def ingest_cli(path: Path, system: str, batch_size: int | None) -> common.ChildR
     if batch_size:
         cmd += ["--batch-size", str(batch_size)]
     samples: list[tuple[int, float]] = []  # (source records of this system written, RSS of the command)
+    matcher: list[tuple[int, float]] = []  # the same for its child processes (the pipelined ingest's matcher)
     try:
         import psycopg
 
@@ -312,11 +313,15 @@ def ingest_cli(path: Path, system: str, batch_size: int | None) -> common.ChildR
             "SELECT count(*) FROM canonical_sourcerecord WHERE system_id = %s AND domain = 'customer'", [system]
         ).fetchone()[0]
         samples.append((written, rss))
+        children = [common.rss_mib(child) for child in common.child_pids(pid)]
+        if any(c is not None for c in children):
+            matcher.append((written, sum(c for c in children if c is not None)))
 
     run = common.run_child(cmd, watch=watch)
     if watch_conn is not None:
         watch_conn.close()
     run.extra["rss_curve"] = samples
+    run.extra["matcher_rss_curve"] = matcher
     if run.returncode:
         sys.exit(f"{' '.join(cmd)} failed (exit {run.returncode}):\n{(run.stdout + run.stderr)[-4000:]}")
     found = _SUMMARY_RE.search(run.stdout)
@@ -355,6 +360,11 @@ def run_once(rows: int, files: dict, database_url: str, batch_size: int | None, 
         "rss_by_progress": {
             system: rss_at_quarters(run.extra["rss_curve"], files[system + "_rows"])
             for system, run in (("crm", crm), ("erp", erp))
+        },
+        "matcher_rss_by_progress": {
+            system: rss_at_quarters(run.extra["matcher_rss_curve"], files[system + "_rows"])
+            for system, run in (("crm", crm), ("erp", erp))
+            if run.extra["matcher_rss_curve"]
         },
         "crm": {
             "seconds": round(crm.seconds, 2),
@@ -562,6 +572,13 @@ def markdown(results: list[dict], machine: dict, argv: str, analyze_every: float
                 shown = " / ".join("–" if v is None else f"{v:.0f}" for v in marks.values())
                 parts.append(f"{system} {shown}")
             out.append(f"- {m['rows']:,} rows: " + "; ".join(parts))
+            matcher = m.get("matcher_rss_by_progress")
+            if matcher:  # its RSS counts pages it still shares with the writer since the fork
+                shown = "; ".join(
+                    f"{system} " + " / ".join("–" if v is None else f"{v:.0f}" for v in marks.values())
+                    for system, marks in matcher.items()
+                )
+                out.append(f"  - its matcher process (pipelined `--bulk`): {shown}")
     return "\n".join(out)
 
 
