@@ -396,12 +396,15 @@ def source_file_ingest(
     progress: Callable[[int], None] | None = None,
     keep_exceptions: int = 20,
     bulk: bool = False,
+    committed: Callable[[int], None] | None = None,
 ) -> FileIngestSummary:
     """Ingest a whole file through the pipeline, in batches. Runs inside the caller's audit context.
 
     Checks the file first (unless `check`, a passing result of `source_file_check`, is given): a file with
     any structural problem raises SourceFileError and nothing is written.
     `bulk` (opt-in, `ingest --bulk`): canonical.services.bulk writes new simple records in bulk; same results.
+    `progress(n)`: n more records done; `committed(n)`: n more records committed (the pipelined `--bulk` tells
+    progress as it applies records, in a transaction committed later).
     """
     if not System.objects.filter(code=system).exists():
         codes = ", ".join(System.objects.values_list("code", flat=True)) or "none"
@@ -433,7 +436,7 @@ def source_file_ingest(
 
     def flush() -> None:
         if pipelined is not None:  # it tells the progress bar as it goes (a batch is larger)
-            results = pipelined.ingest(batch, progress=progress)
+            results = pipelined.ingest(batch, progress=progress, committed=committed)
         else:
             results = ingest(system=system, domain=spec.name, envelopes=batch)
         for result in results:
@@ -448,8 +451,11 @@ def source_file_ingest(
                 .count()
             )
         summary.records += len(results)
-        if progress is not None and pipelined is None:
-            progress(len(results))
+        if pipelined is None:  # the batch was one transaction, committed now
+            if progress is not None:
+                progress(len(results))
+            if committed is not None:
+                committed(len(results))
         batch.clear()
 
     try:

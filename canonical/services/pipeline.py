@@ -392,6 +392,7 @@ class PipelinedIngest:
         self._process = None
         self._progress: Callable[[int], None] | None = None
         self._reported = 0
+        self._closed = False
 
     def __enter__(self) -> PipelinedIngest:
         self._start()
@@ -426,6 +427,7 @@ class PipelinedIngest:
         self.close()
 
     def close(self) -> None:
+        self._closed = True
         if self._process is None:
             return
         try:
@@ -478,9 +480,13 @@ class PipelinedIngest:
         progress: Callable[[int], None] | None = None,
         *,
         system: System | str | None = None,
+        committed: Callable[[int], None] | None = None,
     ) -> list[IngestResult]:
         """`source_records_ingest_bulk(envelopes)`'s results, committed as it goes; `progress(n)` is told of every
-        n records done. `system`: whose records these are (by default the one the instance was made for)."""
+        n records done (in the transaction in progress), `committed(n)` of every n records committed. `system`:
+        whose records these are (by default the one the instance was made for)."""
+        if self._closed:
+            raise PipelineError("this PipelinedIngest was closed: make another")
         if system is None:
             system = self.system
         if system is None:
@@ -495,7 +501,7 @@ class PipelinedIngest:
             self._start()
         results: list[IngestResult] = []
         self._progress, self._reported = progress, 0
-        start, given = 0, False
+        start, given, done = 0, False, 0
         try:
             with bulk._collections_less_often(), rules_cached():
                 while start < len(envelopes):
@@ -508,6 +514,9 @@ class PipelinedIngest:
                         self._send(("go", start, None if given else envelopes, self._forget, system.code, population))
                         given, self._forget = True, False
                         start = self._segment(system, envelopes, start, results)
+                    if committed is not None and len(results) > done:
+                        committed(len(results) - done)
+                    done = len(results)
         except BaseException:
             # The segment in progress was rolled back, and the matcher may still be sending its plans: they must
             # never be taken for the next call's. End it; the next call starts another (with a fresh memo).

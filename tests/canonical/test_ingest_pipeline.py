@@ -166,9 +166,9 @@ def test_cli_bulk_ingest_of_a_large_file_goes_through_the_pipeline_with_the_same
     calls = []
     real = PipelinedIngest.ingest
 
-    def counted(self, envelopes, progress=None):
+    def counted(self, envelopes, progress=None, **kwargs):
         calls.append(len(envelopes))
-        return real(self, envelopes, progress=progress)
+        return real(self, envelopes, progress=progress, **kwargs)
 
     monkeypatch.setattr(PipelinedIngest, "ingest", counted)
     argv = [str(path), "--system", "crm", "--domain", "customer", "--no-progress", "--bulk"]
@@ -294,3 +294,68 @@ def test_a_writer_that_dies_does_not_leave_its_matcher_process_behind():
     else:
         os.kill(matcher, signal.SIGKILL)
         pytest.fail("the matcher process outlived its writer")
+
+
+def _csv(path, n: int) -> None:
+    fields = ["name", "website", "phone", "city", "country"]
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["source_id", "updated_at", *fields])
+        for env in _envelopes(n):
+            writer.writerow([env.source_id, "2026-01-01T00:00:00Z", *(env.attributes.get(f) or "" for f in fields)])
+
+
+def test_an_interrupted_cli_ingest_counts_only_the_records_committed(tmp_path, monkeypatch):
+    """The pipelined path tells the progress bar as it applies records, in a transaction committed later: the
+    "interrupted" message must count what was committed, not what was applied."""
+    import re
+
+    from django.core.management.base import CommandError
+
+    path = tmp_path / "crm.csv"
+    _csv(path, 1500)
+    real_apply, applied = bulk_module._apply, [0]
+
+    def interrupting(chunk, plan):  # the writer's
+        applied[0] += 1
+        if applied[0] == 1100:
+            raise KeyboardInterrupt
+        return real_apply(chunk, plan)
+
+    monkeypatch.setattr(bulk_module, "_apply", interrupting)
+    argv = [str(path), "--system", "crm", "--domain", "customer", "--no-progress", "--bulk"]
+    with pytest.raises(CommandError, match="interrupted") as info:
+        call_command("ingest", *argv, "--batch-size", "1000")
+    claimed = int(re.search(r"about (\d+) of", str(info.value)).group(1))
+    assert claimed == SourceRecord.objects.count() == 1000  # the first batch of 1,000 was committed
+
+
+def test_a_matcher_failure_in_the_cli_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    from django.core.management.base import CommandError
+
+    path = tmp_path / "crm.csv"
+    _csv(path, 1200)
+    real_plan = bulk_module._plan
+
+    def failing(chunk, env):  # patched before the fork: the matcher's
+        if env.source_id == "R700":
+            raise RuntimeError("matcher broke")
+        return real_plan(chunk, env)
+
+    monkeypatch.setattr(bulk_module, "_plan", failing)
+    argv = [str(path), "--system", "crm", "--domain", "customer", "--no-progress", "--bulk"]
+    with pytest.raises(CommandError, match="(?s)the matcher process failed.*matcher broke.*about 0 of 1200 records"):
+        call_command("ingest", *argv)
+    assert not SourceRecord.objects.exists()
+
+
+def test_a_closed_pipelined_ingest_refuses_more_work_and_leaves_no_process():
+    import multiprocessing
+
+    envelopes = _envelopes(10)
+    with PipelinedIngest(system="crm", domain="customer") as pipelined:
+        pipelined.ingest(envelopes[:5])
+    with pytest.raises(PipelineError, match="closed"):
+        pipelined.ingest(envelopes[5:])
+    assert not multiprocessing.active_children()
+    assert SourceRecord.objects.count() == 5

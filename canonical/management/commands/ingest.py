@@ -21,6 +21,7 @@ from canonical.services.files import (
     source_file_check,
     source_file_ingest,
 )
+from canonical.services.pipeline import PipelineError
 
 
 def cli_actor() -> str:
@@ -125,11 +126,10 @@ class Command(BaseCommand):
         shown = os.fsencode(path.name).decode("utf-8", "backslashreplace")
         with audit_context(actor=cli_actor(), channel=Channel.JOB, reason=f"ingest {shown}"):
             with progress_bar(desc=f"ingesting {shown}", total=check.records, disable=no_progress) as bar:
-                done = [0]
+                done = [0]  # records committed
 
-                def progress(n: int) -> None:
+                def committed(n: int) -> None:
                     done[0] += n
-                    bar.update(n)
 
                 try:
                     summary = source_file_ingest(
@@ -139,13 +139,19 @@ class Command(BaseCommand):
                         fmt=check.format,
                         batch_size=options["batch_size"],
                         check=check,
-                        progress=progress,
+                        progress=bar.update,
+                        committed=committed,
                         bulk=options["bulk"],
                     )
                 except SourceFileError as exc:
                     raise CommandError(
                         "\n".join(exc.lines()) + "\nThe file changed while it was being read; "
                         "the batches before this line were ingested. Run the command again."
+                    ) from None
+                except PipelineError as exc:
+                    raise CommandError(
+                        f"{exc}\nThe batches before the one in progress were committed (about {done[0]} of "
+                        f"{check.records} records)."
                     ) from None
                 except KeyboardInterrupt:
                     # the batch in progress was rolled back; the ones before it were committed
