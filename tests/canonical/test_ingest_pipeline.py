@@ -98,10 +98,19 @@ def test_pipelined_ingest_leaves_the_state_the_bulk_path_leaves(monkeypatch):
     assert_same_state(state_a, state_b)
 
 
-def test_pipelined_ingest_in_small_batches_leaves_the_same_state():
+def test_pipelined_ingest_in_small_batches_leaves_the_same_state(settings):
     batches = scenario(seed=11, companies=60)
     _, state_a = run(batches, source_records_ingest_bulk, batch_size=7)
+    settings.MDM_PIPELINE_FORGET_EVERY = 3  # the matcher reads the database again within its batches too
     run_pipelined(batches, batch_size=7)
+    assert_same_state(state_a, capture())
+
+
+def test_a_matcher_that_reads_again_within_its_batch_decides_the_same(settings):
+    batches = scenario(seed=5, companies=150)
+    _, state_a = run(batches, source_records_ingest_bulk, batch_size=400)
+    settings.MDM_PIPELINE_FORGET_EVERY = 40
+    run_pipelined(batches, batch_size=400)
     assert_same_state(state_a, capture())
 
 
