@@ -12,6 +12,10 @@ file and its labels are held in memory for the evaluation) and at the end (peak_
 Core-seconds say how much of the machine each side used: ours is this process's CPU plus the CPU of the
 PostgreSQL backend serving it (read from /proc: the database must run on this machine), Splink's is this
 process's CPU while it ran (DuckDB's threads included); `*_cores` is that divided by the wall time.
+`--committed` runs ours as `manage.py ingest --bulk` does instead, committed, in batches of
+MDM_PIPELINE_BATCH_SIZE, on PostgreSQL with the matcher in a second process (canonical/services/pipeline.py; the
+same decisions): it needs a fresh database (what it writes stays); its core-seconds then count the writer, the
+matcher process and every PostgreSQL process over the run.
 `--breakdown` also measures where ours' time goes (benchmarks/_breakdown.py: the database waits by statement, the
 matcher's feature memo by tier, the garbage collector); `--no-splink` runs ours only.
 """
