@@ -156,7 +156,6 @@ def run_ours_committed(domain: str, path: Path, *, batch_size: int) -> dict:
 
     from canonical.audit import Channel, audit_context
     from canonical.management.commands import evaluate_matching as ev
-    from canonical.matching.definitions import get_definition
     from canonical.matching.signals import match_decided
     from canonical.models import SourceRecord, SourceStatus, System
     from canonical.services.bulk import source_records_ingest_bulk
@@ -172,13 +171,7 @@ def run_ours_committed(domain: str, path: Path, *, batch_size: int) -> dict:
         grouped.setdefault(row["system"], []).append(row)
     for code in grouped:
         System.objects.get_or_create(code=code, defaults={"name": code, "kind": "evaluation"})
-    review_threshold = get_definition(domain).review_probability
-    review_pairs = 0
-
-    def count_reviews(sender, domain: str, values, outcome, **kwargs) -> None:
-        nonlocal review_pairs
-        if domain == spec.name and outcome.decision == "review":
-            review_pairs += max(1, sum(1 for c in outcome.candidates if c.score >= review_threshold))
+    count_reviews = ev.ReviewPairs(domain)
 
     pipelined = pipeline_usable()
     cpu, started = time.process_time(), time.perf_counter()
@@ -226,7 +219,7 @@ def run_ours_committed(domain: str, path: Path, *, batch_size: int) -> dict:
     return {
         **result,
         "records": len(rows),
-        "review_tasks": review_pairs,
+        "review_tasks": count_reviews.pairs,
         "seconds": round(seconds, 2),
         "reprocessed_incomplete": retried,
         "mode": "committed, " + ("pipelined (matcher process + writer)" if pipelined else "bulk, one process"),

@@ -236,6 +236,22 @@ def domain_clear(domain: str) -> int:
     return count
 
 
+class ReviewPairs:
+    """A `match_decided` receiver counting the pairs sent to stewards in `domain`: for each record the matcher sent
+    to review, its candidates at or above the review threshold (at least one)."""
+
+    def __init__(self, domain: str):
+        from canonical.matching.definitions import get_definition
+
+        self.domain = domain
+        self.threshold = get_definition(domain).review_probability
+        self.pairs = 0
+
+    def __call__(self, sender, domain: str, values, outcome, **kwargs) -> None:
+        if domain == self.domain and outcome.decision == "review":
+            self.pairs += max(1, sum(1 for c in outcome.candidates if c.score >= self.threshold))
+
+
 def evaluate(
     domain: str,
     rows: list[dict],
@@ -250,7 +266,6 @@ def evaluate(
     `bulk`: through the opt-in bulk path (canonical/services/bulk.py), which leaves the same state.
     `per_system`: each system's rows as one export (systems in order of first appearance, file order within
     each), as the CLI ingests one file per system, instead of the file's interleaved order."""
-    from canonical.matching.definitions import get_definition
     from canonical.matching.fuzzy import population_private
     from canonical.matching.signals import match_decided
     from canonical.models import SourceRecord, SourceStatus, System
@@ -260,13 +275,7 @@ def evaluate(
         from canonical.services.bulk import source_records_ingest_bulk as source_records_ingest
 
     spec = get_domain(domain)
-    review_threshold = get_definition(domain).review_probability
-    review_pairs = 0
-
-    def count_reviews(sender, domain: str, values, outcome, **kwargs) -> None:
-        nonlocal review_pairs
-        if domain == spec.name and outcome.decision == "review":
-            review_pairs += max(1, sum(1 for c in outcome.candidates if c.score >= review_threshold))
+    count_reviews = ReviewPairs(domain)
 
     result: dict = {}
     started = time.perf_counter()
@@ -347,7 +356,7 @@ def evaluate(
         "precision": result["precision"],
         "recall": result["recall"],
         "f1": result["f1"],
-        "review_tasks": review_pairs,
+        "review_tasks": count_reviews.pairs,
         "seconds": seconds,
         "path": "bulk" if bulk else "record by record",
         "bcubed_precision": result["bcubed_precision"],
