@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import pickle
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -389,6 +391,60 @@ def _sent(index: int, plan) -> _Sent:
 # --- the writer (the calling process) ---------------------------------------------------------------------------
 
 
+class _Forked:
+    """The matcher's process: a plain fork running `target(*args)`, then `os._exit`. Not multiprocessing.Process:
+    its child runs the after-fork hooks libraries registered, and kombu's closes the parent's broker connections
+    from the child, reading a socket the parent still owns: in the test suite (Celery had published to Redis
+    before) the matcher hung there forever, and the writer with it."""
+
+    def __init__(self, target, args: tuple):
+        self._target, self._args = target, args
+        self.pid: int | None = None
+        self._status: int | None = None
+
+    def start(self) -> None:
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 0
+            try:
+                self._target(*self._args)
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        self.pid = pid
+
+    def _reap(self, block: bool) -> None:
+        if self._status is not None or self.pid is None:
+            return
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere
+            self._status = -1
+            return
+        if pid:
+            self._status = status
+
+    def is_alive(self) -> bool:
+        self._reap(block=False)
+        return self.pid is not None and self._status is None
+
+    def join(self, timeout: float | None = None) -> None:
+        if timeout is None:
+            self._reap(block=True)
+            return
+        deadline = time.monotonic() + timeout
+        while self.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def kill(self) -> None:
+        if self.is_alive():
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 class PipelinedIngest:
     """Ingest batches of one domain's records with a matcher process beside this one (see the module docstring).
     Use as a context manager; `ingest(envelopes)` gives what `source_records_ingest_bulk` gives, and commits as it
@@ -415,12 +471,9 @@ class PipelinedIngest:
 
     def _start(self) -> None:
         connections.close_all()  # the child must not share this process's connection (it opens its own)
-        context = multiprocessing.get_context("fork")
-        self._pipe, theirs = context.Pipe()
+        self._pipe, theirs = multiprocessing.Pipe()
         # The child closes its copy of this end at once: if this process dies, the child's reads then end.
-        self._process = context.Process(
-            target=_matcher_main, args=(theirs, self.spec.name, self._pipe), daemon=True, name="mdm-matcher"
-        )
+        self._process = _Forked(_matcher_main, (theirs, self.spec.name, self._pipe))
         self._process.start()
         theirs.close()
         self._inbox = queue.Queue(maxsize=4 * _AHEAD)

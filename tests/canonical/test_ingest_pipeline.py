@@ -358,13 +358,46 @@ def test_a_matcher_failure_in_the_cli_is_a_message_not_a_traceback(tmp_path, mon
     assert not SourceRecord.objects.exists()
 
 
-def test_a_closed_pipelined_ingest_refuses_more_work_and_leaves_no_process():
-    import multiprocessing
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
+
+def test_a_closed_pipelined_ingest_refuses_more_work_and_leaves_no_process():
     envelopes = _envelopes(10)
     with PipelinedIngest(system="crm", domain="customer") as pipelined:
         pipelined.ingest(envelopes[:5])
+        pid = pipelined._process.pid
     with pytest.raises(PipelineError, match="closed"):
         pipelined.ingest(envelopes[5:])
-    assert not multiprocessing.active_children()
+    assert _gone(pid)  # ended and reaped (a zombie would still answer)
     assert SourceRecord.objects.count() == 5
+
+
+def test_the_matcher_does_not_run_the_after_fork_hooks_libraries_registered(tmp_path):
+    """multiprocessing.Process runs every hook registered with multiprocessing.util.register_after_fork in its child;
+    kombu's closes the parent's broker connections there and can block on their sockets (the suite hung so). The
+    matcher is a plain fork: no such hook runs in it."""
+    import multiprocessing.util
+
+    ran = tmp_path / "hook-ran"
+
+    class Holder:
+        pass
+
+    holder = Holder()
+
+    def hook(obj):  # kombu's blocked here; this one only leaves a trace
+        ran.write_text("ran")
+
+    multiprocessing.util.register_after_fork(holder, hook)
+    try:
+        envelopes = _envelopes(20)
+        with PipelinedIngest(system="crm", domain="customer") as pipelined:
+            results = pipelined.ingest(envelopes)
+    finally:
+        del holder  # the registry holds it weakly
+    assert len(results) == 20 and not ran.exists()
