@@ -131,6 +131,14 @@ def _same_json(a: Any, b: Any) -> bool:
     return a == b
 
 
+def memoise_stored(defn, text: str | None, features: dict, values: dict) -> None:
+    """Memoise a written record's prepared features under the JSON text the database gives back for its stored
+    values (`text`, None if not found), where that text decodes to exactly the values it was written with (same
+    types throughout): then they are the features `prepare(decode(text))` gives."""
+    if text is not None and _same_json(_decode_values(text), values):
+        prepared_cache.put_text(defn, text, features)
+
+
 class BatchMatch:
     """See the module docstring. One instance per (bulk ingest chunk, domain). (Keeping one for all the chunks of
     a bulk call measured no faster on 98,599 records, with more memory: docs/benchmarks.md, fourth session of
@@ -247,11 +255,8 @@ class BatchMatch:
                 [id_array([real for real, _, _ in known])],
             )
             texts = dict(cur.fetchall())
-        defn = self.defn
         for real, features, values in known:
-            text = texts.get(real)
-            if text is not None and _same_json(_decode_values(text), values):
-                prepared_cache.put_text(defn, text, features)
+            memoise_stored(self.defn, texts.get(real), features, values)
 
     def keys(self, values: dict) -> list[Key]:
         return list(self._probe(values, content_key(values))[1])

@@ -52,9 +52,9 @@ from django.db import connection, connections, transaction
 
 from canonical.domains import get_domain
 from canonical.matching.base import Candidate, MatchOutcome, get_matcher, matcher_values
-from canonical.matching.batch import BatchMatch, _decode_values, _same_json
+from canonical.matching.batch import BatchMatch, memoise_stored
 from canonical.matching.definitions import get_definition
-from canonical.matching.fuzzy import FuzzyMatcher, _private_population, population_cache_key, prepared_cache
+from canonical.matching.fuzzy import FuzzyMatcher, _private_population, population_cache_key
 from canonical.matching.fuzzy import _population as fuzzy_population
 from canonical.models import CrossReference, SourceRecord, SourceStatus, System
 from canonical.services import bulk
@@ -97,9 +97,8 @@ class _Sent:
     golden_id: uuid.UUID
     new: bool
     review: bool
-    outcome: (
-        MatchOutcome | tuple
-    )  # a review's whole; otherwise (decision, golden id, ((golden id, score), ...), reason)
+    # a review's whole; otherwise (decision, golden id, ((golden id, score), ...), reason)
+    outcome: MatchOutcome | tuple
     content_hash: str
 
 
@@ -242,19 +241,15 @@ def _memoise_written(system: System, domain: str, written: list[tuple[str, dict,
         texts = cur.fetchall()
     defn = get_definition(domain)
     for sid, text in texts:
-        features, values = known[sid]
-        if text is not None and _same_json(_decode_values(text), values):
-            prepared_cache.put_text(defn, text, features)
+        memoise_stored(defn, text, *known[sid])
 
 
-def _ids_where(model, system: System, domain: str, ids: list[str], **filters) -> set[str]:
+def _ids_in(queryset, field: str, ids: list[str]) -> set[str]:
+    """The values of `field` among `ids` in `queryset`'s rows, asked 5,000 at a time (a batch may hold more ids than
+    one statement takes parameters)."""
     found: set[str] = set()
     for start in range(0, len(ids), 5000):
-        found.update(
-            model.objects.filter(
-                system=system, domain=domain, source_id__in=ids[start : start + 5000], **filters
-            ).values_list("source_id", flat=True)
-        )
+        found.update(queryset.filter(**{f"{field}__in": ids[start : start + 5000]}).values_list(field, flat=True))
     return found
 
 
@@ -264,22 +259,20 @@ def _match_segment(pipe, system: System, spec, matcher, envelopes: list[Envelope
     from canonical.models import PendingReference
 
     ids = list(dict.fromkeys(env.source_id for env in envelopes[start:]))
-    existing = _ids_where(SourceRecord, system, spec.name, ids)
-    new_ids = [sid for sid in ids if sid not in existing]
-    waiting: set[str] = set()
-    for at in range(0, len(ids), 5000):
-        waiting.update(
-            PendingReference.objects.filter(
-                target_system=system, target_domain=spec.name, target_source_id__in=ids[at : at + 5000]
-            ).values_list("target_source_id", flat=True)
-        )
+    existing = _ids_in(SourceRecord.objects.filter(system=system, domain=spec.name), "source_id", ids)
     chunk = bulk._Chunk(
         system=system,
         spec=spec,
         batch=BatchMatch(domain=spec.name, matcher=matcher),
         existing=existing,
-        pushed=_ids_where(CrossReference, system, spec.name, new_ids),
-        waiting=waiting,
+        pushed=_ids_in(
+            CrossReference.objects.filter(system=system, domain=spec.name),
+            "source_id",
+            [sid for sid in ids if sid not in existing],
+        ),
+        waiting=_ids_in(
+            PendingReference.objects.filter(target_system=system, target_domain=spec.name), "target_source_id", ids
+        ),
     )
     chunk.batch._db_population = population  # what the writer read under the locks (nothing written since)
     sent: list[tuple[str, int, dict]] = []
