@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
@@ -137,6 +139,17 @@ def memoise_stored(defn, text: str | None, features: dict, values: dict) -> None
     types throughout): then they are the features `prepare(decode(text))` gives."""
     if text is not None and _same_json(_decode_values(text), values):
         prepared_cache.put_text(defn, text, features)
+
+
+@dataclass
+class KeysAhead:
+    """A window's prefetch begun ahead (BatchMatch.prefetch_ahead): its records' prepared features and keys, the keys
+    not read then and the read of their rows (key_rows_bulk's answer, or a future of it)."""
+
+    probes: dict[tuple, tuple[dict, list[Key]]]
+    per_record: list[list[Key]]
+    wanted: list[Key]
+    pending: Any
 
 
 class BatchMatch:
@@ -280,6 +293,50 @@ class BatchMatch:
         wanted = list(dict.fromkeys(key for keys in per_record for key in keys if key not in db_rows))
         if wanted:
             self._read_keys(wanted)
+        self._prefetch_sources(per_record)
+
+    def prefetch_ahead(self, values_list: list[dict], read: Callable[[str, list[Key]], Any]) -> KeysAhead:
+        """The first half of prefetch() for a window the caller matches later: its records' features and keys, and
+        `read(domain, keys)` asked for the rows of the keys not read yet (key_rows_bulk's answer, or something whose
+        `result()` gives it: a reader with a connection of its own reads them while this one matches the window
+        before). `prefetch_resume` finishes it, provided the database has not changed meanwhile."""
+        probes: dict[tuple, tuple[dict, list[Key]]] = {}
+        per_record: list[list[Key]] = []
+        prepare, keys_of = self.defn.prepare, self.defn.keys
+        for values in values_list:
+            content = content_key(values)
+            found = probes.get(content)
+            if found is None:
+                features = prepare(values)
+                found = probes[content] = (features, keys_of(features))
+            per_record.append(found[1])
+        db_rows = self._db_rows
+        known = _known_common(self.domain) or ()
+        wanted = list(
+            dict.fromkeys(key for keys in per_record for key in keys if key not in db_rows and key not in known)
+        )
+        return KeysAhead(probes=probes, per_record=per_record, wanted=wanted, pending=read(self.domain, wanted))
+
+    def prefetch_resume(self, ahead: KeysAhead) -> None:
+        """prefetch() of the window `ahead` was begun for (prefetch_ahead), with the key rows it read."""
+        self._probes = ahead.probes
+        rows, common = ahead.pending.result() if hasattr(ahead.pending, "result") else ahead.pending
+        db_rows = self._db_rows
+        # keys read meanwhile (match() of the window before) stay as read; the rest as the reader found them,
+        # through _read_keys' own bookkeeping (the common keys' memo)
+        rows = {key: found for key, found in rows.items() if key not in db_rows}
+        common = {key: count for key, count in common.items() if key not in db_rows}
+        self._rows_add(rows, common)
+        known = _known_common(self.domain)
+        if known is not None:
+            known.update(common)
+        missing = list(dict.fromkeys(key for keys in ahead.per_record for key in keys if key not in db_rows))
+        if missing:  # common ones the memo knew, or read before and forgotten since (invalidate)
+            self._read_keys(missing)
+        self._prefetch_sources(ahead.per_record)
+
+    def _prefetch_sources(self, per_record: list[list[Key]]) -> None:
+        db_rows = self._db_rows
         # The sources of each record's best-ranked golden records as the database alone ranks them; match()
         # reads any others it needs once the overlay is counted in (rare: a key the overlay makes too common).
         sr_ids: set[int] = set()

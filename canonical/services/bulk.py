@@ -54,7 +54,7 @@ from django.utils import timezone
 from canonical.audit import current_context
 from canonical.domains import DomainSpec, get_domain
 from canonical.matching.base import get_matcher
-from canonical.matching.batch import BatchMatch
+from canonical.matching.batch import BatchMatch, KeysAhead
 from canonical.matching.fuzzy import FuzzyMatcher, population_add
 from canonical.matching.signals import match_decided
 from canonical.models import (
@@ -348,6 +348,25 @@ def _ref_targets(chunk: _Chunk, values: dict) -> list[tuple[str, str, str]] | No
 
 def _prefetch(chunk: _Chunk, envelopes: list[Envelope]) -> None:
     """Read the candidates and reference targets of the simple-looking records among these, in bulk."""
+    match_values, targets = _prefetch_values(chunk, envelopes)
+    chunk.batch.prefetch(match_values)
+    _load_refs_wanted(chunk, targets)
+
+
+def _prefetch_ahead(chunk: _Chunk, envelopes: list[Envelope], read) -> tuple[KeysAhead, set]:
+    """_prefetch's first half for a window matched later (BatchMatch.prefetch_ahead); `_prefetch_resume` ends it."""
+    match_values, targets = _prefetch_values(chunk, envelopes)
+    return chunk.batch.prefetch_ahead(match_values, read), targets
+
+
+def _prefetch_resume(chunk: _Chunk, ahead: tuple[KeysAhead, set]) -> None:
+    keys_ahead, targets = ahead
+    chunk.batch.prefetch_resume(keys_ahead)
+    _load_refs_wanted(chunk, targets)
+
+
+def _prefetch_values(chunk: _Chunk, envelopes: list[Envelope]) -> tuple[list[dict], set]:
+    """The matcher values and reference targets of the simple-looking records among these."""
     match_values, targets = [], set()
     for env in envelopes:
         if not _maybe_simple(chunk, env):
@@ -355,10 +374,13 @@ def _prefetch(chunk: _Chunk, envelopes: list[Envelope]) -> None:
         values = _valid_values(chunk, env)
         if values is None:
             continue
-        refs = _ref_targets(chunk, values) or []
-        targets.update(t for t in refs if t not in chunk.ov_xrefs and t not in chunk.ref_cache)
+        targets.update(_ref_targets(chunk, values) or ())
         match_values.append(_matcher_values(chunk.spec, values))
-    chunk.batch.prefetch(match_values)
+    return match_values, targets
+
+
+def _load_refs_wanted(chunk: _Chunk, targets: set) -> None:
+    targets = {t for t in targets if t not in chunk.ov_xrefs and t not in chunk.ref_cache}
     if targets:
         _load_refs(chunk, targets)
 
@@ -384,9 +406,15 @@ def _load_refs(chunk: _Chunk, targets: set[tuple[str, str, str]]) -> None:
         chunk.ref_cache[target] = survivors[target[1]].get(golden_id) if golden_id is not None else None
 
 
-def _plan(chunk: _Chunk, env: Envelope) -> _Plan | None:
+def _plan(chunk: _Chunk, env: Envelope, *, survival: bool = True) -> _Plan | None:
     """Pass 1 for a new record: validate, resolve references, match. None if the record-by-record path must
-    take it (invalid, a reference that waits, a review, a new golden record that would be incomplete)."""
+    take it (invalid, a reference that waits, a review, a new golden record that would be incomplete).
+
+    `survival=False` (the pipelined matcher, whose writer works survivorship out again): a new golden record's
+    survivorship is left out of the plan, and its content hash too; it is worked out only where the record's own
+    values lack a required field, to tell whether the golden record would be incomplete. Its values have every
+    required field otherwise: survivorship over one source and no overrides takes each field the source gives, its
+    references resolved above to golden ids, so none goes missing."""
     spec = chunk.spec
     values = _valid_values(chunk, env)
     if values is None:
@@ -421,16 +449,17 @@ def _plan(chunk: _Chunk, env: Envelope) -> _Plan | None:
         values=values,
         updated_at=env.updated_at,
         deleted=False,
-        content_hash=content_hash(env.attributes, env.deleted),
+        content_hash=content_hash(env.attributes, env.deleted) if survival else "",
         status=SourceStatus.APPLIED,
         errors={},
         conflicts={},
     )
-    survival = None
+    survived = None
     if outcome.decision != "link":  # new, or review: a golden record of its own either way
-        survival = golden_compute(spec.name, None, [sr])
-        if missing_required(spec, survival.values):
-            return None  # incomplete: a data-quality exception, from the record-by-record path
+        if survival or missing_required(spec, values):
+            survived = golden_compute(spec.name, None, [sr])
+            if missing_required(spec, survived.values):
+                return None  # incomplete: a data-quality exception, from the record-by-record path
         golden_id = uuid.uuid4()
     else:
         golden_id = uuid.UUID(str(outcome.golden_id))
@@ -446,7 +475,7 @@ def _plan(chunk: _Chunk, env: Envelope) -> _Plan | None:
         keys=keys,
         golden_id=golden_id,
         new=outcome.decision != "link",
-        survival=survival,
+        survival=survived,
         review=outcome.decision == "review",
     )
 

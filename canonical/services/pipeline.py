@@ -44,6 +44,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.reduction import ForkingPickler
 
@@ -52,14 +53,14 @@ from django.db import connection, connections, transaction
 
 from canonical.domains import get_domain
 from canonical.matching.base import Candidate, MatchOutcome, get_matcher, matcher_values
-from canonical.matching.batch import BatchMatch, memoise_stored
+from canonical.matching.batch import BatchMatch, key_rows_bulk, memoise_stored
 from canonical.matching.definitions import get_definition
 from canonical.matching.fuzzy import FuzzyMatcher, _private_population, population_cache_key
 from canonical.matching.fuzzy import _population as fuzzy_population
 from canonical.models import CrossReference, SourceRecord, SourceStatus, System
 from canonical.services import bulk
 from canonical.services.golden import golden_compute
-from canonical.services.ingest import Envelope, IngestResult, match_lock, source_records_ingest
+from canonical.services.ingest import Envelope, IngestResult, content_hash, match_lock, source_records_ingest
 from canonical.services.instances import new_instance as _new
 from canonical.services.ownership import rules_cached
 
@@ -99,7 +100,6 @@ class _Sent:
     review: bool
     # a review's whole; otherwise (decision, golden id, ((golden id, score), ...), reason)
     outcome: MatchOutcome | tuple
-    content_hash: str
 
 
 class _NoMatch:
@@ -176,6 +176,7 @@ def _matcher_main(raw_pipe, domain: str, writers_end) -> None:
     writers_end.close()  # the fork's copy of the writer's end: without it, a writer that dies never ends this one
     gc.freeze()
     pipe = _Sender(raw_pipe)
+    reader = _KeyReader()
     try:
         spec = get_domain(domain)
         matcher = get_matcher()
@@ -208,7 +209,7 @@ def _matcher_main(raw_pipe, domain: str, writers_end) -> None:
                 systems[code] = System.objects.get(code=code)
             system = systems[code]
             with rules_cached(), bulk._collections_less_often():
-                written = _match_segment(pipe, system, spec, matcher, envelopes, start, population)
+                written = _match_segment(pipe, reader, system, spec, matcher, envelopes, start, population)
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         return
     except BaseException:
@@ -217,7 +218,27 @@ def _matcher_main(raw_pipe, domain: str, writers_end) -> None:
         except (OSError, ValueError):
             pass
     finally:
+        reader.close()
         pipe.close()
+
+
+class _KeyReader:
+    """Reads blocking keys' rows (key_rows_bulk) on a connection of its own, in a thread: the matcher asks for the
+    next window's while it matches this one, so PostgreSQL's work on them is not time the matcher waits (psycopg
+    lets go of the GIL while it waits). It reads committed rows as the matcher's own connection does, and within a
+    segment nothing commits."""
+
+    def __init__(self):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdm-matcher-read")
+
+    def read(self, domain: str, keys: list) -> Future | tuple[dict, dict]:
+        if not keys:
+            return {}, {}
+        return self._pool.submit(key_rows_bulk, domain, keys)
+
+    def close(self) -> None:
+        self._pool.submit(connections.close_all)
+        self._pool.shutdown(wait=True, cancel_futures=False)
 
 
 def _memoise_written(system: System, domain: str, written: list[tuple[str, dict, dict]]) -> None:
@@ -253,7 +274,9 @@ def _ids_in(queryset, field: str, ids: list[str]) -> set[str]:
     return found
 
 
-def _match_segment(pipe, system: System, spec, matcher, envelopes: list[Envelope], start: int, population: int) -> list:
+def _match_segment(
+    pipe, reader: _KeyReader, system: System, spec, matcher, envelopes: list[Envelope], start: int, population: int
+) -> list:
     """Pass 1 of bulk's `_chunk_ingest` from `start`, sending each window's plans as it is matched, until a record
     ends the segment or the envelopes end. Returns what `_memoise_written` needs of the records sent."""
     from canonical.models import PendingReference
@@ -280,15 +303,16 @@ def _match_segment(pipe, system: System, spec, matcher, envelopes: list[Envelope
     i, prefetched_to = start, start
     forget_every = settings.MDM_PIPELINE_FORGET_EVERY
     forget_at = start + forget_every
+    ahead: tuple[tuple[int, int], tuple] | None = None  # the window begun ahead: (its bounds, _prefetch_ahead's)
     while i < n:
         if i >= forget_at:
             # What was read from the database (every key's rows, candidates' sources, by id), kept for a whole
             # segment, grows with the segment and with the hub (more rows a key, up to its cap): read it again from
             # here, as the bulk path's next chunk would. The overlay (what is not committed) stays, and the database
-            # has not changed since the segment started (the writer's rows are not committed). A 100,000-record
-            # load's matcher peaked at 497 MiB instead of 588 with the default; with small memos
-            # (MDM_MATCH_FEATURE_CACHE_HOT=10000, MDM_MATCH_FEATURE_CACHE=20000) and 500 here its RSS levelled off
-            # at ~220 MiB, where without it it grew to 330 (docs/benchmarks.md).
+            # has not changed since the segment started (the writer's rows are not committed). Re-reading every
+            # 2,000 records, a 100,000-record load's matcher peaked at 497 MiB instead of 588 (batches of 25,000), and
+            # took ~13 % longer; with small memos (MDM_MATCH_FEATURE_CACHE_HOT=10000, MDM_MATCH_FEATURE_CACHE=20000)
+            # and 500 here its RSS levelled off at ~220 MiB, where without it it grew to 330 (docs/benchmarks.md).
             population = chunk.batch._db_population
             chunk.batch.invalidate()
             chunk.batch._db_population = population
@@ -304,9 +328,19 @@ def _match_segment(pipe, system: System, spec, matcher, envelopes: list[Envelope
         j = i
         while j < n and len(plans) < bulk._WINDOW and bulk._maybe_simple(chunk, envelopes[j]):
             if j >= prefetched_to:
-                prefetched_to = min(n, j + bulk._WINDOW)
-                bulk._prefetch(chunk, envelopes[j:prefetched_to])
-            plan = bulk._plan(chunk, envelopes[j])
+                end = min(n, j + bulk._WINDOW)
+                if ahead is not None and ahead[0] == (j, end):
+                    bulk._prefetch_resume(chunk, ahead[1])
+                else:
+                    bulk._prefetch(chunk, envelopes[j:end])
+                prefetched_to = end
+                # the next window's key rows read by the reader while this one is matched (the database does not
+                # change within a segment)
+                ahead = None
+                if end < n:
+                    following = (end, min(n, end + bulk._WINDOW))
+                    ahead = (following, bulk._prefetch_ahead(chunk, envelopes[slice(*following)], reader.read))
+            plan = bulk._plan(chunk, envelopes[j], survival=False)
             if plan is None:
                 break
             plans.append(plan)
@@ -377,7 +411,6 @@ def _sent(index: int, plan) -> _Sent:
         new=plan.new,
         review=plan.review,
         outcome=_outcome(plan.outcome),
-        content_hash=plan.sr.content_hash,
     )
 
 
@@ -664,7 +697,7 @@ class PipelinedIngest:
             values=sent.values,
             updated_at=env.updated_at,
             deleted=False,
-            content_hash=sent.content_hash,
+            content_hash=content_hash(env.attributes, False),  # here: the matcher leaves it out (bulk._plan)
             status=SourceStatus.APPLIED,
             errors={},
             conflicts={},

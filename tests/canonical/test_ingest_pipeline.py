@@ -131,10 +131,10 @@ def test_a_matcher_that_fails_rolls_back_the_segment_and_says_why(monkeypatch):
     envelopes = _envelopes(300)
     real_plan = bulk_module._plan
 
-    def failing(chunk, env):
+    def failing(chunk, env, **kwargs):
         if env.source_id == "R250":
             raise RuntimeError("the matcher broke on R250")
-        return real_plan(chunk, env)
+        return real_plan(chunk, env, **kwargs)
 
     monkeypatch.setattr(bulk_module, "_plan", failing)  # before the fork: the matcher process has it too
     with PipelinedIngest(system="crm", domain="customer") as pipelined:
@@ -346,10 +346,10 @@ def test_a_matcher_failure_in_the_cli_is_a_message_not_a_traceback(tmp_path, mon
     _csv(path, 1200)
     real_plan = bulk_module._plan
 
-    def failing(chunk, env):  # patched before the fork: the matcher's
+    def failing(chunk, env, **kwargs):  # patched before the fork: the matcher's
         if env.source_id == "R700":
             raise RuntimeError("matcher broke")
-        return real_plan(chunk, env)
+        return real_plan(chunk, env, **kwargs)
 
     monkeypatch.setattr(bulk_module, "_plan", failing)
     argv = [str(path), "--system", "crm", "--domain", "customer", "--no-progress", "--bulk"]
