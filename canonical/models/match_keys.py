@@ -6,14 +6,20 @@ from .domains import Domain
 class MatchKey(models.Model):
     """The blocking / identifier index: normalised keys of every live source record, pointing at its golden.
 
-    Derived data (rebuilt from source records), so it carries no history of its own.
+    Derived data (rebuilt from source records), so it carries no history of its own, and its link to its source
+    record has no foreign-key constraint in the database: source records are never deleted (a delete is a flag),
+    the ORM still cascades, and the constraint's check, deferred to each commit, was PostgreSQL's dearest work
+    in a bulk load's commits (~8 rows a record: 100,000-row CLI benchmark, 1.5 s of server CPU a file, ~5 % of
+    the wall time; docs/benchmarks.md, eleventh session).
     """
 
     domain = models.CharField(max_length=32, choices=Domain.choices)
     key_type = models.CharField(max_length=32)
     key_value = models.CharField(max_length=255)
     golden_id = models.UUIDField()
-    source_record = models.ForeignKey("canonical.SourceRecord", on_delete=models.CASCADE, related_name="match_keys")
+    source_record = models.ForeignKey(
+        "canonical.SourceRecord", on_delete=models.CASCADE, related_name="match_keys", db_constraint=False
+    )
 
     class Meta:
         indexes = [
