@@ -239,12 +239,15 @@ MDM_BULK_BATCH_SIZE = env_int("MDM_BULK_BATCH_SIZE", 2000)
 # pipeline.py: the same results and end state on two cores); off with MDM_BULK_PIPELINE=false. Its records per
 # transaction: at the end of each the matcher waits for the writer to catch up and commit, and the writer for the
 # matcher to start again, so they are larger (98,599 customers in three files: 146.7 s in batches of 10,000,
-# 126.6 s of 30,000; docs/benchmarks.md). The matcher holds what the transaction wrote so far in memory.
+# 126.6 s of 30,000; docs/benchmarks.md). The matcher holds what the transaction wrote so far in memory: with
+# 50,000 and no re-reads within a batch (below) the 100,000-row CLI benchmark's matcher peaked at ~680 MiB, with
+# 25,000 and re-reads every 2,000 at ~500 MiB, ~17 % slower (docs/benchmarks.md, eleventh session).
 MDM_BULK_PIPELINE = env_bool("MDM_BULK_PIPELINE", True)
-MDM_PIPELINE_BATCH_SIZE = env_int("MDM_PIPELINE_BATCH_SIZE", 25000)
+MDM_PIPELINE_BATCH_SIZE = env_int("MDM_PIPELINE_BATCH_SIZE", 50000)
 # Records after which the pipelined matcher reads the database again rather than keep what it read in the batch:
-# lower keeps its memory flatter, at some CPU (500: as the one-process bulk path; 16 % more matcher CPU measured).
-MDM_PIPELINE_FORGET_EVERY = env_int("MDM_PIPELINE_FORGET_EVERY", 2000)
+# lower keeps its memory flatter, at CPU (each re-read reads the batch's candidates from the database again, and a
+# candidate read from the database costs the matcher more than one it holds); by default not within a batch.
+MDM_PIPELINE_FORGET_EVERY = env_int("MDM_PIPELINE_FORGET_EVERY", 50000)
 for _name in ("MDM_INGEST_BATCH_SIZE", "MDM_BULK_BATCH_SIZE", "MDM_PIPELINE_BATCH_SIZE", "MDM_PIPELINE_FORGET_EVERY"):
     if globals()[_name] < 1:
         from django.core.exceptions import ImproperlyConfigured
