@@ -240,8 +240,8 @@ MDM_BULK_BATCH_SIZE = env_int("MDM_BULK_BATCH_SIZE", 2000)
 # transaction: at the end of each the matcher waits for the writer to catch up and commit, and the writer for the
 # matcher to start again, so they are larger (98,599 customers in three files: 146.7 s in batches of 10,000,
 # 126.6 s of 30,000; docs/benchmarks.md). The matcher holds what the transaction wrote so far in memory: with
-# 50,000 and no re-reads within a batch (below) the 100,000-row CLI benchmark's matcher peaked at ~680 MiB, with
-# 25,000 and re-reads every 2,000 at ~500 MiB, ~17 % slower (docs/benchmarks.md, eleventh session).
+# 50,000 and no re-reads within a batch (below) the 100,000-row CLI benchmark's matcher peaked at ~680 MiB (1,543
+# records/s), with 25,000 and re-reads every 2,000 at ~500 MiB (1,182 records/s; docs/benchmarks.md, 29 Nov).
 MDM_BULK_PIPELINE = env_bool("MDM_BULK_PIPELINE", True)
 MDM_PIPELINE_BATCH_SIZE = env_int("MDM_PIPELINE_BATCH_SIZE", 50000)
 # Records after which the pipelined matcher reads the database again rather than keep what it read in the batch:

@@ -143,12 +143,11 @@ def memoise_stored(defn, text: str | None, features: dict, values: dict) -> None
 
 @dataclass
 class KeysAhead:
-    """A window's prefetch begun ahead (BatchMatch.prefetch_ahead): its records' prepared features and keys, the keys
-    not read then and the read of their rows (key_rows_bulk's answer, or a future of it)."""
+    """A window's prefetch begun ahead (BatchMatch.prefetch_ahead): its records' prepared features and keys, and the
+    read of the rows of the keys not read then (key_rows_bulk's answer, or a future of it)."""
 
     probes: dict[tuple, tuple[dict, list[Key]]]
     per_record: list[list[Key]]
-    wanted: list[Key]
     pending: Any
 
 
@@ -315,7 +314,7 @@ class BatchMatch:
         wanted = list(
             dict.fromkeys(key for keys in per_record for key in keys if key not in db_rows and key not in known)
         )
-        return KeysAhead(probes=probes, per_record=per_record, wanted=wanted, pending=read(self.domain, wanted))
+        return KeysAhead(probes=probes, per_record=per_record, pending=read(self.domain, wanted))
 
     def prefetch_resume(self, ahead: KeysAhead) -> None:
         """prefetch() of the window `ahead` was begun for (prefetch_ahead), with the key rows it read."""

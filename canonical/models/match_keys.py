@@ -10,7 +10,7 @@ class MatchKey(models.Model):
     record has no foreign-key constraint in the database: source records are never deleted (a delete is a flag),
     the ORM still cascades, and the constraint's check, deferred to each commit, was PostgreSQL's dearest work
     in a bulk load's commits (~8 rows a record: 100,000-row CLI benchmark, 1.5 s of server CPU a file, ~5 % of
-    the wall time; docs/benchmarks.md, eleventh session).
+    the wall time; docs/benchmarks.md, 29 Nov).
     """
 
     domain = models.CharField(max_length=32, choices=Domain.choices)

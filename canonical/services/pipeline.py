@@ -2,9 +2,10 @@
 
 `source_records_ingest_bulk` (canonical/services/bulk.py) runs on one core: for each window of records it
 matches (pass 1), then applies and writes (pass 2 and the flush), while PostgreSQL waits for it and it waits for
-PostgreSQL. Here pass 1 runs in a second process (forked once per `PipelinedIngest`, with its own database
-connection), a window or more ahead of the calling process, which applies and writes what it is sent, in order,
-exactly as the bulk path's pass 2 and flush do. The decisions are the bulk path's own (`bulk._plan`, the same
+PostgreSQL. Here pass 1 runs in a second process (forked once per `PipelinedIngest`, with database connections
+of its own: one, and one for a thread that reads the next window's blocking keys ahead, `_KeyReader`), a window
+or more ahead of the calling process, which applies and writes what it is sent, in order, exactly as the bulk
+path's pass 2 and flush do. The decisions are the bulk path's own (`bulk._plan`, the same
 BatchMatch over the same database state and an overlay of everything sent but not yet committed), so the
 results and the end state are the ones `source_records_ingest_bulk` — and record-by-record ingest — give
 (tests/canonical/test_ingest_pipeline.py compares them).
@@ -143,12 +144,18 @@ class _Sender:
                 self._pipe.send_bytes(data)
             except BaseException as exc:  # the writer went away: the matcher stops at its next send
                 self._failed = exc
+                # and what is queued is dropped, so that a send() waiting for room (the queue full) gets it and
+                # sees the failure, instead of waiting forever; close() ends this
+                while self._queue.get() is not None:
+                    pass
                 return
 
     def send(self, message) -> None:
         if self._failed is not None:
             raise BrokenPipeError(str(self._failed))
         self._queue.put(ForkingPickler.dumps(message))
+        if self._failed is not None:
+            raise BrokenPipeError(str(self._failed))
 
     def poll(self) -> bool:
         return self._pipe.poll()
@@ -226,7 +233,8 @@ class _KeyReader:
     """Reads blocking keys' rows (key_rows_bulk) on a connection of its own, in a thread: the matcher asks for the
     next window's while it matches this one, so PostgreSQL's work on them is not time the matcher waits (psycopg
     lets go of the GIL while it waits). It reads committed rows as the matcher's own connection does, and within a
-    segment nothing commits."""
+    segment nothing commits. A read still pending when a segment ends is dropped unused (`_match_segment` keeps it
+    for its own segment only): it may finish after the writer commits."""
 
     def __init__(self):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdm-matcher-read")
@@ -311,7 +319,7 @@ def _match_segment(
             # here, as the bulk path's next chunk would. The overlay (what is not committed) stays, and the database
             # has not changed since the segment started (the writer's rows are not committed). Re-reading every
             # 2,000 records, a 100,000-record load's matcher peaked at 497 MiB instead of 588 (batches of 25,000), and
-            # took ~13 % longer; with small memos (MDM_MATCH_FEATURE_CACHE_HOT=10000, MDM_MATCH_FEATURE_CACHE=20000)
+            # took ~12 % longer (one run each); with small memos (MDM_MATCH_FEATURE_CACHE_HOT=10000, MDM_MATCH_FEATURE_CACHE=20000)
             # and 500 here its RSS levelled off at ~220 MiB, where without it it grew to 330 (docs/benchmarks.md).
             population = chunk.batch._db_population
             chunk.batch.invalidate()
@@ -703,8 +711,8 @@ class PipelinedIngest:
             conflicts={},
         )
         sr.golden_id = sent.golden_id
-        # a new golden record's survivorship again here (the matcher computed it to check the record is complete):
-        # cheaper than sending it, and this side has time to spare
+        # a new golden record's survivorship here (the matcher works it out only for a record whose values lack a
+        # required field: bulk._plan)
         survival = golden_compute(self.spec.name, None, [sr]) if sent.new else None
         return bulk._Plan(
             env=env,
