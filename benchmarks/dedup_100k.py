@@ -14,8 +14,8 @@ PostgreSQL backend serving it (read from /proc: the database must run on this ma
 process's CPU while it ran (DuckDB's threads included); `*_cores` is that divided by the wall time.
 `--committed` runs ours as `manage.py ingest --bulk` does instead, committed, in batches of
 MDM_PIPELINE_BATCH_SIZE, on PostgreSQL with the matcher in a second process (canonical/services/pipeline.py; the
-same decisions): it needs a fresh database (what it writes stays); its core-seconds then count the writer, the
-matcher process and every PostgreSQL process over the run.
+same decisions): it drops, creates and migrates the database DATABASE_URL names first (what it writes stays); its
+core-seconds then count the writer, the matcher process and every PostgreSQL process over the run.
 `--breakdown` also measures where ours' time goes (benchmarks/_breakdown.py: the database waits by statement, the
 matcher's feature memo by tier, the garbage collector); `--no-splink` runs ours only.
 """
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         "--committed",
         action="store_true",
         help="ours as `manage.py ingest --bulk` runs it, committed (on PostgreSQL with the matcher in a second "
-        "process: canonical/services/pipeline.py), instead of the evaluation's one rolled-back transaction; needs a "
-        "fresh database (what it writes stays)",
+        "process: canonical/services/pipeline.py), instead of the evaluation's one rolled-back transaction; drops, "
+        "creates and migrates the database DATABASE_URL names first (what it writes stays)",
     )
     parser.add_argument(
         "--breakdown",
@@ -101,10 +101,19 @@ def main(argv: list[str] | None = None) -> int:
         from canonical.services.pipeline import pipeline_usable
 
         batch_size = settings.MDM_PIPELINE_BATCH_SIZE if pipeline_usable() else settings.MDM_BULK_BATCH_SIZE
-    from django.db import connection
+    from django.db import OperationalError, connection
 
+    if args.committed:  # what it writes stays: a fresh database (dropped, created and migrated), as its help says
+        print("recreating and migrating the database DATABASE_URL names …", file=sys.stderr)
+        common.database_fresh(common.database_url_required())
     # PostgreSQL's side of ours: the CPU of the backend serving this process (same machine), read from /proc
-    connection.ensure_connection()
+    try:
+        connection.ensure_connection()
+    except OperationalError as exc:
+        parser.error(
+            f"cannot use the database DATABASE_URL names ({str(exc).strip()}): create it and run "
+            "`manage.py migrate` with the same DATABASE_URL (or pass --committed, which makes a fresh one)"
+        )
     backend = connection.connection.info.backend_pid if connection.vendor == "postgresql" else None
     db_cpu = common.process_cpu_seconds(backend) if backend else None
     server_cpu = common.postgres_cpu_seconds() if args.committed else None
