@@ -273,13 +273,15 @@ class BatchMatch:
     def keys(self, values: dict) -> list[Key]:
         return list(self._probe(values, content_key(values))[1])
 
-    def _probe(self, values: dict, content: tuple) -> tuple[dict, list[Key]]:
+    def _probe(self, values: dict, content: tuple, probes: dict | None = None) -> tuple[dict, list[Key]]:
         """An incoming record's features and blocking keys, prepared once for prefetch() and match() (the last
-        prefetched window's, by content: the caller may pass equal copies)."""
-        found = self._probes.get(content)
+        prefetched window's, by content: the caller may pass equal copies); into `probes` instead for a window
+        prefetched ahead."""
+        probes = self._probes if probes is None else probes
+        found = probes.get(content)
         if found is None:
             features = self.defn.prepare(values)
-            found = self._probes[content] = (features, self.defn.keys(features))
+            found = probes[content] = (features, self.defn.keys(features))
         return found
 
     # --- database reads in bulk -------------------------------------------------------------------------
@@ -300,15 +302,7 @@ class BatchMatch:
         `result()` gives it: a reader with a connection of its own reads them while this one matches the window
         before). `prefetch_resume` finishes it, provided the database has not changed meanwhile."""
         probes: dict[tuple, tuple[dict, list[Key]]] = {}
-        per_record: list[list[Key]] = []
-        prepare, keys_of = self.defn.prepare, self.defn.keys
-        for values in values_list:
-            content = content_key(values)
-            found = probes.get(content)
-            if found is None:
-                features = prepare(values)
-                found = probes[content] = (features, keys_of(features))
-            per_record.append(found[1])
+        per_record = [self._probe(values, content_key(values), probes)[1] for values in values_list]
         db_rows = self._db_rows
         known = _known_common(self.domain) or ()
         wanted = list(
@@ -323,12 +317,10 @@ class BatchMatch:
         db_rows = self._db_rows
         # keys read meanwhile (match() of the window before) stay as read; the rest as the reader found them,
         # through _read_keys' own bookkeeping (the common keys' memo)
-        rows = {key: found for key, found in rows.items() if key not in db_rows}
-        common = {key: count for key, count in common.items() if key not in db_rows}
-        self._rows_add(rows, common)
-        known = _known_common(self.domain)
-        if known is not None:
-            known.update(common)
+        self._rows_read(
+            {key: found for key, found in rows.items() if key not in db_rows},
+            {key: count for key, count in common.items() if key not in db_rows},
+        )
         missing = list(dict.fromkeys(key for keys in ahead.per_record for key in keys if key not in db_rows))
         if missing:  # common ones the memo knew, or read before and forgotten since (invalidate)
             self._read_keys(missing)
@@ -368,8 +360,13 @@ class BatchMatch:
                 keys = [key for key in keys if key not in known]
         if not keys:
             return
-        rows, common = key_rows_bulk(self.domain, keys)
+        self._rows_read(*key_rows_bulk(self.domain, keys))
+
+    def _rows_read(self, rows: dict[Key, list[tuple[str, int]]], common: dict[Key, int]) -> None:
+        """Keys' rows as read from the database (key_rows_bulk's answer): kept, and the keys found common put in
+        fuzzy's memo of them, as fuzzy's own reads put them there."""
         self._rows_add(rows, common)
+        known = _known_common(self.domain)
         if known is not None:
             known.update(common)
 

@@ -411,10 +411,9 @@ def _plan(chunk: _Chunk, env: Envelope, *, survival: bool = True) -> _Plan | Non
     take it (invalid, a reference that waits, a review, a new golden record that would be incomplete).
 
     `survival=False` (the pipelined matcher, whose writer works survivorship out again): a new golden record's
-    survivorship is left out of the plan, and its content hash too; it is worked out only where the record's own
-    values lack a required field, to tell whether the golden record would be incomplete. Its values have every
-    required field otherwise: survivorship over one source and no overrides takes each field the source gives, its
-    references resolved above to golden ids, so none goes missing."""
+    survivorship is left out of the plan, and its content hash too; whether the golden record would be incomplete
+    is told from the record's own values, which is the same: survivorship over one source and no overrides takes
+    each field the source gives (its references resolved above to golden ids) and nothing else."""
     spec = chunk.spec
     values = _valid_values(chunk, env)
     if values is None:
@@ -456,10 +455,10 @@ def _plan(chunk: _Chunk, env: Envelope, *, survival: bool = True) -> _Plan | Non
     )
     survived = None
     if outcome.decision != "link":  # new, or review: a golden record of its own either way
-        if survival or missing_required(spec, values):
+        if survival:
             survived = golden_compute(spec.name, None, [sr])
-            if missing_required(spec, survived.values):
-                return None  # incomplete: a data-quality exception, from the record-by-record path
+        if missing_required(spec, survived.values if survival else values):
+            return None  # incomplete: a data-quality exception, from the record-by-record path
         golden_id = uuid.uuid4()
     else:
         golden_id = uuid.UUID(str(outcome.golden_id))
