@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-import functools
 import gc
 import json
 import threading
@@ -1018,7 +1017,8 @@ def _json_once() -> Iterator[None]:
 
 
 def _json_texts(values: list, encoder) -> list:
-    dumps = functools.partial(json.dumps, cls=encoder) if encoder else json.dumps
+    # one encoder for the column: json.dumps(v, cls=encoder) makes one a value, with these same (default) options
+    dumps = encoder().encode if encoder else json.dumps
     memo = _json_memo.get()
     if memo is None:
         return [None if v is None else dumps(v) for v in values]

@@ -163,8 +163,12 @@ def envelope_parse(payload: Any, *, spec: DomainSpec, allow_unknown: bool = Fals
     return Envelope(source_id=source_id.strip(), updated_at=updated_at, deleted=deleted, attributes=attributes)
 
 
+# json.dumps with these options makes an encoder a call; the hash is taken for every record received
+_HASH_JSON = json.JSONEncoder(sort_keys=True, default=str, separators=(",", ":"))
+
+
 def content_hash(attributes: dict, deleted: bool) -> str:
-    blob = json.dumps({"a": attributes, "d": deleted}, sort_keys=True, default=str, separators=(",", ":"))
+    blob = _HASH_JSON.encode({"a": attributes, "d": deleted})
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
