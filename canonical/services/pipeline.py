@@ -5,10 +5,10 @@ matches (pass 1), then applies and writes (pass 2 and the flush), while PostgreS
 PostgreSQL. Here pass 1 runs in a second process (forked once per `PipelinedIngest`, with database connections
 of its own: one, and one for a thread that reads the next window's blocking keys ahead, `_KeyReader`), a window
 or more ahead of the calling process, which applies and writes what it is sent, in order, exactly as the bulk
-path's pass 2 and flush do. The decisions are the bulk path's own (`bulk._plan`, the same
-BatchMatch over the same database state and an overlay of everything sent but not yet committed), so the
-results and the end state are the ones `source_records_ingest_bulk` — and record-by-record ingest — give
-(tests/canonical/test_ingest_pipeline.py compares them).
+path's pass 2 and flush do. The decisions are the bulk path's own (`bulk._plan`, the same BatchMatch over the same
+database state and an overlay of everything sent but not yet committed), so the results and the end state are
+the ones `source_records_ingest_bulk` — and record-by-record ingest — give (tests/canonical/test_ingest_pipeline.py
+compares them).
 
 How the two stay exact:
 
@@ -173,8 +173,8 @@ _AHEAD = 16  # messages (windows of plans) the matcher may have waiting to be wr
 
 
 def _matcher_main(raw_pipe, domain: str, writers_end) -> None:
-    """The forked matcher: waits for ("go", start, envelopes or None, forget_common, system) and matches a segment;
-    ("stop",) while idle or matching is answered ("stopped",); ("quit",) ends it."""
+    """The forked matcher: waits for ("go", start, envelopes or None, forget_common, system, population) and matches
+    a segment; ("stop",) while idle or matching is answered ("stopped",); ("quit",) ends it."""
     from canonical.matching import fuzzy
 
     # What the fork inherited is long-lived (this process's caches grow beside it): out of the collector's sight,
@@ -318,9 +318,10 @@ def _match_segment(
             # segment, grows with the segment and with the hub (more rows a key, up to its cap): read it again from
             # here, as the bulk path's next chunk would. The overlay (what is not committed) stays, and the database
             # has not changed since the segment started (the writer's rows are not committed). Re-reading every
-            # 2,000 records, a 100,000-record load's matcher peaked at 497 MiB instead of 588 (batches of 25,000), and
-            # took ~12 % longer (one run each); with small memos (MDM_MATCH_FEATURE_CACHE_HOT=10000, MDM_MATCH_FEATURE_CACHE=20000)
-            # and 500 here its RSS levelled off at ~220 MiB, where without it it grew to 330 (docs/benchmarks.md).
+            # 2,000 records, a 100,000-record load's matcher peaked at 497 MiB instead of 588 (batches of 25,000),
+            # and took ~12 % longer (one run each); with small memos (MDM_MATCH_FEATURE_CACHE_HOT=10000,
+            # MDM_MATCH_FEATURE_CACHE=20000) and 500 here its RSS levelled off at ~220 MiB, where without it it grew
+            # to 330 (docs/benchmarks.md).
             population = chunk.batch._db_population
             chunk.batch.invalidate()
             chunk.batch._db_population = population
@@ -711,8 +712,7 @@ class PipelinedIngest:
             conflicts={},
         )
         sr.golden_id = sent.golden_id
-        # a new golden record's survivorship here (the matcher works it out only for a record whose values lack a
-        # required field: bulk._plan)
+        # a new golden record's survivorship here: the matcher leaves it out (bulk._plan, survival=False)
         survival = golden_compute(self.spec.name, None, [sr]) if sent.new else None
         return bulk._Plan(
             env=env,
