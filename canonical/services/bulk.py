@@ -39,12 +39,13 @@ import gc
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.base import ModelState
@@ -1000,10 +1001,11 @@ def _prep_column(field, values: list, conn) -> list:
     return [save(v, conn) for v in values]
 
 
-# A JSON value is handed to COPY as its text, json.dumps with the field's encoder: what get_db_prep_save gives on
-# SQLite, and what the Jsonb it gives on PostgreSQL is written as (COPY writes a str as it is). Inside `_json_once`
-# (a flush) each value object is encoded once, however many rows it goes to; the memo keeps each value, so its id
-# is not reused, and it is dropped when the flush ends (the values are not changed while it is written).
+# A JSON value is handed to COPY as its text: json.dumps's with the field's encoder, or orjson's text of the same
+# JSON value (`_json_dumps`), which a jsonb column stores alike (PostgreSQL parses either; every JSONField is jsonb
+# there). Inside `_json_once` (a flush) each value object is encoded once, however many rows it goes to; the memo
+# keeps each value, so its id is not reused, and it is dropped when the flush ends (the values are not changed
+# while it is written).
 _json_memo: contextvars.ContextVar[dict | None] = contextvars.ContextVar("bulk_json_memo", default=None)
 
 
@@ -1016,9 +1018,36 @@ def _json_once() -> Iterator[None]:
         _json_memo.reset(token)
 
 
+# datetimes (date, time) and dataclasses go to the encoder's default(), as json.dumps sends them: orjson writes its
+# own forms of them otherwise (DjangoJSONEncoder writes a datetime to the millisecond)
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _json_dumps(encoder) -> Callable[[Any], str]:
+    """A column's encoder: the text of the JSON value json.dumps(v, cls=encoder) writes, by orjson in a fifth to a
+    tenth of the time (timeit: 3.4 -> 0.6 us a CRM row's values, 12.5 -> 1.0 us a golden record's provenance).
+    What orjson would not write as json.dumps does, it refuses (TypeError): a dict key that is not a str, an int
+    past 64 bits, a type the encoder's default() does not know, a lone surrogate; that value is then json.dumps's,
+    which writes it or raises as before. The texts differ only where jsonb values do not: spaces, and characters
+    past ASCII written as themselves rather than as \\u escapes. Two kinds of value differ: a UUID and an Enum
+    member that is neither a str nor an int, which json.dumps refuses without an encoder and orjson writes (as
+    its str, its value); the hub's JSON fields hold JSON-ready values (golden.to_json), and the record-by-record
+    path would fail on either."""
+    slow = encoder().encode if encoder else json.dumps
+    default = encoder().default if encoder else None
+    fast = orjson.dumps
+
+    def dumps(value) -> str:
+        try:
+            return fast(value, default, _ORJSON_OPTIONS).decode()
+        except TypeError:
+            return slow(value)
+
+    return dumps
+
+
 def _json_texts(values: list, encoder) -> list:
-    # one encoder for the column: json.dumps(v, cls=encoder) makes one a value, with these same (default) options
-    dumps = encoder().encode if encoder else json.dumps
+    dumps = _json_dumps(encoder)  # one encoder for the column
     memo = _json_memo.get()
     if memo is None:
         return [None if v is None else dumps(v) for v in values]

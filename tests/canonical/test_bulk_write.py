@@ -5,11 +5,13 @@ writes the same instances (defaults per row, auto_now times, serial ids)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 import warnings
 from decimal import Decimal
 
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from canonical.domains import DOMAINS, get_domain
@@ -49,6 +51,19 @@ VALUES = [
     dt.date(2026, 2, 3),
     {"a": [1, "x", None], "b": {"c": True}},
     [1, 2],
+    # JSON that orjson (the JSON columns' encoder) writes as json.dumps does, or refuses and json.dumps writes
+    "Müller ☃ Zürich",
+    {"é": ["ü", 1e16, 0.1, True, 1]},
+    {
+        "d": Decimal("2.50"),
+        "t": AWARE,
+        "u": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "day": dt.date(2026, 2, 3),
+    },
+    {1: "an int key", None: "a None key"},
+    [2**70],
+    "\ud800 a lone surrogate",
+    {"a set": {1}},
 ]
 
 
@@ -58,15 +73,33 @@ def written_models() -> list:
     return models + [m.history.model for m in models if hasattr(m, "history")]
 
 
-def comparable(value):
-    """A prepared value as COPY writes it: a Jsonb (get_db_prep_save's value of a JSONField on PostgreSQL) as its
-    JSON text, an Int2/Int4/Int8 (of an integer field) as its int — COPY writes them as it writes that text as a
-    str and that int (the shortcuts' values; checked below)."""
+def json_value(text: str):
+    """The JSON value of a text, each part tagged with its type (so true is not 1, nor 1.0 the int 1): what a jsonb
+    column stores of it, whatever the spaces, the order of an object's keys or the escapes of the text."""
+
+    def tagged(value):
+        if isinstance(value, dict):
+            return ("object", sorted((k, tagged(v)) for k, v in value.items()))
+        if isinstance(value, list):
+            return ("array", [tagged(v) for v in value])
+        return (type(value).__name__, value)
+
+    return ("json", tagged(json.loads(text)))
+
+
+def comparable(value, field=None):
+    """A prepared value as COPY writes it: a Jsonb (get_db_prep_save's value of a JSONField on PostgreSQL), or the
+    text given for a JSONField, as its JSON value (json_value: what the jsonb column stores); an Int2/Int4/Int8 (of
+    an integer field) as its int — COPY writes them as it writes that text as a str and that int (the shortcuts'
+    values; checked below)."""
+    from django.db.models import JSONField
     from psycopg.types.json import Jsonb
     from psycopg.types.numeric import Int2, Int4, Int8
 
     if isinstance(value, Jsonb):
-        return (str, value.dumps(value.obj))
+        return json_value(value.dumps(value.obj))
+    if isinstance(value, str) and isinstance(field, JSONField):
+        return json_value(value)
     if type(value) in (Int2, Int4, Int8):
         return (int, int(value))
     return (type(value), value)
@@ -109,7 +142,7 @@ def reference(field, values, conn):
     out = []
     for v in values:
         try:
-            out.append(comparable(field.get_db_prep_save(v, conn)))
+            out.append(comparable(field.get_db_prep_save(v, conn), field))
         except Exception as e:  # noqa: BLE001 - the same failure is expected from the shortcut
             out.append(("raises", type(e)))
     return out
@@ -120,7 +153,7 @@ def prepared(field, values, conn):
     expected = reference(field, values, conn)
     failed = [r for r in expected if r[0] == "raises"]
     try:
-        got = [comparable(v) for v in bulk._prep_column(field, list(values), conn)]
+        got = [comparable(v, field) for v in bulk._prep_column(field, list(values), conn)]
     except Exception as e:  # noqa: BLE001
         return expected if failed and failed[0] == ("raises", type(e)) else [("raises", type(e))]
     return got
@@ -140,6 +173,28 @@ def test_prep_column_gives_what_get_db_prep_save_gives_for_every_written_field()
                 ok = [v for v, r in zip(VALUES, reference(f, VALUES, conn), strict=True) if r[0] != "raises"]
                 assert prepared(f, ok, conn) == reference(f, ok, conn), (model.__name__, f.name)  # mixed types
     assert checked > 2000
+
+
+@pytest.mark.parametrize("encoder", [None, DjangoJSONEncoder])
+def test_json_texts_are_json_dumps_values(encoder):
+    """The JSON columns' texts (orjson's) hold the JSON value json.dumps writes with the field's encoder, and a
+    value json.dumps cannot write fails as it does; except a UUID, which orjson writes as DjangoJSONEncoder does
+    (no value the hub stores holds one: the record-by-record path would fail on it)."""
+    dumps = bulk._json_dumps(encoder)
+    written = 0
+    for value in VALUES:
+        if encoder is None and isinstance(value, uuid.UUID):
+            assert json_value(dumps(value)) == json_value(json.dumps(str(value)))
+            continue
+        try:
+            expected = json.dumps(value, cls=encoder)
+        except (TypeError, ValueError) as exc:
+            with pytest.raises(type(exc)):
+                dumps(value)
+            continue
+        assert json_value(dumps(value)) == json_value(expected), value
+        written += 1
+    assert written >= (16 if encoder else 10)
 
 
 def test_common_fields_take_a_shortcut():
@@ -190,7 +245,7 @@ def test_every_copied_column_is_what_get_db_prep_save_gives(monkeypatch, audit):
 
     def checked(field, values, connection):
         out = real(field, values, connection)
-        assert [comparable(v) for v in out] == reference(field, values, connection), field
+        assert [comparable(v, field) for v in out] == reference(field, values, connection), field
         seen[field.model._meta.db_table] = seen.get(field.model._meta.db_table, 0) + len(values)
         return out
 
