@@ -34,7 +34,9 @@ the caller uses the bulk path.
 
 from __future__ import annotations
 
+import copyreg
 import gc
+import io
 import multiprocessing
 import os
 import pickle
@@ -47,7 +49,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing.reduction import ForkingPickler
 
 from django.conf import settings
 from django.db import connection, connections, transaction
@@ -123,6 +124,33 @@ class _NoMatch:
 # --- the matcher process ---------------------------------------------------------------------------------------
 
 
+def _uuid_of(value: int) -> uuid.UUID:
+    """The UUID of this 128-bit int, made as unpickling makes one (UUID.__setstate__), without its __init__'s
+    checks: the int came from a UUID."""
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
+
+
+def _uuid_reduce(value: uuid.UUID) -> tuple:
+    return _uuid_of, (value.int,)
+
+
+class _Pickler(pickle.Pickler):
+    """The matcher's messages pickled with UUIDs as their ints (a plan names up to 16 candidates' golden ids): the
+    default pickling of a UUID builds and reads a state dict, 1.2 us each way (timeit: 16 -> 6 us to pickle a plan's
+    outcome, 12 -> 10 us to unpickle it). What comes out is equal, with the same is_safe as a uuid4's."""
+
+    dispatch_table = {**copyreg.dispatch_table, uuid.UUID: _uuid_reduce}
+
+
+def _dumps(message) -> memoryview:
+    buffer = io.BytesIO()
+    _Pickler(buffer, pickle.HIGHEST_PROTOCOL).dump(message)
+    return buffer.getbuffer()
+
+
 class _Sender:
     """The matcher's messages, pickled in order and written to the pipe by a thread: a write blocks while the
     writer is busy with earlier ones, and meanwhile the matcher goes on with the next window (the GIL is released
@@ -153,7 +181,7 @@ class _Sender:
     def send(self, message) -> None:
         if self._failed is not None:
             raise BrokenPipeError(str(self._failed))
-        self._queue.put(ForkingPickler.dumps(message))
+        self._queue.put(_dumps(message))
         if self._failed is not None:
             raise BrokenPipeError(str(self._failed))
 
