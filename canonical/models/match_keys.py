@@ -10,7 +10,9 @@ class MatchKey(models.Model):
     record has no foreign-key constraint in the database: source records are never deleted (a delete is a flag),
     the ORM still cascades, and the constraint's check, deferred to each commit, was PostgreSQL's dearest work
     in a bulk load's commits (~8 rows a record: 100,000-row CLI benchmark, 1.5 s of server CPU a file, ~5 % of
-    the wall time; docs/benchmarks.md, 29 Nov).
+    the wall time; docs/benchmarks.md, 29 Nov). Nor is `golden_id` indexed: rows are found by key or by source
+    record, and a merge moves its retired record's keys by their source records (~8 random inserts a record
+    into a uuid index saved).
     """
 
     domain = models.CharField(max_length=32, choices=Domain.choices)
@@ -22,10 +24,7 @@ class MatchKey(models.Model):
     )
 
     class Meta:
-        indexes = [
-            models.Index(fields=["domain", "key_type", "key_value"], name="match_key_lookup"),
-            models.Index(fields=["golden_id"], name="match_key_golden"),
-        ]
+        indexes = [models.Index(fields=["domain", "key_type", "key_value"], name="match_key_lookup")]
 
     def __str__(self) -> str:
         return f"{self.domain}:{self.key_type}={self.key_value}"
