@@ -86,6 +86,9 @@ class Command(BaseCommand):
         "first; a structural problem (bad JSON, missing source_id, bad header, …) stops the command before "
         "anything is written."
     )
+    # Django's system checks (0.2 s of a start-up) are for serving; loading a file needs the database, and a
+    # problem there is reported as it is met (migrate, a loader of data too, skips them alike)
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="CSV (.csv) or JSON Lines (.jsonl, .ndjson); .gz is read too")
