@@ -11,10 +11,6 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RemoveIndex(
-            model_name='crossreference',
-            name='xref_golden',
-        ),
-        migrations.RemoveIndex(
             model_name='matchkey',
             name='match_key_golden',
         ),

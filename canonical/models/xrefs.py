@@ -17,9 +17,6 @@ class CrossReference(models.Model):
     system = models.ForeignKey("canonical.System", on_delete=models.PROTECT, related_name="xrefs", db_index=False)
     domain = models.CharField(max_length=32, choices=Domain.choices)
     source_id = models.CharField(max_length=255)
-    # indexed alone (its history table keeps the index too, for as_of): a golden id is unique across domains, so
-    # a look-up by domain and golden id finds its few rows by it; a second (domain, golden_id) index cost every
-    # insert its upkeep
     golden_id = models.UUIDField(db_index=True)
     source_record = models.OneToOneField(
         "canonical.SourceRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="xref"
@@ -32,6 +29,7 @@ class CrossReference(models.Model):
     class Meta:
         ordering = ["system", "domain", "source_id"]
         constraints = [models.UniqueConstraint(fields=["system", "domain", "source_id"], name="xref_unique_key")]
+        indexes = [models.Index(fields=["domain", "golden_id"], name="xref_golden")]
 
     def __str__(self) -> str:
         return f"{self.system_id}:{self.domain}:{self.source_id} → {self.golden_id}"
