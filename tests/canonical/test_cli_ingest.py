@@ -393,3 +393,43 @@ def test_a_rerun_says_which_unchanged_records_are_still_exceptions(tmp_path, bul
     assert "unchanged 3" in again and "exception 0" in again
     assert "2 record(s) came again unchanged and are still data-quality exceptions or held" in again
     assert "/admin/canonical/dataexception/?status__exact=open" in again
+
+
+MIXED_CSV = "source_id,updated_at,name,website,unknown_column\n" + "".join(
+    f"K{i},2024-05-01T10:00:00Z,Firm {i},firm{i}.example.com,x\n" + ("\n" if i % 3 == 0 else "") for i in range(10)
+)
+MIXED_JSONL = "".join(
+    json.dumps({"source_id": f"K{i}", "updated_at": "2024-05-01T10:00:00Z", "attributes": {"name": f"F {i}", "x": 1}})
+    + "\n"
+    + ("\n" * (i % 2))
+    for i in range(10)
+)
+
+
+@pytest.mark.parametrize(("name", "text"), [("mixed.csv", MIXED_CSV), ("mixed.jsonl", MIXED_JSONL)])
+@pytest.mark.parametrize("keep", [0, 1, 4, 10, 25])
+def test_a_check_keeps_the_first_records_and_a_read_skips_them(tmp_path, name, text, keep):
+    """What the check pass keeps (`keep`) is the first records' envelopes, and a read that skips as many gives the
+    rest: together, every record once, in order, as one read gives them (blank lines and ignored columns too)."""
+    from canonical.services.files import source_file_check, source_file_records
+
+    path = write(tmp_path, name, text)
+    whole = [r.envelope for r in source_file_records(path=path, domain="customer")]
+    assert len(whole) == 10
+    check = source_file_check(path=path, domain="customer", keep=keep)
+    assert check.ok and check.records == 10
+    assert check.head == whole[:keep]
+    rest = [r.envelope for r in source_file_records(path=path, domain="customer", skip=len(check.head))]
+    assert check.head + rest == whole
+
+
+@pytest.mark.parametrize("batch_size", ["2", "3", "5", "50"])
+def test_bulk_batches_from_the_checks_head_give_the_same_result(tmp_path, batch_size):
+    """`--bulk` takes its first batch from the check pass and reads the file from after it: the same outcome
+    (counts, every source record once) whatever the batch size, and a second run is all unchanged."""
+    path = write(tmp_path, "customers.csv", CUSTOMERS_CSV)
+    out, _ = run("--system", "crm", "--domain", "customer", "--bulk", "--batch-size", batch_size, str(path))
+    assert "5 record(s)" in out and "created 5" in out
+    assert sorted(SourceRecord.objects.values_list("source_id", flat=True)) == ["C1", "C2", "C3", "C4", "C5"]
+    out, _ = run("--system", "crm", "--domain", "customer", "--bulk", "--batch-size", batch_size, str(path))
+    assert "unchanged 5" in out

@@ -197,6 +197,36 @@ def test_cli_bulk_ingest_of_a_large_file_goes_through_the_pipeline_with_the_same
     assert Customer.objects.count() == 600
 
 
+def test_the_matcher_takes_the_cli_s_first_batch_from_the_fork(tmp_path, monkeypatch):
+    """The CLI's first batch (kept by the check pass) reaches the matcher through the fork, not the pipe: its "go"
+    carries no envelopes; the next batches' do. The outcome is the one-process path's, batch for batch."""
+    path = tmp_path / "crm.csv"
+    _csv(path, 1300)
+    sent = []
+    real_send = PipelinedIngest._send
+
+    def recorded(self, message):
+        if message[0] == "go":
+            sent.append(None if message[2] is None else len(message[2]))
+        return real_send(self, message)
+
+    monkeypatch.setattr(PipelinedIngest, "_send", recorded)
+    argv = [str(path), "--system", "crm", "--domain", "customer", "--no-progress", "--bulk", "--batch-size", "500"]
+    out = StringIO()
+    with transaction.atomic():  # inside a transaction: the one-process bulk path
+        call_command("ingest", *argv, stdout=out)
+        one_process = out.getvalue().splitlines()[1]
+        partition_a = _partition()
+        transaction.set_rollback(True)
+    assert sent == []
+    out = StringIO()
+    call_command("ingest", *argv, stdout=out)
+    assert sent == [None, 500, 300]
+    assert out.getvalue().splitlines()[1] == one_process
+    assert _partition() == partition_a
+    assert SourceRecord.objects.count() == 1300
+
+
 def _partition() -> set[frozenset[str]]:
     groups: dict = {}
     for sid, golden in SourceRecord.objects.values_list("source_id", "golden_id"):

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -36,11 +37,12 @@ def progress_bar(*, desc: str, total: int | None, disable: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="rec", file=sys.stderr, disable=disable, dynamic_ncols=True, leave=False)
 
 
-def check_or_fail(*, path: Path, domain: str, fmt: str | None, no_progress: bool) -> FileCheck:
-    """The structural pass: every problem as FILE:LINE: message, or a CommandError that writes nothing."""
+def check_or_fail(*, path: Path, domain: str, fmt: str | None, no_progress: bool, keep: int = 0) -> FileCheck:
+    """The structural pass: every problem as FILE:LINE: message, or a CommandError that writes nothing. `keep`: the
+    envelopes of the first so many records kept for the ingest's first batch."""
     with progress_bar(desc=f"checking {path.name}", total=None, disable=no_progress) as bar:
         try:
-            check = source_file_check(path=path, domain=domain, fmt=fmt, progress=bar.update)
+            check = source_file_check(path=path, domain=domain, fmt=fmt, progress=bar.update, keep=keep)
         except SourceFileError as exc:
             raise CommandError("\n".join(exc.lines())) from None
     if not check.ok:
@@ -118,7 +120,9 @@ class Command(BaseCommand):
         if options["batch_size"] is not None and options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
         no_progress = options["no_progress"]
-        check = check_or_fail(path=path, domain=domain, fmt=options["format"], no_progress=no_progress)
+        # with --bulk, the first batch as the check makes it (a pipelined batch is 50,000 records by default)
+        keep = (options["batch_size"] or settings.MDM_PIPELINE_BATCH_SIZE) if options["bulk"] else 0
+        check = check_or_fail(path=path, domain=domain, fmt=options["format"], no_progress=no_progress, keep=keep)
         if check.ignored:
             self.stderr.write(
                 self.style.WARNING(
