@@ -20,6 +20,7 @@ a source record whose values changed is simply a new entry).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
@@ -133,10 +134,34 @@ def _same_json(a: Any, b: Any) -> bool:
     return a == b
 
 
+_JSON_SCALAR = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _jsonb_key(name: str) -> tuple[int, bytes]:
+    data = name.encode()
+    return len(data), data
+
+
+def jsonb_text(value: Any) -> str:
+    """The text PostgreSQL gives back for this JSON value stored as jsonb (`"values"::text`), without asking it: an
+    object's keys shortest first (in UTF-8 bytes), then by their bytes; ", " and ": " between items; strings
+    escaped as json.dumps escapes them without ensure_ascii (PostgreSQL's escape_json escapes the same characters
+    the same way). A number may come back written otherwise (jsonb keeps numeric's text: 1e+16 comes back as
+    10000000000000000), and then a memo under this text is never found, but not wrong (`memoise_stored`).
+    tests/canonical/matching/test_jsonb_text.py compares it with the database's text."""
+    if type(value) is dict:
+        items = sorted(value.items(), key=lambda item: _jsonb_key(item[0]))
+        return "{" + ", ".join(f"{_JSON_SCALAR(k)}: {jsonb_text(v)}" for k, v in items) + "}"
+    if type(value) is list:
+        return "[" + ", ".join(jsonb_text(v) for v in value) + "]"
+    return _JSON_SCALAR(value)
+
+
 def memoise_stored(defn, text: str | None, features: dict, values: dict) -> None:
     """Memoise a written record's prepared features under the JSON text the database gives back for its stored
-    values (`text`, None if not found), where that text decodes to exactly the values it was written with (same
-    types throughout): then they are the features `prepare(decode(text))` gives."""
+    values (`text`: jsonb_text's; None: none), where that text decodes to exactly the values it was written with
+    (same types throughout): then they are the features `prepare(decode(text))` gives, whatever the database
+    holds (an entry for a record never written is never looked up, not wrong)."""
     if text is not None and _same_json(_decode_values(text), values):
         prepared_cache.put_text(defn, text, features)
 
@@ -250,25 +275,18 @@ class BatchMatch:
     def prepared_written(self, written: list[tuple[int, int, dict]]) -> None:
         """These overlay records were written: (temporary id, real id, the values stored). The features match()
         prepared for each are memoised in `prepared_cache` under the JSON text the database gives back for its
-        stored values, so a later chunk (a new BatchMatch) that reads it as a candidate does not prepare it again.
+        stored values (jsonb_text: no query), so a later chunk (a new BatchMatch) that reads it as a candidate does
+        not prepare it again.
 
         Only where that text decodes to exactly the values stored (same types throughout): then the features are
         the ones `prepare(decode(text))` gives, as the overlay already has them stand for the record written
         (prepare reads a reference as its golden id, the overlay's matcher values carry just that id)."""
-        known = [(real, self._features[temp], values) for temp, real, values in written if temp in self._features]
-        if not known or connection.vendor != "postgresql":
+        if connection.vendor != "postgresql":  # the text is PostgreSQL's
             return
-        from canonical.models import SourceRecord
-
-        table = connection.ops.quote_name(SourceRecord._meta.db_table)
-        with connection.cursor() as cur:
-            cur.execute(
-                f'SELECT id, "values"::text FROM {table} WHERE id = ANY(%s::bigint[])',
-                [id_array([real for real, _, _ in known])],
-            )
-            texts = dict(cur.fetchall())
-        for real, features, values in known:
-            memoise_stored(self.defn, texts.get(real), features, values)
+        features = self._features
+        for temp, _, values in written:
+            if temp in features:
+                memoise_stored(self.defn, jsonb_text(values), features[temp], values)
 
     def keys(self, values: dict) -> list[Key]:
         return list(self._probe(values, content_key(values))[1])

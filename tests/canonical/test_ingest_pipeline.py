@@ -10,6 +10,7 @@ only committed rows, so these tests run on committed data (transactional_db) and
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import signal
@@ -225,6 +226,40 @@ def test_the_matcher_takes_the_cli_s_first_batch_from_the_fork(tmp_path, monkeyp
     assert out.getvalue().splitlines()[1] == one_process
     assert _partition() == partition_a
     assert SourceRecord.objects.count() == 1300
+
+
+def test_the_matcher_finds_what_it_sent_memoised_when_it_reads_it_back(tmp_path, monkeypatch):
+    """The features of the records one call sent are memoised under the text the database gives back for their
+    stored values: the next call, reading them as candidates, finds every one there."""
+    from canonical.matching import fuzzy
+
+    log = tmp_path / "memo.log"
+    original_put, original_get = fuzzy._PreparedCache.put_text, fuzzy._PreparedCache.get_text
+
+    def put_text(self, defn, text, features):  # in the matcher process (forked with these in place)
+        with log.open("a") as fh:
+            fh.write(json.dumps(["put", text]) + "\n")
+        return original_put(self, defn, text, features)
+
+    def get_text(self, defn, text, decode):
+        with log.open("a") as fh:
+            fh.write(json.dumps(["get", text, (defn.domain, "text", text) in self.entries]) + "\n")
+        return original_get(self, defn, text, decode)
+
+    monkeypatch.setattr(fuzzy._PreparedCache, "put_text", put_text)
+    monkeypatch.setattr(fuzzy._PreparedCache, "get_text", get_text)
+    _reset_caches()
+    envelopes = _envelopes(400)
+    with audit_context(actor="pytest", channel=Channel.JOB), PipelinedIngest(domain="customer") as pipelined:
+        first = pipelined.ingest(envelopes[0::2], system="crm")  # a company each: nothing to read back yet
+        second = pipelined.ingest(envelopes[1::2], system="erp")  # each again, spelled otherwise
+    assert {r.outcome for r in first} == {"created"} and {r.outcome for r in second} == {"linked"}
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    put = {e[1] for e in entries if e[0] == "put"}
+    assert len(put) == 400  # each call's records, as its segment ended
+    # (the matcher memoises before it takes the next call: every read of those texts comes after)
+    read_back = [e[2] for e in entries if e[0] == "get" and e[1] in put]
+    assert len(read_back) >= 200 and all(read_back)
 
 
 def _partition() -> set[frozenset[str]]:
