@@ -1029,10 +1029,12 @@ def _json_dumps(encoder) -> Callable[[Any], str]:
     What orjson would not write as json.dumps does, it refuses (TypeError): a dict key that is not a str, an int
     past 64 bits, a type the encoder's default() does not know, a lone surrogate; that value is then json.dumps's,
     which writes it or raises as before. The texts differ only where jsonb values do not: spaces, and characters
-    past ASCII written as themselves rather than as \\u escapes. Two kinds of value differ: a UUID and an Enum
+    past ASCII written as themselves rather than as \\u escapes. Three kinds of value differ: a UUID and an Enum
     member that is neither a str nor an int, which json.dumps refuses without an encoder and orjson writes (as
-    its str, its value); the hub's JSON fields hold JSON-ready values (golden.to_json), and the record-by-record
-    path would fail on either."""
+    its str, its value), and a float that is not finite, which json.dumps writes as NaN or Infinity (PostgreSQL
+    refuses the row) and orjson as null. The hub's JSON fields hold JSON-ready values (golden.to_json), input
+    holding NaN or Infinity is refused before (validation's `unstorable`), and the record-by-record path would
+    fail on any of them."""
     slow = encoder().encode if encoder else json.dumps
     default = encoder().default if encoder else None
     fast = orjson.dumps

@@ -2,13 +2,15 @@
 
 Shared by `manage.py ingest`, `manage.py load_demo` and the connectors' file drop.
 
-A file is read twice, streaming both times (never loaded whole):
+A file is read twice, streaming both times (never loaded whole; at most a batch of it is held):
 
 1. `source_file_check` validates its structure — the header, every line's JSON, `source_id`, `updated_at`,
    `deleted` — and returns every problem as `FILE:LINE: message`. A file with any structural problem is
-   not ingested at all.
+   not ingested at all. Asked to (`keep`: `ingest --bulk`), it keeps the envelopes of the first batch it made.
 2. `source_file_ingest` parses it again and hands the envelopes to `source_records_ingest` in batches of
-   `settings.MDM_INGEST_BATCH_SIZE` (one transaction per batch; `MDM_BULK_BATCH_SIZE` for the bulk path).
+   `settings.MDM_INGEST_BATCH_SIZE` (one transaction per batch; `MDM_BULK_BATCH_SIZE` for the bulk path,
+   `MDM_PIPELINE_BATCH_SIZE` pipelined). A first batch the check kept is not parsed again (when the file is
+   unchanged since, and every record of it gave its `updated_at`): the reading starts after it.
 
 Record-level data problems (an invalid country, a missing required field) are not structural: the
 pipeline keeps those records as data-quality exceptions, and the summary counts them.
@@ -68,6 +70,7 @@ class SourceFileError(Exception):
 class FileRecord:
     line: int
     envelope: Envelope
+    dated: bool = True  # it gave its updated_at (else the envelope's is the time it was read)
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,9 @@ class FileCheck:
     problems: list[str] = field(default_factory=list)
     problem_count: int = 0
     # the envelopes of the first records (source_file_check's `keep`), in order: the ingest's first batch, without
-    # reading them again (`source_file_ingest`)
+    # reading them again (`source_file_ingest`); and the file as it was before the check read it (`_fingerprint`)
     head: list[Envelope] = field(default_factory=list, repr=False)
+    fingerprint: tuple | None = None
 
     @property
     def ok(self) -> bool:
@@ -230,7 +234,9 @@ class _Reader:
 
     def _envelope(self, line: int, payload: dict) -> FileRecord | FileProblem:
         try:
-            return FileRecord(line, envelope_parse(payload, spec=self.spec))
+            return FileRecord(
+                line, envelope_parse(payload, spec=self.spec), payload.get("updated_at") not in (None, "")
+            )
         except EnvelopeError as exc:
             text = "; ".join(f"{name}: {'; '.join(msgs)}" for name, msgs in exc.errors.items())
             return self.problem(line, text)
@@ -340,6 +346,15 @@ class _Reader:
             )
 
 
+def _fingerprint(path: str | Path) -> tuple | None:
+    """What tells a file changed (replaced, written to, appended to): its device, inode, size and modification time."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def _spec(domain: str) -> DomainSpec:
     try:
         return get_domain(domain)
@@ -382,7 +397,7 @@ def source_file_check(
     spec = _spec(domain)
     fmt = source_file_format(path, fmt)
     reader = _Reader(Path(path), spec, fmt)
-    check = FileCheck(path=str(path), format=fmt, domain=spec.name)
+    check = FileCheck(path=str(path), format=fmt, domain=spec.name, fingerprint=_fingerprint(path) if keep else None)
     for item in reader:
         if isinstance(item, FileProblem):
             check.problem_count += 1
@@ -391,7 +406,11 @@ def source_file_check(
         else:
             check.records += 1
             if len(check.head) < keep:
-                check.head.append(item.envelope)
+                if item.dated:
+                    check.head.append(item.envelope)
+                else:  # its updated_at is the time it is read: read it again when it is ingested, as before
+                    keep = 0
+                    check.head = []
             if progress is not None:
                 progress(1)
     check.ignored = list(reader.ignored)
@@ -446,10 +465,16 @@ def source_file_ingest(
         size = batch_size or (settings.MDM_BULK_BATCH_SIZE if bulk else settings.MDM_INGEST_BATCH_SIZE)
     summary = FileIngestSummary(path=str(path), system=system, domain=spec.name, format=fmt, ignored=check.ignored)
     started = time.perf_counter()
-    # The first batch as the check pass made it, when it kept that many (`keep`): not read again, and the rest of
-    # the file read from after it (0.6 s of a 60,000-row CSV file's reading is making envelopes; the matcher waits)
+    # The first batch as the check pass made it, when it kept that many (`keep`) and the file has not changed
+    # since it was checked: not read again, and the rest of the file read from after it (0.6 s of a 60,000-row CSV
+    # file's reading is making envelopes, while the matcher waits). The check lets go of what it kept.
     first = min(size, check.records)
-    batch: list[Envelope] = check.head[:first] if len(check.head) >= first else []
+    batch: list[Envelope] = []
+    if first and len(check.head) >= first and check.fingerprint is not None:
+        if check.fingerprint == _fingerprint(path):
+            batch = check.head
+            del batch[first:]
+    check.head = []
     pipelined = None
     if use_pipeline:  # its matcher, forked on entering, takes the first batch from the fork
         pipelined = PipelinedIngest(system=system, domain=spec.name, first=batch or None)

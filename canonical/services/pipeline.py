@@ -200,10 +200,11 @@ class _Sender:
 _AHEAD = 16  # messages (windows of plans) the matcher may have waiting to be written
 
 
-def _matcher_main(raw_pipe, domain: str, writers_end, first: list[Envelope] | None = None) -> None:
+def _matcher_main(raw_pipe, domain: str, writers_end, first: list[list[Envelope]]) -> None:
     """The forked matcher: waits for ("go", start, envelopes or None, forget_common, system, population) and matches
-    a segment (None: of the envelopes it has, sent before or, `first`, taken over from the writer in the fork);
-    ("stop",) while idle or matching is answered ("stopped",); ("quit",) ends it."""
+    a segment (None: of the envelopes it has, sent before or taken over from the writer in the fork: `first`, a
+    list it is popped from, so that nothing else holds it once the next are sent); ("stop",) while idle or matching
+    is answered ("stopped",); ("quit",) ends it."""
     from canonical.matching import fuzzy
 
     # What the fork inherited is long-lived (this process's caches grow beside it): out of the collector's sight,
@@ -216,7 +217,7 @@ def _matcher_main(raw_pipe, domain: str, writers_end, first: list[Envelope] | No
     try:
         spec = get_domain(domain)
         matcher = get_matcher()
-        envelopes: list[Envelope] = first if first is not None else []
+        envelopes: list[Envelope] = first.pop() if first else []
         systems: dict[str, System] = {}
         system: System | None = None
         while True:
@@ -517,6 +518,7 @@ class PipelinedIngest:
         self._reported = 0
         self._closed = False
         self._first = first
+        self._first_len = len(first) if first is not None else 0  # what the matcher has of it (a fork copies)
 
     def __enter__(self) -> PipelinedIngest:
         self._start()
@@ -526,7 +528,8 @@ class PipelinedIngest:
         connections.close_all()  # the child must not share this process's connection (it opens its own)
         self._pipe, theirs = multiprocessing.Pipe()
         # The child closes its copy of this end at once: if this process dies, the child's reads then end.
-        self._process = _Forked(_matcher_main, (theirs, self.spec.name, self._pipe, self._first))
+        first = [self._first] if self._first is not None else []
+        self._process = _Forked(_matcher_main, (theirs, self.spec.name, self._pipe, first))
         self._process.start()
         theirs.close()
         self._inbox = queue.Queue(maxsize=4 * _AHEAD)
@@ -622,8 +625,10 @@ class PipelinedIngest:
             self._start()
         results: list[IngestResult] = []
         self._progress, self._reported = progress, 0
-        # the matcher has these envelopes already when they are the `first` it was forked with (the first call)
-        start, given, done = 0, self._first is not None and envelopes is self._first, 0
+        # the matcher has these envelopes already when they are the `first` it was forked with (the first call),
+        # unchanged (it must not change: had records been added since, the matcher would not have them)
+        given = self._first is not None and envelopes is self._first and len(envelopes) == self._first_len
+        start, done = 0, 0
         self._first = None
         try:
             with bulk._collections_less_often(), rules_cached():
@@ -636,7 +641,9 @@ class PipelinedIngest:
                         population = fuzzy_population(self.spec.name)
                         self._send(("go", start, None if given else envelopes, self._forget, system.code, population))
                         given, self._forget = True, False
-                        start = self._segment(system, envelopes, start, results)
+                        before, start = start, self._segment(system, envelopes, start, results)
+                        if start <= before:  # each segment takes a record at least: the two disagree on the batch
+                            raise PipelineError("the matcher ended a segment without taking a record of it")
                     if committed is not None and len(results) > done:
                         committed(len(results) - done)
                     done = len(results)

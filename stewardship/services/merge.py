@@ -180,9 +180,10 @@ def _merge_validate(
 
 def _move_source_records(decision: MergeDecision, domain: str, retired: uuid.UUID, survivor: uuid.UUID) -> None:
     moved_xrefs = set()
-    moved_sources = []
-    for sr in SourceRecord.objects.filter(domain=domain, golden_id=retired).order_by("pk"):
-        moved_sources.append(sr.pk)
+    # the keys of the retired record's source records (derived, no history; their golden_id has no index of its own)
+    moved = SourceRecord.objects.filter(domain=domain, golden_id=retired)
+    MatchKey.objects.filter(source_record__in=moved).update(golden_id=survivor)
+    for sr in moved.order_by("pk"):
         xref = CrossReference.objects.filter(source_record=sr).first()
         MergeMove.objects.create(
             merge=decision, source_record=sr, xref=xref, from_golden_id=retired, to_golden_id=survivor
@@ -194,8 +195,6 @@ def _move_source_records(decision: MergeDecision, domain: str, retired: uuid.UUI
         xref.golden_id = survivor
         xref.save()  # one by one: history for every cross-reference
         moved_xrefs.add(xref.pk)
-    # derived, no history; a source record's keys name its golden record (their golden_id is not indexed)
-    MatchKey.objects.filter(source_record_id__in=moved_sources).update(golden_id=survivor)
 
 
 def _move_references(decision: MergeDecision, domain: str, retired: list[uuid.UUID], survivor: uuid.UUID) -> None:

@@ -195,6 +195,9 @@ def test_json_texts_are_json_dumps_values(encoder):
         assert json_value(dumps(value)) == json_value(expected), value
         written += 1
     assert written >= (16 if encoder else 10)
+    # a float that is not finite: json.dumps writes what PostgreSQL refuses, orjson null (documented in _json_dumps)
+    for value in (float("nan"), float("inf"), -float("inf")):
+        assert dumps({"x": value}) == '{"x":null}'
 
 
 def test_common_fields_take_a_shortcut():

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from simple_history.models import registered_models
 
+from canonical.audit import Channel, audit_context
 from canonical.management.commands.ingest import cli_actor
 from canonical.models import (
     ChangeEvent,
@@ -433,3 +434,42 @@ def test_bulk_batches_from_the_checks_head_give_the_same_result(tmp_path, batch_
     assert sorted(SourceRecord.objects.values_list("source_id", flat=True)) == ["C1", "C2", "C3", "C4", "C5"]
     out, _ = run("--system", "crm", "--domain", "customer", "--bulk", "--batch-size", batch_size, str(path))
     assert "unchanged 5" in out
+
+
+UNDATED_CSV = "source_id,name,website\n" + "".join(f"U{i},Firm {i},firm{i}.example.com\n" for i in range(6))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        UNDATED_CSV,  # no updated_at column at all
+        MIXED_CSV.replace("K2,2024-05-01T10:00:00Z,", "K2,,", 1),  # one record among the first without it
+    ],
+)
+def test_a_check_keeps_nothing_when_a_record_it_would_keep_gave_no_updated_at(tmp_path, text):
+    """Such a record's updated_at is the time it is read: it is read again when it is ingested, not kept from the
+    check (whose time is earlier), so the whole first batch is read again."""
+    from canonical.services.files import source_file_check
+
+    path = write(tmp_path, "undated.csv", text)
+    check = source_file_check(path=path, domain="customer", keep=5)
+    assert check.ok and check.records >= 6
+    assert check.head == []
+
+
+def test_a_file_changed_after_its_check_is_read_again_from_its_start(tmp_path):
+    """The first batch the check kept is the checked file's: a file written to since is read again whole, so the
+    records ingested are the file's as it is now (none of the old, none of the new skipped)."""
+    from canonical.services.files import source_file_check, source_file_ingest
+
+    path = write(tmp_path, "customers.csv", CUSTOMERS_CSV)
+    check = source_file_check(path=path, domain="customer", keep=3)
+    assert len(check.head) == 3
+    newer = CUSTOMERS_CSV.replace("C1,", "N1,").replace("C2,", "N2,") + (
+        "C6,2024-05-01T10:00:00Z,Wayne,wayne.example.com,Steel,US\n"
+    )
+    path.write_text(newer, encoding="utf-8")
+    with audit_context(actor="pytest", channel=Channel.JOB):
+        summary = source_file_ingest(path=path, system="crm", domain="customer", check=check, bulk=True, batch_size=3)
+    assert summary.records == 6 and check.head == []
+    assert sorted(SourceRecord.objects.values_list("source_id", flat=True)) == ["C3", "C4", "C5", "C6", "N1", "N2"]

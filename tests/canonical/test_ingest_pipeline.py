@@ -262,6 +262,17 @@ def test_the_matcher_finds_what_it_sent_memoised_when_it_reads_it_back(tmp_path,
     assert len(read_back) >= 200 and all(read_back)
 
 
+def test_a_first_batch_added_to_after_the_fork_is_sent_whole():
+    """The matcher has `first` as it was when it was forked: given the same list with records added since, the
+    writer sends it (the matcher would otherwise match only the records it has, and the two disagree)."""
+    envelopes = _envelopes(1200)
+    first = envelopes[:1000]
+    with audit_context(actor="pytest", channel=Channel.JOB), PipelinedIngest(domain="customer", first=first) as p:
+        first += envelopes[1000:]  # the same list, longer
+        results = p.ingest(first, system="crm")
+    assert len(results) == 1200 and SourceRecord.objects.count() == 1200
+
+
 def _partition() -> set[frozenset[str]]:
     groups: dict = {}
     for sid, golden in SourceRecord.objects.values_list("source_id", "golden_id"):

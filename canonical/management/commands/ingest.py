@@ -22,7 +22,7 @@ from canonical.services.files import (
     source_file_check,
     source_file_ingest,
 )
-from canonical.services.pipeline import PipelineError
+from canonical.services.pipeline import PipelineError, pipeline_usable
 
 
 def cli_actor() -> str:
@@ -88,9 +88,6 @@ class Command(BaseCommand):
         "first; a structural problem (bad JSON, missing source_id, bad header, …) stops the command before "
         "anything is written."
     )
-    # Django's system checks (0.2 s of a start-up) are for serving; loading a file needs the database, and a
-    # problem there is reported as it is met (migrate, a loader of data too, skips them alike)
-    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="CSV (.csv) or JSON Lines (.jsonl, .ndjson); .gz is read too")
@@ -121,7 +118,12 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1")
         no_progress = options["no_progress"]
         # with --bulk, the first batch as the check makes it (a pipelined batch is 50,000 records by default)
-        keep = (options["batch_size"] or settings.MDM_PIPELINE_BATCH_SIZE) if options["bulk"] else 0
+        keep = 0
+        if options["bulk"]:
+            pipelined = pipeline_usable()
+            keep = options["batch_size"] or (
+                settings.MDM_PIPELINE_BATCH_SIZE if pipelined else settings.MDM_BULK_BATCH_SIZE
+            )
         check = check_or_fail(path=path, domain=domain, fmt=options["format"], no_progress=no_progress, keep=keep)
         if check.ignored:
             self.stderr.write(
