@@ -182,20 +182,28 @@ def test_cli_bulk_ingest_of_a_large_file_goes_through_the_pipeline_with_the_same
 
     monkeypatch.setattr(PipelinedIngest, "ingest", counted)
     argv = [str(path), "--system", "crm", "--domain", "customer", "--no-progress", "--bulk"]
+    one_process, pipelined = _one_process_then_pipelined(argv, between=lambda: calls == [])
+    assert calls == [1200]
+    assert pipelined == one_process
+    assert "created 600" in one_process and "linked 600" in one_process
+    assert Customer.objects.count() == 600
+
+
+def _one_process_then_pipelined(argv: list[str], between) -> tuple[str, str]:
+    """`ingest` inside a transaction (the one-process bulk path, rolled back), then outside one (pipelined): each
+    summary's counts line. The pipelined run leaves the same partition of source records into golden records;
+    `between()` must hold after the first run."""
     out = StringIO()
     with transaction.atomic():  # inside a transaction: the one-process bulk path
         call_command("ingest", *argv, stdout=out)
         one_process = out.getvalue().splitlines()[1]
-        partition_a = _partition()
+        partition = _partition()
         transaction.set_rollback(True)
-    assert calls == []
+    assert between()
     out = StringIO()
     call_command("ingest", *argv, stdout=out)
-    assert calls == [1200]
-    assert out.getvalue().splitlines()[1] == one_process
-    assert "created 600" in one_process and "linked 600" in one_process
-    assert _partition() == partition_a
-    assert Customer.objects.count() == 600
+    assert _partition() == partition
+    return one_process, out.getvalue().splitlines()[1]
 
 
 def test_the_matcher_takes_the_cli_s_first_batch_from_the_fork(tmp_path, monkeypatch):
@@ -213,18 +221,9 @@ def test_the_matcher_takes_the_cli_s_first_batch_from_the_fork(tmp_path, monkeyp
 
     monkeypatch.setattr(PipelinedIngest, "_send", recorded)
     argv = [str(path), "--system", "crm", "--domain", "customer", "--no-progress", "--bulk", "--batch-size", "500"]
-    out = StringIO()
-    with transaction.atomic():  # inside a transaction: the one-process bulk path
-        call_command("ingest", *argv, stdout=out)
-        one_process = out.getvalue().splitlines()[1]
-        partition_a = _partition()
-        transaction.set_rollback(True)
-    assert sent == []
-    out = StringIO()
-    call_command("ingest", *argv, stdout=out)
+    one_process, pipelined = _one_process_then_pipelined(argv, between=lambda: sent == [])
     assert sent == [None, 500, 300]
-    assert out.getvalue().splitlines()[1] == one_process
-    assert _partition() == partition_a
+    assert pipelined == one_process
     assert SourceRecord.objects.count() == 1300
 
 
