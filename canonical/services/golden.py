@@ -39,8 +39,11 @@ def golden_survivor_id(domain: str, golden_id: uuid.UUID | str | None) -> uuid.U
     return golden_survivor_map(domain, [golden_id]).get(uuid.UUID(str(golden_id)))
 
 
-def golden_survivor_map(domain: str, golden_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, uuid.UUID]:
-    """{golden id: its survivor} for the ids that exist, following merge chains (one query per chain step)."""
+def golden_survivor_map(
+    domain: str, golden_ids: Iterable[uuid.UUID | str], *, statuses: dict | None = None
+) -> dict[uuid.UUID, uuid.UUID]:
+    """{golden id: its survivor} for the ids that exist, following merge chains (one query per chain step).
+    `statuses`: filled with the status of every record read on the way, the survivors' included."""
     model = get_domain(domain).model
     wanted = {uuid.UUID(str(g)) for g in golden_ids if g}
     survivor: dict[uuid.UUID, uuid.UUID] = {}
@@ -48,7 +51,14 @@ def golden_survivor_map(domain: str, golden_ids: Iterable[uuid.UUID | str]) -> d
     for _ in range(_MAX_MERGE_DEPTH):
         if not chain:
             return survivor
-        rows = dict(model.objects.filter(pk__in=set(chain.values())).values_list("pk", "merged_into_id"))
+        found = model.objects.filter(pk__in=set(chain.values()))
+        if statuses is None:
+            rows = dict(found.values_list("pk", "merged_into_id"))
+        else:
+            rows = {}
+            for pk, merged_into, status in found.values_list("pk", "merged_into_id", "status"):
+                rows[pk] = merged_into
+                statuses[pk] = status
         next_chain = {}
         for original, current in chain.items():
             if current not in rows:

@@ -46,17 +46,10 @@ def candidate_json(candidate: Candidate, *, golden_id: uuid.UUID) -> dict:
 
 def review_survivors(domain: str, golden_ids: Iterable[uuid.UUID | str]) -> tuple[dict[uuid.UUID, uuid.UUID], set]:
     """What review_candidates_filter reads of these golden ids: {id: its survivor}, and the survivors not merged
-    (one query per merge-chain step, one for status)."""
-    survivors = golden_survivor_map(domain, golden_ids)
-    if not survivors:
-        return survivors, set()
-    live = (
-        get_domain(domain)
-        .model.objects.filter(pk__in=set(survivors.values()))
-        .exclude(status=GoldenStatus.MERGED)
-        .values_list("pk", flat=True)
-    )
-    return survivors, set(live)
+    (one query per merge-chain step, the statuses read with it: one query where nothing was merged)."""
+    statuses: dict = {}
+    survivors = golden_survivor_map(domain, golden_ids, statuses=statuses)
+    return survivors, {s for s in set(survivors.values()) if statuses[s] != GoldenStatus.MERGED}
 
 
 def review_candidates_filter(

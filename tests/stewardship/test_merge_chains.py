@@ -285,3 +285,27 @@ def test_a_merge_and_its_unmerge_publish_one_event_per_record_and_every_version_
         assert _published_versions(golden_id) == list(range(1, Customer.objects.get(pk=golden_id).version + 1))
     unmerged = ChangeEvent.objects.filter(golden_id=b).order_by("-id").first()
     assert {"status", "sources"} <= set(unmerged.changed_fields)
+
+
+@pytest.mark.django_db
+def test_review_survivors_reads_statuses_with_the_chain(django_assert_num_queries):
+    """review_survivors: every id's survivor through merge chains, and the survivors not merged; the statuses come
+    with the chain's reads (one query a chain step, none more), and a record whose status says merged though it
+    names no survivor is not live."""
+    import uuid
+
+    from canonical.models import GoldenStatus
+    from stewardship.services.reviews import review_survivors
+    from tests.factories import CustomerFactory
+
+    c = CustomerFactory()
+    b = CustomerFactory()
+    a = CustomerFactory(status=GoldenStatus.MERGED, merged_into=b)
+    odd = CustomerFactory(status=GoldenStatus.MERGED)  # no survivor named: its own, but not live
+    missing = uuid.uuid4()
+    with django_assert_num_queries(1):
+        assert review_survivors("customer", [c.pk, b.pk]) == ({c.pk: c.pk, b.pk: b.pk}, {c.pk, b.pk})
+    with django_assert_num_queries(2):
+        survivors, live = review_survivors("customer", [a.pk, c.pk, odd.pk, missing])
+    assert survivors == {a.pk: b.pk, c.pk: c.pk, odd.pk: odd.pk}
+    assert live == {b.pk, c.pk}
