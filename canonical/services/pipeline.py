@@ -518,7 +518,7 @@ class PipelinedIngest:
         self._reported = 0
         self._closed = False
         self._first = first
-        self._first_len = len(first) if first is not None else 0  # what the matcher has of it (a fork copies)
+        self._first_len = 0  # how much of it the matcher has: its length when the matcher was forked
 
     def __enter__(self) -> PipelinedIngest:
         self._start()
@@ -529,6 +529,7 @@ class PipelinedIngest:
         self._pipe, theirs = multiprocessing.Pipe()
         # The child closes its copy of this end at once: if this process dies, the child's reads then end.
         first = [self._first] if self._first is not None else []
+        self._first_len = len(self._first) if self._first is not None else 0
         self._process = _Forked(_matcher_main, (theirs, self.spec.name, self._pipe, first))
         self._process.start()
         theirs.close()
