@@ -147,7 +147,7 @@ def jsonb_text(value: Any) -> str:
     object's keys shortest first (in UTF-8 bytes), then by their bytes; ", " and ": " between items; strings
     escaped as json.dumps escapes them without ensure_ascii (PostgreSQL's escape_json escapes the same characters
     the same way). A number may come back written otherwise (jsonb keeps numeric's text: 1e+16 comes back as
-    10000000000000000), and then a memo under this text is never found, but not wrong (`memoise_stored`).
+    10000000000000000), and then a memo under this text is never found, but not wrong (`prepared_written`).
     tests/canonical/matching/test_jsonb_text.py compares it with the database's text."""
     if type(value) is dict:
         items = sorted(value.items(), key=lambda item: _jsonb_key(item[0]))
@@ -155,15 +155,6 @@ def jsonb_text(value: Any) -> str:
     if type(value) is list:
         return "[" + ", ".join(jsonb_text(v) for v in value) + "]"
     return _JSON_SCALAR(value)
-
-
-def memoise_stored(defn, text: str | None, features: dict, values: dict) -> None:
-    """Memoise a written record's prepared features under the JSON text the database gives back for its stored
-    values (`text`: jsonb_text's; None: none), where that text decodes to exactly the values it was written with
-    (same types throughout): then they are the features `prepare(decode(text))` gives, whatever the database
-    holds (an entry for a record never written is never looked up, not wrong)."""
-    if text is not None and _same_json(_decode_values(text), values):
-        prepared_cache.put_text(defn, text, features)
 
 
 @dataclass
@@ -272,21 +263,24 @@ class BatchMatch:
             self._db_population += self._ov_applied
         self.overlay_clear()
 
-    def prepared_written(self, written: list[tuple[int, int, dict]]) -> None:
-        """These overlay records were written: (temporary id, real id, the values stored). The features match()
-        prepared for each are memoised in `prepared_cache` under the JSON text the database gives back for its
-        stored values (jsonb_text: no query), so a later chunk (a new BatchMatch) that reads it as a candidate does
-        not prepare it again.
+    def prepared_written(self, written: list[tuple[int, dict]]) -> None:
+        """These overlay records were (or are being) written: (temporary id, the values stored). The features
+        match() prepared for each are memoised in `prepared_cache` under the JSON text the database gives back for
+        its stored values (jsonb_text: no query), so a later chunk (a new BatchMatch) that reads it as a candidate
+        does not prepare it again.
 
         Only where that text decodes to exactly the values stored (same types throughout): then the features are
         the ones `prepare(decode(text))` gives, as the overlay already has them stand for the record written
-        (prepare reads a reference as its golden id, the overlay's matcher values carry just that id)."""
+        (prepare reads a reference as its golden id, the overlay's matcher values carry just that id), whatever
+        the database holds (an entry for a record never written is never looked up, not wrong)."""
         if connection.vendor != "postgresql":  # the text is PostgreSQL's
             return
         features = self._features
-        for temp, _, values in written:
+        for temp, values in written:
             if temp in features:
-                memoise_stored(self.defn, jsonb_text(values), features[temp], values)
+                text = jsonb_text(values)
+                if _same_json(_decode_values(text), values):
+                    prepared_cache.put_text(self.defn, text, features[temp])
 
     def keys(self, values: dict) -> list[Key]:
         return list(self._probe(values, content_key(values))[1])

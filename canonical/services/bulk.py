@@ -1321,7 +1321,7 @@ def _flush(chunk: _Chunk, *, last: bool = False) -> None:
         real_id = {a.sr.pk: pk for a, pk in zip(accepted, sr_ids, strict=True)}
         rewritten: dict[int, tuple] = {}  # _real_provenance's memo
         # the features the matcher prepared for these records, for a later chunk that reads them back as candidates
-        chunk.batch.prepared_written([(a.sr.pk, pk, a.sr.values) for a, pk in zip(accepted, sr_ids, strict=True)])
+        chunk.batch.prepared_written([(a.sr.pk, a.sr.values) for a in accepted])
         if not last:  # the chunk goes on with this BatchMatch: what it accepted is in the database now
             chunk.batch.overlay_written(real_id)
             # overlay_written keeps only the chunk's own sources of a golden record it links to: read its others again.

@@ -51,13 +51,12 @@ def golden_survivor_map(
     for _ in range(_MAX_MERGE_DEPTH):
         if not chain:
             return survivor
-        found = model.objects.filter(pk__in=set(chain.values()))
-        if statuses is None:
-            rows = dict(found.values_list("pk", "merged_into_id"))
-        else:
-            rows = {}
-            for pk, merged_into, status in found.values_list("pk", "merged_into_id", "status"):
-                rows[pk] = merged_into
+        rows = {}
+        for pk, merged_into, status in model.objects.filter(pk__in=set(chain.values())).values_list(
+            "pk", "merged_into_id", "status"
+        ):
+            rows[pk] = merged_into
+            if statuses is not None:
                 statuses[pk] = status
         next_chain = {}
         for original, current in chain.items():

@@ -24,7 +24,8 @@ How the two stay exact:
   starts again after it with fresh reads (and, for records that may remove rows, a fresh memo of common keys).
 - **The memos that follow the database are refreshed at every segment**: the population count is read again
   (the writer's commits moved the shared count), and the prepared features of the records the last segment sent
-  are memoised under the text their stored values will be read back as (as bulk's `prepared_written` does).
+  are memoised under the text their stored values will be read back as (bulk's `prepared_written`, as the
+  segment ends).
 
 Unlike the bulk path, a call commits as it goes (one transaction per segment, segments end at the call's end or
 earlier as above), so it is for callers outside a transaction: the CLI's `ingest --bulk` on PostgreSQL. Elsewhere
@@ -55,8 +56,7 @@ from django.db import connection, connections, transaction
 
 from canonical.domains import get_domain
 from canonical.matching.base import Candidate, MatchOutcome, get_matcher, matcher_values
-from canonical.matching.batch import BatchMatch, jsonb_text, key_rows_bulk, memoise_stored
-from canonical.matching.definitions import get_definition
+from canonical.matching.batch import BatchMatch, key_rows_bulk
 from canonical.matching.fuzzy import FuzzyMatcher, _private_population, population_cache_key
 from canonical.matching.fuzzy import _population as fuzzy_population
 from canonical.models import CrossReference, SourceRecord, SourceStatus, System
@@ -243,8 +243,7 @@ def _matcher_main(raw_pipe, domain: str, writers_end, first: list[list[Envelope]
                 systems[code] = System.objects.get(code=code)
             system = systems[code]
             with rules_cached(), bulk._collections_less_often():
-                written = _match_segment(pipe, reader, system, spec, matcher, envelopes, start, population)
-            _memoise_written(spec.name, written)
+                _match_segment(pipe, reader, system, spec, matcher, envelopes, start, population)
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         return
     except BaseException:
@@ -277,17 +276,6 @@ class _KeyReader:
         self._pool.shutdown(wait=True, cancel_futures=False)
 
 
-def _memoise_written(domain: str, written: list[tuple[str, dict, dict]]) -> None:
-    """bulk's `prepared_written` for the records a segment sent: their features under the text the database gives
-    back for their stored values (`jsonb_text`, no query: done as the segment ends, while the writer finishes
-    writing it, not after its commit with the writer waiting; 0.9 s at a 50,000-record segment's end), where it
-    decodes to exactly the values they were sent with."""
-    defn = get_definition(domain)
-    for _, features, values in written:
-        if features is not None:
-            memoise_stored(defn, jsonb_text(values), features, values)
-
-
 def _ids_in(queryset, field: str, ids: list[str]) -> set[str]:
     """The values of `field` among `ids` in `queryset`'s rows, asked 5,000 at a time (a batch may hold more ids than
     one statement takes parameters)."""
@@ -299,9 +287,10 @@ def _ids_in(queryset, field: str, ids: list[str]) -> set[str]:
 
 def _match_segment(
     pipe, reader: _KeyReader, system: System, spec, matcher, envelopes: list[Envelope], start: int, population: int
-) -> list:
+) -> None:
     """Pass 1 of bulk's `_chunk_ingest` from `start`, sending each window's plans as it is matched, until a record
-    ends the segment or the envelopes end. Returns what `_memoise_written` needs of the records sent."""
+    ends the segment or the envelopes end. Then the features of the records sent are memoised for the segments
+    after (`_segment_ended`)."""
     from canonical.models import PendingReference
 
     ids = list(dict.fromkeys(env.source_id for env in envelopes[start:]))
@@ -321,7 +310,7 @@ def _match_segment(
         ),
     )
     chunk.batch._db_population = population  # what the writer read under the locks (nothing written since)
-    sent: list[tuple[str, int, dict]] = []
+    sent: list[tuple[int, dict]] = []  # (temporary id, values) of each record sent
     n = len(envelopes)
     i, prefetched_to = start, start
     forget_every = settings.MDM_PIPELINE_FORGET_EVERY
@@ -347,7 +336,7 @@ def _match_segment(
             if message[0] != "stop":
                 raise PipelineError(f"unexpected message while matching: {message[0]!r}")
             pipe.send(("stopped",))
-            return []
+            return
         plans: list[bulk._Plan] = []
         j = i
         while j < n and len(plans) < bulk._WINDOW and bulk._maybe_simple(chunk, envelopes[j]):
@@ -372,7 +361,7 @@ def _match_segment(
             j += 1
         if plans:
             pipe.send(("plans", [_sent(i + k, plan) for k, plan in enumerate(plans)]))
-            sent += [(plan.env.source_id, plan.sr.pk, plan.sr.values) for plan in plans]
+            sent += [(plan.sr.pk, plan.sr.values) for plan in plans]
         if j >= n:
             break
         if len(plans) == bulk._WINDOW:
@@ -385,16 +374,18 @@ def _match_segment(
         chunk.seen.add(env.source_id)
         pipe.send(("rbr", j, inert))
         if not inert:
-            pipe.send(("end", j + 1))
-            return _features_of(chunk, sent)
+            _segment_ended(pipe, chunk, j + 1, sent)
+            return
         i = j + 1
-    pipe.send(("end", n))
-    return _features_of(chunk, sent)
+    _segment_ended(pipe, chunk, n, sent)
 
 
-def _features_of(chunk, sent: list[tuple[str, int, dict]]) -> list[tuple[str, dict, dict]]:
-    features = chunk.batch._features
-    return [(sid, features.get(temp_id), values) for sid, temp_id, values in sent]
+def _segment_ended(pipe, chunk, end: int, sent: list[tuple[int, dict]]) -> None:
+    """Tell the writer the segment ends before `end`, then memoise the features of the records it was sent under
+    the text their stored values will be read back as (bulk's `prepared_written`, no query): while the writer
+    finishes writing them, not after its commit with the writer waiting (0.9 s at a 50,000-record segment's end)."""
+    pipe.send(("end", end))
+    chunk.batch.prepared_written(sent)
 
 
 def _outcome(outcome: MatchOutcome) -> MatchOutcome | tuple:

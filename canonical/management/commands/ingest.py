@@ -120,9 +120,8 @@ class Command(BaseCommand):
         # with --bulk, the first batch as the check makes it (a pipelined batch is 50,000 records by default)
         keep = 0
         if options["bulk"]:
-            pipelined = pipeline_usable()
             keep = options["batch_size"] or (
-                settings.MDM_PIPELINE_BATCH_SIZE if pipelined else settings.MDM_BULK_BATCH_SIZE
+                settings.MDM_PIPELINE_BATCH_SIZE if pipeline_usable() else settings.MDM_BULK_BATCH_SIZE
             )
         check = check_or_fail(path=path, domain=domain, fmt=options["format"], no_progress=no_progress, keep=keep)
         if check.ignored:
