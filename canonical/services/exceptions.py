@@ -8,6 +8,22 @@ from django.utils import timezone
 
 from canonical.models import DataException, ExceptionStatus, SourceRecord
 
+_LOOK_UP = object()  # exception_raise's `existing` when the caller has not looked the open exception up
+_IN_LIST = 10_000  # ids per query in open_exceptions (a PostgreSQL statement takes at most 65,535 parameters)
+
+
+def open_exceptions(*, kind: str, source_record_ids: list[int]) -> dict[int, DataException]:
+    """The open exception of a kind of each of these source records that has one (the first opened, as
+    `exception_raise` finds it), in one query per 10,000 records: for a caller that raises or refreshes many."""
+    found: dict[int, DataException] = {}
+    for start in range(0, len(source_record_ids), _IN_LIST):
+        rows = DataException.objects.filter(
+            kind=kind, status=ExceptionStatus.OPEN, source_record_id__in=source_record_ids[start : start + _IN_LIST]
+        ).order_by("-id")
+        for exc in rows:  # the lowest id last: it stays
+            found[exc.source_record_id] = exc
+    return found
+
 
 def exception_raise(
     *,
@@ -18,19 +34,24 @@ def exception_raise(
     detail: dict | None = None,
     domain: str = "",
     system: str | None = None,
+    existing: DataException | None | object = _LOOK_UP,
 ) -> DataException:
-    """Open an exception, or refresh the open one of the same kind for the same source record."""
+    """Open an exception, or refresh the open one of the same kind for the same source record.
+
+    `existing`: the source record's open exception of that kind as `open_exceptions` found it (None: it has
+    none), when the caller looked it up for many records at once; by default it is looked up here."""
     detail = detail or {}
-    existing = None
-    if source_record is not None:
-        existing = DataException.objects.filter(
-            kind=kind, source_record=source_record, status=ExceptionStatus.OPEN
-        ).first()
-    elif golden_id is not None:
-        # An exception about a golden record itself (no source record): one open per kind and record.
-        existing = DataException.objects.filter(
-            kind=kind, source_record=None, golden_id=golden_id, status=ExceptionStatus.OPEN
-        ).first()
+    if existing is _LOOK_UP:
+        existing = None
+        if source_record is not None:
+            existing = DataException.objects.filter(
+                kind=kind, source_record=source_record, status=ExceptionStatus.OPEN
+            ).first()
+        elif golden_id is not None:
+            # An exception about a golden record itself (no source record): one open per kind and record.
+            existing = DataException.objects.filter(
+                kind=kind, source_record=None, golden_id=golden_id, status=ExceptionStatus.OPEN
+            ).first()
     if existing is not None:
         if existing.message != message or existing.detail != detail or existing.golden_id != golden_id:
             existing.message, existing.detail, existing.golden_id = message, detail, golden_id

@@ -239,6 +239,10 @@ def change_event_write(
 
 
 def _sync_conflicts(domain: str, sources: list[SourceRecord], survival: Survival) -> None:
+    """Each source's conflicts stored, its ownership_conflict exception raised (opened, or the open one refreshed)
+    or closed. The open exceptions of the sources in conflict are read in one query: a golden record with many
+    sources in conflict (a thousand ERP records linked to one customer) is recomputed as each of them comes."""
+    in_conflict: list[tuple[SourceRecord, dict]] = []
     for sr in sources:
         conflicts = survival.conflicts.get(sr.pk, {})
         previous = sr.conflicts
@@ -246,18 +250,26 @@ def _sync_conflicts(domain: str, sources: list[SourceRecord], survival: Survival
             SourceRecord.objects.filter(pk=sr.pk).update(conflicts=conflicts)
             sr.conflicts = conflicts
         if conflicts:
-            fields = ", ".join(sorted(conflicts))
-            owner = next(iter(conflicts.values()))["owner"]
-            exc_service.exception_raise(
-                kind="ownership_conflict",
-                source_record=sr,
-                golden_id=sr.golden_id,
-                message=f"{sr.system_id} disagrees with the owner ({owner}) on {fields}; its value is kept, not applied",
-                detail={"conflicts": conflicts},
-            )
+            in_conflict.append((sr, conflicts))
         elif previous:
             # Only a record that had conflicts can have an open ownership_conflict exception to close.
             exc_service.exception_close(kind="ownership_conflict", source_record=sr, note="the conflict went away")
+    if not in_conflict:
+        return
+    open_now = exc_service.open_exceptions(
+        kind="ownership_conflict", source_record_ids=[sr.pk for sr, _ in in_conflict]
+    )
+    for sr, conflicts in in_conflict:
+        fields = ", ".join(sorted(conflicts))
+        owner = next(iter(conflicts.values()))["owner"]
+        exc_service.exception_raise(
+            kind="ownership_conflict",
+            source_record=sr,
+            golden_id=sr.golden_id,
+            message=f"{sr.system_id} disagrees with the owner ({owner}) on {fields}; its value is kept, not applied",
+            detail={"conflicts": conflicts},
+            existing=open_now.get(sr.pk),
+        )
 
 
 def _retain_required(record, spec, survival: Survival) -> None:

@@ -103,3 +103,34 @@ def test_deleting_the_non_owner_closes_its_conflict():
     ingest("erp", "customer", record("E1", 2, deleted=True))
     exc = DataException.objects.get(kind="ownership_conflict")
     assert exc.status == "resolved"
+
+
+def _exception_reads(queries) -> int:
+    return sum(1 for q in queries if q["sql"].startswith("SELECT") and '"canonical_dataexception"' in q["sql"])
+
+
+def test_a_link_refreshes_every_source_s_conflict_reading_the_open_exceptions_once():
+    """Each link recomputes the golden record and refreshes the ownership_conflict exception of every source in
+    conflict: the open ones are read in one query, not one per source (a thousand ERP records linked to one
+    customer were quadratic in queries). A steward's resolved exception is still opened again while the conflict
+    stands, as one source's own look-up did."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ingest("crm", "customer", record("C1", 0, name="Acme", website=SITE))
+    ingest("erp", "customer", *[record(f"E{i}", 1, name="ACME Holdings", website=SITE) for i in range(4)])
+    assert DataException.objects.filter(kind="ownership_conflict", status="open").count() == 4
+    resolved = DataException.objects.get(kind="ownership_conflict", source_record__source_id="E0")
+    resolved.status = "resolved"
+    resolved.save()
+    reads = []
+    for i in (4, 5, 6):
+        with CaptureQueriesContext(connection) as ctx:
+            (result,) = ingest("erp", "customer", record(f"E{i}", 2, name="ACME Holdings", website=SITE))
+        assert result.outcome == "linked"
+        reads.append(_exception_reads(ctx.captured_queries))
+    assert reads[0] == reads[1] == reads[2]  # not one more per source in conflict
+    open_now = DataException.objects.filter(kind="ownership_conflict", status="open")
+    assert sorted(e.source_record.source_id for e in open_now) == [f"E{i}" for i in range(7)]
+    assert DataException.objects.filter(kind="ownership_conflict").count() == 8  # E0's resolved one and its new one
+    assert all(e.detail["conflicts"]["name"]["owner_value"] == "Acme" for e in open_now)
