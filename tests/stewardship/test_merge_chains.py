@@ -309,3 +309,69 @@ def test_review_survivors_reads_statuses_with_the_chain(django_assert_num_querie
         survivors, live = review_survivors("customer", [a.pk, c.pk, odd.pk, missing])
     assert survivors == {a.pk: b.pk, c.pk: c.pk, odd.pk: odd.pk}
     assert live == {b.pk, c.pk}
+
+
+def pin(golden_id: uuid.UUID, field: str, value, user, reason: str = "checked with the client"):
+    from stewardship.services.overrides import field_override_set
+
+    field_override_set(domain="customer", golden_id=golden_id, field=field, value=value, reason=reason, user=user)
+
+
+@pytest.mark.django_db
+def test_a_retired_record_s_override_is_carried_to_the_survivor_and_lifted_by_the_unmerge(steward):
+    a, b = customer("crm", "A1", "Alpha", segment="smb"), customer("crm", "B1", "Beta", segment="smb")
+    pin(b, "segment", "enterprise", steward)
+
+    decision = merge(a, b, steward)
+
+    kept = Customer.objects.get(pk=a)
+    assert kept.segment == "enterprise" and kept.provenance["segment"]["rule"] == "steward_override"
+    carried = FieldOverride.objects.get(golden_id=a, field="segment", is_active=True)
+    assert carried.pk in decision.override_ids and carried.created_by == steward
+    assert carried.reason == f"checked with the client (carried over from customer {b}, merged into this record)"
+    assert FieldOverride.objects.get(golden_id=b, field="segment").is_active  # the retired record keeps its own
+
+    unmerge("B1", steward)
+
+    assert Customer.objects.get(pk=a).segment == "smb"  # the carried override went with the unmerge
+    assert Customer.objects.get(pk=b).segment == "enterprise"  # the restored record's own applies again
+    assert not FieldOverride.objects.get(pk=carried.pk).is_active
+
+
+@pytest.mark.django_db
+def test_the_survivor_s_override_and_the_merge_s_choice_are_not_replaced_by_a_carried_one(steward):
+    a, b = customer("crm", "A1", "Alpha"), customer("crm", "B1", "Beta")
+    pin(a, "segment", "mid-market", steward)
+    pin(b, "segment", "enterprise", steward)
+    pin(b, "industry", "Retail", steward)
+
+    decision = merge(a, b, steward, field_choices={"industry": "Energy"})
+
+    kept = Customer.objects.get(pk=a)
+    assert (kept.segment, kept.industry) == ("mid-market", "Energy")
+    assert len(decision.override_ids) == 1  # the choice only: nothing carried
+    assert FieldOverride.objects.filter(golden_id=a, is_active=True).count() == 2
+
+
+@pytest.mark.django_db
+def test_retired_records_whose_overrides_disagree_make_the_merge_ask_for_a_choice(steward):
+    a, b, c = customer("crm", "A1", "Alpha"), customer("crm", "B1", "Beta"), customer("crm", "C1", "Gamma")
+    pin(b, "segment", "enterprise", steward)
+    pin(c, "segment", "smb", steward)
+    history = Customer.history.count()
+
+    with pytest.raises(StewardshipError) as raised:
+        golden_record_merge(domain="customer", survivor_id=a, other_ids=[b, c], reason="dup", user=steward)
+
+    (message,) = raised.value.errors["field_choices"]
+    assert message.startswith("segment: the records merged have different steward overrides") and str(c) in message
+    assert Customer.history.count() == history and Customer.objects.get(pk=b).status == "active"
+    golden_record_merge(
+        domain="customer",
+        survivor_id=a,
+        other_ids=[b, c],
+        reason="dup",
+        user=steward,
+        field_choices={"segment": {"from": str(c)}},
+    )
+    assert Customer.objects.get(pk=a).segment == "smb"
