@@ -5,7 +5,8 @@ retires them (`merged`, `merged_into` = survivor, so every read of a retired id 
 moves the references that other golden records hold to them, carries their steward overrides over to the
 survivor where it has none of its own (`overrides_carried`), and recomputes the survivor. An unmerge
 splits one source record out again — into the golden record it came from when that record was retired by a
-merge (restored to active, with the references that moved with it), otherwise into a new one — and records a
+merge (restored to active, with the references that moved with it and those sent naming it by golden id
+while it was merged), otherwise into a new one — and records a
 not-a-match so the two are not merged again automatically. Every step writes history and outbox events.
 """
 
@@ -577,6 +578,30 @@ def _repoint_source_references(sr: SourceRecord, target: uuid.UUID) -> list[dict
     return moved
 
 
+def _repoint_golden_id_references(domain: str, restored: uuid.UUID) -> list[dict]:
+    """Source records of other domains that named `restored` by golden id (`{"golden_id": …}`) while it was merged
+    were resolved to its survivor then; now that an unmerge restored it, they resolve to it again (their sender
+    named this record). Those that named it before the merge still say so: the merge's reference log puts them
+    back (`_restore_references`)."""
+    moved = []
+    for ref_spec, fspec in referencing_fields(domain):
+        rows = SourceRecord.objects.filter(
+            domain=ref_spec.name, **{f"attributes__{fspec.name}__golden_id__iexact": str(restored)}
+        )
+        for other in rows:
+            sent, ref = other.attributes.get(fspec.name), other.values.get(fspec.name)
+            if not isinstance(sent, dict) or _as_uuid(sent.get("golden_id")) != restored:
+                continue
+            if not isinstance(ref, dict) or ref.get("golden_id") == str(restored):
+                continue
+            values = {**other.values, fspec.name: {**ref, "golden_id": str(restored)}}
+            SourceRecord.objects.filter(pk=other.pk).update(values=values)  # not history-tracked
+            if other.golden_id:
+                golden_record_recompute(domain=ref_spec.name, golden_id=other.golden_id)
+                moved.append({"domain": ref_spec.name, "golden_id": str(other.golden_id), "field": fspec.name})
+    return moved
+
+
 def _moves_back(model, sr: SourceRecord, current: uuid.UUID) -> list[MergeMove]:
     """The merges that brought `sr` into `current`, newest first, back to the record it came from: past every
     record that is itself merged (A into B, then B into C: A1's moves B→C and A→B, so it goes back to A)."""
@@ -661,7 +686,9 @@ def golden_record_unmerge(
             xref.golden_id = target.pk
             xref.save()
         MatchKey.objects.filter(source_record=sr).update(golden_id=target.pk)
-        moved_refs = _restore_references(move, target.pk) if restored else []
+        moved_refs = (
+            _restore_references(move, target.pk) + _repoint_golden_id_references(domain, target.pk) if restored else []
+        )
         if restored:
             _merge_overrides_lift(move.merge, recomputed_here={current.pk, target.pk})
         # each of the two records: one new version, published as one event

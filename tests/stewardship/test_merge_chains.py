@@ -375,3 +375,22 @@ def test_retired_records_whose_overrides_disagree_make_the_merge_ask_for_a_choic
         field_choices={"segment": {"from": str(c)}},
     )
     assert Customer.objects.get(pk=a).segment == "smb"
+
+
+@pytest.mark.django_db
+def test_a_reference_by_golden_id_to_a_retired_record_follows_it_back_when_an_unmerge_restores_it(steward):
+    a, b = customer("crm", "A1", "Alpha"), customer("crm", "B1", "Beta")
+    merge(a, b, steward)
+    # sent while B was merged: resolved to its survivor A (the sender named B, in capitals)
+    ingest("erp", "contract", record("K1", 0, contract_number="SOW-1", customer={"golden_id": str(b).upper()}))
+    ingest("erp", "contract", record("K2", 0, contract_number="SOW-2", customer={"golden_id": str(a)}))
+    k1, k2 = Contract.objects.get(contract_number="SOW-1"), Contract.objects.get(contract_number="SOW-2")
+    assert (k1.customer_id, k2.customer_id) == (a, a)
+
+    result = unmerge("B1", steward)
+
+    assert result.restored
+    assert Contract.objects.get(pk=k1.pk).customer_id == b  # its sender named B
+    assert Contract.objects.get(pk=k2.pk).customer_id == a
+    assert {"domain": "contract", "golden_id": str(k1.pk), "field": "customer"} in result.moved_references
+    assert SourceRecord.objects.get(system="erp", source_id="K1").values["customer"]["golden_id"] == str(b)
