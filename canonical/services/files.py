@@ -155,11 +155,22 @@ def _open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")  # noqa: SIM115 (closed by the caller's with)
 
 
-def _csv_error(exc: csv.Error) -> str:
-    """The csv module's message, or what to do where it speaks of its own API."""
+def printable(name: str) -> str:
+    """A name (a column, an attribute, a source id) as a message can print it: control and other unprintable
+    characters escaped (ESC as \\x1b), so that it cannot move the cursor or colour the terminal; the rest as is."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
+def _csv_error(exc: csv.Error, *, header: bool = False) -> str:
+    """The csv module's message, or what to do where it speaks of its own API. `header`: the header row's."""
     text = str(exc)
-    if "new-line character seen in unquoted field" in text:  # lines ended by a bare CR (classic Mac OS)
-        return "lines end with a bare carriage return (CR); save the file with LF or CRLF line ends"
+    if "new-line character seen in unquoted field" in text:
+        if header:  # the header is not one line: the lines end with a bare CR (classic Mac OS)
+            return "lines end with a bare carriage return (CR); save the file with LF or CRLF line ends"
+        # the rows before were read: a CR inside one value
+        return "a carriage return (CR) inside an unquoted value; remove it, or quote the value"
     if "unexpected end of data" in text:  # strict mode, at the end of the file inside quotes
         return 'a quoted value that starts in this row is never closed (a missing "); close it, or write "" for a quote inside quotes'
     if "expected after" in text:  # strict mode: "a"b,
@@ -247,7 +258,7 @@ class _Reader:
         try:
             header = next(reader, None)
         except csv.Error as exc:
-            yield self.problem(1, f"unreadable header row: {_csv_error(exc)}")
+            yield self.problem(1, f"unreadable header row: {_csv_error(exc, header=True)}")
             return
         if header is None:
             yield self.problem(1, "the file is empty: expected a header row (source_id, then field names)")
@@ -258,7 +269,7 @@ class _Reader:
         )
         duplicates = sorted({name for name in header if name and header.count(name) > 1})
         if duplicates:
-            yield self.problem(1, f"column(s) named more than once: {', '.join(duplicates)}")
+            yield self.problem(1, f"column(s) named more than once: {', '.join(map(printable, duplicates))}")
             return
         if "source_id" not in header:
             yield self.problem(1, f"no source_id column; {expected}")
@@ -266,12 +277,13 @@ class _Reader:
         fields = [name for name in header if self.spec.get(name) is not None]
         if not fields:
             yield self.problem(
-                1, f"none of the columns ({', '.join(header)}) is a field of {self.spec.name}; {expected}"
+                1,
+                f"none of the columns ({', '.join(map(printable, header))}) is a field of {self.spec.name}; {expected}",
             )
             return
         for i, name in enumerate(header):
             if name not in ENVELOPE_COLUMNS and self.spec.get(name) is None:
-                self.ignored.setdefault(name or f"(unnamed column {i + 1})", None)
+                self.ignored.setdefault(printable(name) or f"(unnamed column {i + 1})", None)
         columns = [(i, name) for i, name in enumerate(header) if name in ENVELOPE_COLUMNS or name in fields]
         width = len(header)
         end = 1
@@ -337,7 +349,7 @@ class _Reader:
                 unknown = [name for name in attributes if self.spec.get(name) is None]
                 if unknown:
                     for name in unknown:
-                        self.ignored.setdefault(str(name), None)
+                        self.ignored.setdefault(printable(str(name)), None)
                     payload = {**payload, "attributes": {k: v for k, v in attributes.items() if k not in unknown}}
             yield self._envelope(line, payload)
         if not anything:  # as an empty CSV file is: most likely the wrong file, or an export that failed

@@ -209,6 +209,39 @@ def test_lines_ended_by_a_bare_carriage_return_get_advice_not_the_csv_modules_wo
 
 
 @pytest.mark.django_db
+def test_a_carriage_return_inside_one_value_is_named_as_such_not_as_the_file_s_line_ends(tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_bytes(b"source_id,name,country\nA1,Acme,GB\nA2,Be\rta,DE\nA3,Gamma,FR\n")
+
+    with pytest.raises(CommandError) as excinfo:
+        ingest_file(path)
+
+    text = str(excinfo.value)
+    assert f"{path}:3: unreadable CSV row: a carriage return (CR) inside an unquoted value" in text
+    assert "line ends" not in text
+    assert written() == (0, 0, 0, 0)
+
+
+@pytest.mark.django_db
+def test_control_characters_in_column_names_and_source_ids_are_printed_escaped(tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_text("source_id,na\x1b[31mme,web\x00site\nA1,Acme,x\n", encoding="utf-8")
+    with pytest.raises(CommandError) as excinfo:
+        ingest_file(path)
+    assert "none of the columns (source_id, na\\x1b[31mme, web\\x00site)" in str(excinfo.value)
+    assert "\x1b" not in str(excinfo.value)
+
+    path.write_text("source_id,name,country,no\x07te\nA1,Acme,XX,1\nB\x1b2,Beta,YY,2\n", encoding="utf-8")
+    err = StringIO()
+    out = StringIO()
+    call_command("ingest", "--system", "crm", "--domain", "customer", "--no-progress", str(path), stdout=out,
+                 stderr=err)  # fmt: skip
+    assert "ignoring column(s) that are not customer fields: no\\x07te" in err.getvalue()
+    assert "    B\\x1b2: exception: country:" in out.getvalue()
+    assert "\x1b" not in out.getvalue() and "\x07" not in err.getvalue()
+
+
+@pytest.mark.django_db
 def test_an_empty_file_argument_is_named_as_such(tmp_path):
     with pytest.raises(CommandError, match="the file path is empty"):
         ingest_file("")  # str(Path("")) would be "."

@@ -236,3 +236,24 @@ def test_sync_push_with_redis_unreachable_says_what_to_do_not_a_traceback(tmp_pa
     assert "cannot reach Redis at REDIS_URL" in proc.stderr
     assert "start Redis, then run `manage.py sync --system erp --push` again" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+class _Terminal(StringIO):
+    """A stderr that says it is a terminal: the commands show their progress bars only on one."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("command", ["sync", "reconcile"])
+def test_sync_and_reconcile_show_progress_on_a_terminal_unless_told_not_to(sandbox, connect, monkeypatch, command):
+    connect(sandbox, "crm", "erp")
+    sandbox.put("crm", "Account", {"Name": "Acme", "Website": "https://acme.example"})
+    shown = {}
+    for flag in ([], ["--no-progress"]):
+        terminal = _Terminal()
+        monkeypatch.setattr("sys.stderr", terminal)
+        call_command(command, "--system", "crm", *flag, stdout=StringIO())
+        shown[bool(flag)] = terminal.getvalue()
+    assert f"{'pull' if command == 'sync' else 'reconcile'} crm" in shown[False]  # the bar's label
+    assert shown[True] == ""

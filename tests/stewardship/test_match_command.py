@@ -194,3 +194,14 @@ def test_waiting_for_the_workers_stops_when_none_answers_any_more(db, no_worker,
     assert "no Celery worker is consuming the 'celery' queue any more" in message
     assert f"2 partition(s) of run #{run.pk} stay queued" in message and ".venv/bin/celery -A mdm worker" in message
     assert "`manage.py match --domain customer --resume`" in message
+
+
+def test_no_progress_leaves_the_progress_bars_out(customers, new_rules):
+    quiet, shown = io.StringIO(), io.StringIO()
+    call_command(
+        "match", "--domain", "customer", "--partitions", "2", "--no-progress", stdout=io.StringIO(), stderr=quiet
+    )
+    assert MatchRun.objects.get().status == "finished"  # it rebuilt the keys and matched, without a bar
+    assert quiet.getvalue() == ""
+    call_command("match", "--domain", "customer", "--partitions", "3", stdout=io.StringIO(), stderr=shown)
+    assert "match keys" in shown.getvalue() and "partition" in shown.getvalue()

@@ -19,6 +19,7 @@ from canonical.services.files import (
     FileCheck,
     FileIngestSummary,
     SourceFileError,
+    printable,
     source_file_check,
     source_file_ingest,
 )
@@ -71,7 +72,7 @@ def summary_lines(summary: FileIngestSummary) -> list[str]:
         )
         for result in summary.exceptions[:5]:
             detail = "; ".join(f"{k}: {' '.join(v)}" for k, v in result.errors.items()) or result.message
-            lines.append(f"    {result.source_id}: {result.outcome}: {detail}")
+            lines.append(f"    {printable(result.source_id)}: {result.outcome}: {printable(detail)}")
         if problems > 5:
             lines.append(f"    … {problems - 5} more in the queue")
     if summary.still_open:

@@ -58,6 +58,7 @@ class Command(BaseCommand):
             help=f"seconds the Celery workers have to answer before the command says none is running "
             f"(default {WORKER_TIMEOUT:g}; with a broker only)",
         )
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
 
     def handle(
         self,
@@ -69,6 +70,7 @@ class Command(BaseCommand):
         worker_timeout: float,
         **options,
     ):
+        self._quiet = bool(options.get("no_progress"))
         if domain not in DOMAINS:
             raise CommandError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
         only = None
@@ -121,7 +123,7 @@ class Command(BaseCommand):
                 time.sleep(POLL_SECONDS)
             return
         ids = match_key_source_ids(domain=run.domain)
-        with tqdm(total=len(ids), desc="match keys", unit="rec", file=self.stderr) as bar:
+        with tqdm(total=len(ids), desc="match keys", unit="rec", file=self.stderr, disable=self._quiet) as bar:
             for i in range(0, len(ids), KEY_BATCH):
                 batch = ids[i : i + KEY_BATCH]
                 match_keys_rebuild(domain=run.domain, source_record_ids=batch)
@@ -132,7 +134,9 @@ class Command(BaseCommand):
         if not todo:
             return
         eager = bool(match_partition_task.app.conf.task_always_eager)  # no broker: tasks run here, in order
-        with tqdm(total=len(todo), desc=f"match {run.domain}", unit="partition", file=self.stderr) as bar:
+        with tqdm(
+            total=len(todo), desc=f"match {run.domain}", unit="partition", file=self.stderr, disable=self._quiet
+        ) as bar:
             for p in todo:
                 match_partition_task.delay(run.pk, p)
                 if eager:

@@ -17,9 +17,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--system", required=True, help="system code (crm, erp, psa, hr, …)")
         parser.add_argument("--domain", help="only this domain")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar (shown on a terminal only)")
 
-    def handle(self, *args, system: str, domain: str | None, **options):
-        with tqdm(desc=f"reconcile {system}", unit=" records", disable=None) as bar:
+    def handle(self, *args, system: str, domain: str | None, no_progress: bool, **options):
+        with tqdm(desc=f"reconcile {system}", unit=" records", disable=no_progress or None) as bar:
             try:
                 run = reconciliation_run(system=system, domain=domain, trigger="command", progress=bar.update)
             except ReconciliationError as exc:

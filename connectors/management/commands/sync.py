@@ -22,8 +22,9 @@ class Command(BaseCommand):
         way = parser.add_mutually_exclusive_group()
         way.add_argument("--pull", action="store_true", help="only pull from the system")
         way.add_argument("--push", action="store_true", help="only push pending changes to the system")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bars (shown on a terminal only)")
 
-    def handle(self, *args, system: str, domain: str | None, pull: bool, push: bool, **options):
+    def handle(self, *args, system: str, domain: str | None, pull: bool, push: bool, no_progress: bool, **options):
         from connectors.services.connections import connection_missing_message
         from connectors.services.pull import pull_domains, pull_run
         from connectors.services.relay import deliveries_pending, relay_none_reached, relay_run
@@ -44,7 +45,7 @@ class Command(BaseCommand):
             if domain and not domains:
                 self.stdout.write(f"{system} does not pull {domain}; nothing to pull")
             for d in domains:
-                with tqdm(desc=f"pull {system} {d}", unit=" records", disable=None) as bar:
+                with tqdm(desc=f"pull {system} {d}", unit=" records", disable=no_progress or None) as bar:
                     run = pull_run(system=system, domain=d, trigger="command", progress=bar.update)
                 if run is None:
                     self.stdout.write(f"pull {system} {d}: another pull is running; try again when it ends")
@@ -59,7 +60,7 @@ class Command(BaseCommand):
             try:
                 with audit_context(actor=f"command:sync:{system}", channel=Channel.CONNECTOR,
                                    reason=f"sync push {system}"):  # fmt: skip
-                    with tqdm(total=total, desc=f"push {system}", unit=" changes", disable=None) as bar:
+                    with tqdm(total=total, desc=f"push {system}", unit=" changes", disable=no_progress or None) as bar:
                         totals = relay_run(system=system, domain=domain, max_seconds=3600, trigger="command",
                                            progress=bar.update)  # fmt: skip
             except RedisError as exc:  # the relay keeps its pauses and locks there
