@@ -87,6 +87,7 @@ from canonical.services.ingest import (
     content_hash,
     match_lock,
     source_records_ingest,
+    version_held,
 )
 from canonical.services.instances import new_instance as _new
 from canonical.services.ownership import rules_cached, system_codes
@@ -185,7 +186,7 @@ class _Chunk:
     system: System
     spec: DomainSpec
     batch: BatchMatch
-    existing: set[str]
+    existing: dict[str, _Held]  # the held version of each source id the database holds
     pushed: set[str]  # new source ids a push already gave a cross-reference
     waiting: set[str]  # source ids some pending reference waits for
     seen: set[str] = field(default_factory=set)
@@ -222,15 +223,45 @@ def source_records_ingest_bulk(*, system: System | str, domain: str, envelopes: 
     return results
 
 
+@dataclass(frozen=True)
+class _Held:
+    """A held source record's version, as `version_held` reads it."""
+
+    content_hash: str
+    updated_at: dt.datetime
+    deleted: bool
+    golden_id: uuid.UUID | None
+
+
+def _held_versions(system: System, domain: str, ids: list[str]) -> dict[str, _Held]:
+    """The held version of each of these source ids that the database holds."""
+    rows = SourceRecord.objects.filter(system=system, domain=domain, source_id__in=ids)
+    return {
+        sid: _Held(digest, updated_at, deleted, golden_id)
+        for sid, digest, updated_at, deleted, golden_id in rows.values_list(
+            "source_id", "content_hash", "updated_at", "deleted", "golden_id"
+        )
+    }
+
+
+def _unchanging(chunk: _Chunk, env: Envelope) -> IngestResult | None:
+    """The result of a record of the chunk that is a version of a held record changing nothing (stale, or
+    unchanged: `version_held`), the first time the chunk sees its source id; None otherwise. Nothing is written
+    for it and nothing later records match against changes: the chunk goes on without writing what it has."""
+    held = chunk.existing.get(env.source_id)
+    if held is None or env.source_id in chunk.seen:
+        return None
+    result = version_held(env, content_hash(env.attributes, env.deleted), held)
+    if result is not None:
+        chunk.seen.add(env.source_id)
+    return result
+
+
 def _chunk_ingest(
     system: System, spec: DomainSpec, matcher: FuzzyMatcher, envelopes: list[Envelope], results: list[IngestResult]
 ) -> None:
     ids = list(dict.fromkeys(env.source_id for env in envelopes))
-    existing = set(
-        SourceRecord.objects.filter(system=system, domain=spec.name, source_id__in=ids).values_list(
-            "source_id", flat=True
-        )
-    )
+    existing = _held_versions(system, spec.name, ids)
     new_ids = [sid for sid in ids if sid not in existing]
     chunk = _Chunk(
         system=system,
@@ -287,6 +318,11 @@ def _chunk_ingest(
         if i >= n:
             break
         env = envelopes[i]
+        unchanging = _unchanging(chunk, env)
+        if unchanging is not None:
+            results.append(unchanging)
+            i += 1
+            continue
         # envelopes[i] is not simple: write what was accepted, then the record-by-record pipeline for it.
         chunk.seen.add(env.source_id)
         _flush(chunk)

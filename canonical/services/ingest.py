@@ -608,6 +608,35 @@ def source_record_reprocess(sr: SourceRecord) -> IngestResult:
         return source_record_process(locked, spec=get_domain(locked.domain))
 
 
+def version_held(env: Envelope, digest: str, held) -> IngestResult | None:
+    """The result of a version of a record whose held version (`held`: its content_hash, updated_at, deleted and
+    golden_id, a SourceRecord or the like) it changes nothing of: older than it, or a version with the same
+    updated_at that loses to it, or the same content at the same time. None: the version is to be processed.
+    The bulk paths ask this of the versions they read (stale and unchanged come out the same, with nothing read
+    or written again)."""
+    golden_id = str(held.golden_id) if held.golden_id else None
+    if env.updated_at < held.updated_at:
+        return IngestResult(
+            source_id=env.source_id,
+            outcome="stale",
+            golden_id=golden_id,
+            message=f"older than the version held ({held.updated_at.isoformat()}); ignored",
+        )
+    if env.updated_at == held.updated_at and (env.deleted, digest) < (held.deleted, held.content_hash):
+        # Two different versions with the same updated_at: keep one by a fixed rule (a delete first, then
+        # the greater content hash) so that the outcome does not depend on arrival order and a replay of
+        # the same versions changes nothing.
+        return IngestResult(
+            source_id=env.source_id,
+            outcome="stale",
+            golden_id=golden_id,
+            message=f"another version with the same updated_at ({held.updated_at.isoformat()}) is held; ignored",
+        )
+    if held.content_hash == digest and env.updated_at == held.updated_at:
+        return IngestResult(source_id=env.source_id, outcome="unchanged", golden_id=golden_id)
+    return None
+
+
 def _receive(system: System, spec: DomainSpec, env: Envelope, batch: _Batch) -> IngestResult:
     digest = content_hash(env.attributes, env.deleted)
     sr = batch.records.get(env.source_id)
@@ -615,34 +644,19 @@ def _receive(system: System, spec: DomainSpec, env: Envelope, batch: _Batch) -> 
         sr = SourceRecord.objects.select_for_update().get(system=system, domain=spec.name, source_id=env.source_id)
         batch.records[env.source_id] = sr
     if sr.content_hash:  # a version is held (not a row this batch has just inserted)
-        if env.updated_at < sr.updated_at:
-            return IngestResult(
-                source_id=env.source_id,
-                outcome="stale",
-                golden_id=str(sr.golden_id) if sr.golden_id else None,
-                message=f"older than the version held ({sr.updated_at.isoformat()}); ignored",
-            )
-        if env.updated_at == sr.updated_at and (env.deleted, digest) < (sr.deleted, sr.content_hash):
-            # Two different versions with the same updated_at: keep one by a fixed rule (a delete first, then
-            # the greater content hash) so that the outcome does not depend on arrival order and a replay of
-            # the same versions changes nothing.
-            return IngestResult(
-                source_id=env.source_id,
-                outcome="stale",
-                golden_id=str(sr.golden_id) if sr.golden_id else None,
-                message=f"another version with the same updated_at ({sr.updated_at.isoformat()}) is held; ignored",
-            )
+        result = version_held(env, digest, sr)
+        if result is not None:
+            return result
         if sr.content_hash == digest:
+            # The same content, confirmed at a later time: it is now the most recent for recency.
             outcome = "unchanged"
-            if env.updated_at > sr.updated_at:
-                # The same content, confirmed at a later time: it is now the most recent for recency.
-                sr.updated_at = env.updated_at
-                SourceRecord.objects.filter(pk=sr.pk).update(updated_at=env.updated_at)
-                if sr.is_live and sr.golden_id:
-                    _, changed = golden_record_recompute(
-                        domain=spec.name, golden_id=sr.golden_id, origin_system=sr.system_id
-                    )
-                    outcome = "updated" if changed else "unchanged"
+            sr.updated_at = env.updated_at
+            SourceRecord.objects.filter(pk=sr.pk).update(updated_at=env.updated_at)
+            if sr.is_live and sr.golden_id:
+                _, changed = golden_record_recompute(
+                    domain=spec.name, golden_id=sr.golden_id, origin_system=sr.system_id
+                )
+                outcome = "updated" if changed else "unchanged"
             return IngestResult(
                 source_id=env.source_id, outcome=outcome, golden_id=str(sr.golden_id) if sr.golden_id else None
             )

@@ -354,6 +354,12 @@ def test_bulk_ingest_leaves_the_state_record_by_record_ingest_leaves(monkeypatch
     # it in the same window are matched again
     assert ("crm", "CL2n") in fallbacks and ("crm", "CL3") in linked_in_bulk
     assert next(r["outcome"] for s, d, r in bulk if r["source_id"] == "CL2n") == "exception"
+    # versions that change nothing (unchanged, stale) are answered from what the chunk read, not record by record
+    assert ("crm", "C4") not in fallbacks and ("crm", "C5") not in fallbacks
+    assert [r["outcome"] for s, d, r in bulk if s == "crm" and r["source_id"] in ("C4", "C5")][-2:] == [
+        "unchanged",
+        "stale",
+    ]
     # ... with the ownership conflicts they raise on records already there and resolve, and steward overrides
     exceptions = "\n".join(state_a["exceptions"])
     assert "'ownership_conflict', 'open', 'customer', 'erp', 'erp:customer:EF" in exceptions

@@ -30,7 +30,7 @@ from canonical.services.bulk import source_records_ingest_bulk
 from canonical.services.ingest import envelope_parse
 from canonical.services.pipeline import PipelinedIngest, PipelineError, pipeline_usable
 
-from .test_ingest_bulk import _company, _reset_caches, assert_same_state, capture, run, scenario
+from .test_ingest_bulk import _company, _reset_caches, _row, assert_same_state, capture, run, scenario
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -476,3 +476,78 @@ def test_the_matcher_does_not_run_the_after_fork_hooks_libraries_registered(tmp_
     finally:
         del holder  # the registry holds it weakly
     assert len(results) == 20 and not ran.exists()
+
+
+def _resent(n: int, *, changed_every: int = 0, stale_every: int = 0) -> list:
+    """n CRM customers, then the same again: every `changed_every`-th changed (later), every `stale_every`-th an
+    older version, the rest unchanged."""
+    rng = random.Random(5)
+    firms = [_company(rng, i) for i in range(n)]
+    first = [_row(f"C{i}", 1, **firm) for i, firm in enumerate(firms)]
+    again = []
+    for i, firm in enumerate(firms):
+        if changed_every and i % changed_every == 0:
+            again.append(_row(f"C{i}", 2, **{**firm, "city": "Rome"}))
+        elif stale_every and i % stale_every == 0:
+            again.append(_row(f"C{i}", 0, **{**firm, "city": "Oslo"}))
+        else:
+            again.append(_row(f"C{i}", 1, **firm))
+    return [("crm", "customer", first), ("crm", "customer", again)]
+
+
+def _outcomes(results) -> list[tuple]:
+    return [(r["source_id"], r["outcome"], r.get("golden_id") is None, r.get("message")) for _, _, r in results]
+
+
+def _segments(monkeypatch) -> list[int]:
+    """The start of every segment the writer asks the matcher for, as it asks."""
+    starts = []
+    real = PipelinedIngest._send
+
+    def counted(self, message):
+        if message[0] == "go":
+            starts.append(message[1])
+        return real(self, message)
+
+    monkeypatch.setattr(PipelinedIngest, "_send", counted)
+    return starts
+
+
+def test_a_batch_sent_again_unchanged_or_stale_is_one_segment_with_nothing_written(monkeypatch):
+    batches = _resent(300, stale_every=7)
+    in_bulk, state_a = run(batches, source_records_ingest_bulk)
+    starts = _segments(monkeypatch)
+    by_record = []
+    real_by_record = pipeline_module.source_records_ingest
+    monkeypatch.setattr(
+        pipeline_module, "source_records_ingest", lambda **kw: by_record.append(kw) or real_by_record(**kw)
+    )
+    pipelined = run_pipelined(batches, batch_size=1000)
+
+    again = [r for _, _, r in pipelined[300:]]
+    assert {r["outcome"] for r in again} == {"unchanged", "stale"}
+    assert sum(r["outcome"] == "stale" for r in again) == len(range(0, 300, 7))
+    assert all(r["golden_id"] for r in again)
+    assert starts == [0, 0]  # one segment for each batch: the versions that change nothing do not end one
+    assert by_record == []  # and none of them went record by record
+    assert _outcomes(pipelined) == _outcomes(in_bulk)
+    assert_same_state(state_a, capture())
+
+
+def test_a_batch_of_updates_goes_on_in_one_process_once_its_segments_are_short(monkeypatch):
+    batches = _resent(400, changed_every=2)
+    in_bulk, state_a = run(batches, source_records_ingest_bulk)
+    starts = _segments(monkeypatch)
+    in_one_process = []
+    real_bulk = bulk_module.source_records_ingest_bulk
+    monkeypatch.setattr(
+        bulk_module, "source_records_ingest_bulk", lambda **kw: in_one_process.append(kw) or real_bulk(**kw)
+    )
+    pipelined = run_pipelined(batches, batch_size=1000)
+
+    # every update ends a segment: after 16 of them (two records each) the rest of the batch went to the bulk path
+    assert starts[:2] == [0, 0] and len(starts) == 1 + pipeline_module._SHORT_AFTER
+    assert [len(kw["envelopes"]) for kw in in_one_process] == [400 - (starts[-1] + 2)]  # after the last segment
+    assert sum(r["outcome"] == "updated" for _, _, r in pipelined) == 200
+    assert _outcomes(pipelined) == _outcomes(in_bulk)
+    assert_same_state(state_a, capture())
