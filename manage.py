@@ -41,7 +41,13 @@ def main() -> None:
             "Django is not installed in this Python. Run `python3 dev.py demo` once (it creates .venv), "
             "then use `.venv/bin/python manage.py ...`."
         ) from exc
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except BrokenPipeError:
+        # the reader of the output went away (`| head`): what the command did stands; no traceback, and no second
+        # error when Python flushes the closed stream at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None  # as a shell reports a process ended by SIGPIPE (128 + 13)
 
 
 if __name__ == "__main__":

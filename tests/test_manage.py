@@ -45,3 +45,17 @@ def test_output_the_terminal_cannot_show_is_escaped_not_a_traceback_after_the_wo
                    DATABASE_URL=database)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-1500:]
     assert b"created 1" in proc.stdout and b"Traceback" not in proc.stderr
+
+
+def test_output_to_a_reader_that_went_away_ends_quietly(tmp_path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `| head` does once it has its lines
+    environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    environ["DATABASE_URL"] = f"sqlite:///{tmp_path / 'hub.sqlite3'}"
+    try:
+        proc = subprocess.run([sys.executable, "manage.py", "help"], cwd=ROOT, env=environ, stdout=write_end,
+                              stderr=subprocess.PIPE, timeout=180)  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141
+    assert proc.stderr == b""  # no traceback, no "Exception ignored" at exit
