@@ -22,6 +22,9 @@ How the two stay exact:
   incomplete record, the same source id twice, a link the writer finds it cannot make in bulk) ends the segment
   there: the writer applies what came before, ingests that record record by record, commits, and the matcher
   starts again after it with fresh reads (and, for records that may remove rows, a fresh memo of common keys).
+  A version of a record held already that changes nothing (older than the one held, or unchanged: `version_held`)
+  is answered at once and the matcher goes on. Where segments keep ending after a few records (a file of
+  updates), the next records go through the bulk path in the writer's process (`_SHORT_AFTER`).
 - **The memos that follow the database are refreshed at every segment**: the population count is read again
   (the writer's commits moved the shared count), and the prepared features of the records the last segment sent
   are memoised under the text their stored values will be read back as (bulk's `prepared_written`, as the
@@ -62,13 +65,7 @@ from canonical.matching.fuzzy import _population as fuzzy_population
 from canonical.models import CrossReference, SourceRecord, SourceStatus, System
 from canonical.services import bulk
 from canonical.services.golden import golden_compute
-from canonical.services.ingest import (
-    Envelope,
-    IngestResult,
-    content_hash,
-    match_lock,
-    source_records_ingest,
-)
+from canonical.services.ingest import Envelope, IngestResult, content_hash, match_lock, source_records_ingest
 from canonical.services.instances import new_instance as _new
 from canonical.services.ownership import rules_cached
 
@@ -204,11 +201,11 @@ class _Sender:
 
 
 _AHEAD = 16  # messages (windows of plans) the matcher may have waiting to be written
-# After this many segments of a call, if they took fewer than _SHORT_BELOW records each on average, the rest of the
-# call goes through the bulk path in one process: each segment's end costs a commit and a fresh start of the
-# matcher. 12,000 CRM customers again, 10 % of them updated (1,219 segments): 71.4 s pipelined, 48.1 s in one
+# After this many segments of a call, if they took fewer than _SHORT_BELOW records each on average, the next
+# _SHORT_TAKE records go through the bulk path in one process (then the matcher is tried again): each segment's end
+# costs a commit and a fresh start of the matcher. 12,000 CRM customers again, 10 % of them updated (1,219 segments): 71.4 s pipelined, 48.1 s in one
 # process, 56.3 s record by record (docs/benchmarks.md).
-_SHORT_AFTER, _SHORT_BELOW = 16, 64
+_SHORT_AFTER, _SHORT_BELOW, _SHORT_TAKE = 16, 64, 10_000
 
 
 def _matcher_main(raw_pipe, domain: str, writers_end, first: list[list[Envelope]]) -> None:
@@ -660,17 +657,23 @@ class PipelinedIngest:
         # the matcher has these envelopes already when they are the `first` it was forked with (the first call),
         # unchanged (it must not change: had records been added since, the matcher would not have them)
         given = self._first is not None and envelopes is self._first and len(envelopes) == self._first_len
-        start, done, segments = 0, 0, 0
+        start, done = 0, 0
+        since, segments = 0, 0  # segments since `since`
         self._first = None
         try:
             with bulk._collections_less_often(), rules_cached():
                 while start < len(envelopes):
-                    if segments >= _SHORT_AFTER and start < segments * _SHORT_BELOW:
-                        # Segments this short (updates end them) cost more than the second core gains: the rest
-                        # of the batch goes through the bulk path in this process, which takes updates in its stride
-                        self._in_one_process(system, envelopes[start:], results, committed)
+                    if segments >= _SHORT_AFTER and start - since < segments * _SHORT_BELOW:
+                        # Segments this short (updates end them) cost more than the second core gains: the next
+                        # records go through the bulk path in this process, which takes updates in its stride;
+                        # then the matcher is tried again
+                        part = envelopes[start : start + _SHORT_TAKE]
+                        self._in_one_process(system, part, results, committed)
+                        start += len(part)
+                        done = len(results)
+                        since, segments = start, 0
                         self._forget = True  # the records changed since the matcher's memo of common keys
-                        break
+                        continue
                     segments += 1
                     with transaction.atomic():
                         match_lock(self.spec.name)  # before the matcher reads anything (README rule 8)

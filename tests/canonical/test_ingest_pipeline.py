@@ -551,3 +551,23 @@ def test_a_batch_of_updates_goes_on_in_one_process_once_its_segments_are_short(m
     assert sum(r["outcome"] == "updated" for _, _, r in pipelined) == 200
     assert _outcomes(pipelined) == _outcomes(in_bulk)
     assert_same_state(state_a, capture())
+
+
+def test_after_records_taken_in_one_process_the_matcher_is_tried_again(monkeypatch):
+    batches = _resent(400, changed_every=2)
+    in_bulk, state_a = run(batches, source_records_ingest_bulk)
+    monkeypatch.setattr(pipeline_module, "_SHORT_TAKE", 100)
+    starts = _segments(monkeypatch)
+    in_one_process = []
+    real_bulk = bulk_module.source_records_ingest_bulk
+    monkeypatch.setattr(
+        bulk_module, "source_records_ingest_bulk", lambda **kw: in_one_process.append(kw) or real_bulk(**kw)
+    )
+    pipelined = run_pipelined(batches, batch_size=1000)
+
+    # 16 short segments, 100 records in one process, 16 short segments again, ...
+    assert [len(kw["envelopes"]) for kw in in_one_process][:2] == [100, 100]
+    first_taken = starts[pipeline_module._SHORT_AFTER] + 2  # where the first 100 began
+    assert starts[1 + pipeline_module._SHORT_AFTER] == first_taken + 100  # the matcher again, after them
+    assert _outcomes(pipelined) == _outcomes(in_bulk)
+    assert_same_state(state_a, capture())
