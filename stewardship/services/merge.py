@@ -2,12 +2,11 @@
 
 A merge moves every source record, cross-reference and match key of the retired records to the survivor,
 retires them (`merged`, `merged_into` = survivor, so every read of a retired id leads to the survivor),
-moves the references that other golden records hold to them, carries their steward overrides over to the
-survivor where it has none of its own (`overrides_carried`), and recomputes the survivor. An unmerge
+moves the references that other golden records hold to them, and recomputes the survivor. An unmerge
 splits one source record out again — into the golden record it came from when that record was retired by a
-merge (restored to active, with the references that moved with it and those sent naming it by golden id
-while it was merged), otherwise into a new one — and records a
-not-a-match so the two are not merged again automatically. Every step writes history and outbox events.
+merge (restored to active, with the references that moved with it and those sent naming it by golden id while
+it was merged), otherwise into a new one — and records a not-a-match so the two are not merged again
+automatically. Every step writes history and outbox events.
 """
 
 from __future__ import annotations
@@ -175,57 +174,9 @@ def _merge_validate(
                     f"a steward decided {other} is not a match for {survivor} ({pairs[0].reason}); "
                     "pass allow_not_a_match to merge anyway"
                 )
-    if survivor is not None and others and not errors:
-        _, disagree = _overrides_to_carry(spec, survivor, others, choices)
-        if disagree:
-            errors["field_choices"] = disagree
     if errors:
         raise MergeError(errors)
     return spec, survivor, others, choices
-
-
-def _overrides_to_carry(
-    spec: DomainSpec, survivor: uuid.UUID, others: list[uuid.UUID], choices: dict
-) -> tuple[list[FieldOverride], list[str]]:
-    """`overrides_carried` over the records' active overrides as they are now."""
-    active = FieldOverride.objects.filter(domain=spec.name, golden_id__in=[survivor, *others], is_active=True)
-    return overrides_carried(spec, survivor, others, list(active.order_by("pk")), choices)
-
-
-def overrides_carried(
-    spec: DomainSpec, survivor: uuid.UUID, others: list[uuid.UUID], active: list[FieldOverride], choices: dict
-) -> tuple[list[FieldOverride], list[str]]:
-    """The retired records' steward overrides a merge carries to the survivor (of `active`, the active overrides of
-    the records merged), and a message for each field on which the retired records' overrides disagree (the
-    steward chooses its value in field_choices).
-
-    A field is carried where the survivor has no active override of its own and the merge's field choices leave it
-    alone: the survivor's own steward decisions and the merge's stand. An override of a reference to one of the
-    records merged is not carried (a record cannot refer to itself); it stays on its retired record, as every
-    override of a retired record does, and applies again if an unmerge restores that record."""
-    pinned = set(choices) | {ov.field for ov in active if ov.golden_id == survivor}
-    retired = set(others)
-    merged = {survivor, *others}
-    by_field: dict[str, list[FieldOverride]] = {}
-    for ov in active:
-        if ov.golden_id not in retired or ov.field in pinned:
-            continue
-        fspec = spec.get(ov.field)
-        if fspec is None:
-            continue
-        if fspec.kind == "ref" and fspec.ref_domain == spec.name and ov.value is not None:
-            target = _as_uuid(ov.value.get("golden_id") if isinstance(ov.value, dict) else ov.value)
-            if target is not None and (golden_survivor_id(spec.name, target) or target) in merged:
-                continue
-        by_field.setdefault(ov.field, []).append(ov)
-    carried, disagree = [], []
-    for name, found in by_field.items():
-        if any(ov.value != found[0].value for ov in found[1:]):
-            held = "; ".join(f"{ov.value!r} on {ov.golden_id}" for ov in found)
-            disagree.append(f"{name}: the records merged have different steward overrides ({held}): choose its value")
-        else:
-            carried.append(found[0])
-    return carried, disagree
 
 
 def _move_source_records(decision: MergeDecision, domain: str, retired: uuid.UUID, survivor: uuid.UUID) -> None:
@@ -371,8 +322,7 @@ def golden_record_merge(
     """Merge `other_ids` into `survivor_id`. Raises MergeError (field messages) before writing anything.
 
     `field_choices` pins survivor fields as steward overrides: `{field: value}` or `{field: {"from": golden_id}}`
-    (take the value that one of the merged records holds). The retired records' own overrides are carried over
-    where the survivor and the choices leave a field alone; where they disagree, a choice is asked for. A person merges as a steward (`user`); a batch run
+    (take the value that one of the merged records holds). A person merges as a steward (`user`); a batch run
     passes `actor` and `channel=job`.
     """
     spec, survivor, others, choices = _merge_validate(
@@ -438,27 +388,6 @@ def golden_record_merge(
                 raise MergeError({"field_choices": [f"{name}: {m}" for msgs in exc.errors.values() for m in msgs]})
             decision.override_ids.append(
                 FieldOverride.objects.get(domain=domain, golden_id=survivor, field=name, is_active=True).pk
-            )
-        # the retired records' own overrides, where the survivor and the choices leave the field alone: pinned on
-        # the survivor too, and lifted with the field choices by an unmerge that restores a record
-        carried, disagree = _overrides_to_carry(spec, survivor, others, choices)
-        if disagree:  # an override set since the validation above: nothing of the merge is kept
-            raise MergeError({"field_choices": disagree})
-        for ov in carried:
-            value = ov.value
-            if spec.get(ov.field).kind == "ref" and isinstance(value, str):
-                value = {"golden_id": value}
-            field_override_set(
-                domain=domain,
-                golden_id=survivor,
-                field=ov.field,
-                value=value,
-                reason=f"{ov.reason} (carried over from {domain} {ov.golden_id}, merged into this record)",
-                user=real_user(user),
-                recompute=False,
-            )
-            decision.override_ids.append(
-                FieldOverride.objects.get(domain=domain, golden_id=survivor, field=ov.field, is_active=True).pk
             )
         if decision.override_ids:
             decision.save(update_fields=["override_ids"])

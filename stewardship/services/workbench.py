@@ -52,7 +52,7 @@ from stewardship.models import PENDING_REVIEW, MergeDecision, MergeMove, ReviewS
 
 from .common import StewardshipError
 from .data_exceptions import data_exception_assign, data_exception_ignore, data_exception_resolve, data_exception_retry
-from .merge import overrides_carried, referencing_fields
+from .merge import referencing_fields
 from .reviews import review_task_assign
 
 # --- vocabulary ----------------------------------------------------------------------------------------------
@@ -562,16 +562,6 @@ def review_compare(
     preview_overrides = {f: o.value for (g, f), o in overrides.items() if g == survivor}
     for name, gid in choices.items():
         preview_overrides[name] = values[uuid.UUID(gid)][name]
-    # the other records' overrides the merge would carry over (where they disagree, the merge asks for a choice)
-    carried, _ = overrides_carried(
-        spec,
-        survivor,
-        [g for g in group_ids if g != survivor],
-        [o for (g, _), o in overrides.items() if g in group_ids],
-        choices,
-    )
-    for o in carried:
-        preview_overrides[o.field] = o.value
     survival = golden_compute(task.domain, survivor, group_sources, overrides=preview_overrides)
     titles = ref_titles_for(spec, [*values.values(), survival.values])
     review_values = values.get(task.golden_id, {})

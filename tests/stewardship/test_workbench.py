@@ -181,19 +181,6 @@ def test_compare_puts_records_in_columns_marks_differences_and_previews_a_chosen
     assert [e["score"] for e in compare.explanations] == [0.8]
 
 
-def test_compare_previews_the_override_the_merge_carries_over_from_the_other_record(review_matcher, steward):
-    task = acme_pair()
-    field_override_set(
-        domain="customer", golden_id=task.golden_id, field="segment", value="enterprise", reason="x", user=steward
-    )
-    compare = review_compare(task=task)
-    assert compare.survivor_id != task.golden_id  # the candidate survives; the record under review is retired
-    segment = {r.name: r for r in compare.rows}["segment"]
-    assert (segment.preview, segment.preview_origin) == ("enterprise", "steward override")
-    review_task_merge(task_id=task.pk, user=steward, reason="same client")
-    assert Customer.objects.get(pk=compare.survivor_id).segment == "enterprise"  # what the preview showed
-
-
 def test_golden_record_page_shows_sources_provenance_history_diffs_overrides_and_related(review_matcher, steward):
     task = acme_pair()
     decision = review_task_merge(task_id=task.pk, reason="same client", user=steward, field_choices={"city": "Bonn"})
