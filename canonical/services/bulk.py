@@ -3,8 +3,8 @@
 `source_records_ingest_bulk` takes the same envelopes and returns the same per-record results as
 `source_records_ingest` (canonical/services/ingest.py). Per chunk of records:
 
-1. one query for the chunk's source ids that exist already, one for cross-references a push made for new
-   ids, one for pending references waiting for them;
+1. one query for the chunk's source ids that exist already (with the version each holds), one for
+   cross-references a push made for new ids, one for pending references waiting for them;
 2. records in order, a window at a time. A *simple* record — new to the hub, not deleted, valid, its references
    resolved, the matcher saying "new" or "review" (a golden record of its own, complete; for a review also the
    steward's review task, as `review_task_open_for_match` opens it) or "link" (to a golden record in
@@ -15,7 +15,10 @@
    live source records, active overrides, open ownership-conflict exceptions) and the window is applied in
    order (pass 2) as `golden_record_create` / `golden_record_apply` would: survivorship, the golden record's
    new version and history row, the ChangeEvent, the non-owners' conflicts and ownership_conflict exceptions;
-3. anything else (an existing source record, a delete, an invalid or incomplete record, an unresolved or
+3. a version of an existing source record that changes nothing (older than the one held, or unchanged:
+   `version_held`, record-by-record ingest's own rule) gets its result from the version read in step 1, with
+   nothing written;
+   anything else (an existing source record, a delete, an invalid or incomplete record, an unresolved or
    golden-id reference, a link that would leave a required field empty or to a golden record that is
    not active or keeps a `retained` value, a record someone waits for) first writes what was accepted so far,
    then goes through the record-by-record pipeline, in order, so the result is the one record-by-record ingest
@@ -329,9 +332,11 @@ def _chunk_ingest(
         results.extend(source_records_ingest(system=system, domain=spec.name, envelopes=[env]))
         chunk.ref_cache.pop((system.code, spec.name, env.source_id), None)
         if env.source_id in chunk.waiting:
-            # Records waiting for it were processed again: read everything again, from the next record on.
+            # Records waiting for it were processed again: read everything again, from the next record on (their
+            # held versions too: one of them may have a golden record now).
             chunk.batch.invalidate()
             chunk.ref_cache.clear()
+            chunk.existing = _held_versions(system, spec.name, ids)
             prefetched_to = i + 1
         else:
             # It changed itself, its keys and its golden record's values only: patch what was read.

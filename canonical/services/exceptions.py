@@ -13,15 +13,16 @@ _IN_LIST = 10_000  # ids per query in open_exceptions (a PostgreSQL statement ta
 
 
 def open_exceptions(*, kind: str, source_record_ids: list[int]) -> dict[int, DataException]:
-    """The open exception of a kind of each of these source records that has one (the first opened, as
-    `exception_raise` finds it), in one query per 10,000 records: for a caller that raises or refreshes many."""
+    """The open exception of a kind of each of these source records that has one (where two are open, the one
+    `exception_raise` would find: DataException's ordering, the newest first), in one query per 10,000 records: for
+    a caller that raises or refreshes many."""
     found: dict[int, DataException] = {}
     for start in range(0, len(source_record_ids), _IN_LIST):
         rows = DataException.objects.filter(
             kind=kind, status=ExceptionStatus.OPEN, source_record_id__in=source_record_ids[start : start + _IN_LIST]
-        ).order_by("-id")
-        for exc in rows:  # the lowest id last: it stays
-            found[exc.source_record_id] = exc
+        ).order_by(*DataException._meta.ordering)
+        for exc in rows:
+            found.setdefault(exc.source_record_id, exc)
     return found
 
 

@@ -730,7 +730,7 @@ class PipelinedIngest:
                 if chunk is not None:
                     bulk._flush(chunk, last=True)
                 chunk = bulk._Chunk(
-                    system=system, spec=spec, batch=_NoMatch(self.matcher), existing=set(), pushed=set(), waiting=set()
+                    system=system, spec=spec, batch=_NoMatch(self.matcher), existing={}, pushed=set(), waiting=set()
                 )
                 chunk_end = (index // bulk._CHUNK + 1) * bulk._CHUNK
             return chunk

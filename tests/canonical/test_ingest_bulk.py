@@ -674,3 +674,27 @@ def test_the_live_sources_of_golden_records_are_read_as_the_orm_reads_them():
         assert mine.get_deferred_fields() == theirs.get_deferred_fields() != set()
         assert (mine.golden_id, mine.values, mine.source_id) == (theirs.golden_id, theirs.values, theirs.source_id)
     assert bulk_module._sources_of("contract", goldens, columns) == []  # another domain's records are not read
+
+
+def test_a_held_version_answered_in_bulk_names_the_golden_record_a_waited_for_record_gave_it():
+    """A (no name: incomplete, waiting for its parent P) gets its golden record when P arrives earlier in the same
+    chunk and A is processed again; A sent again unchanged after P is answered with that golden record, as record by
+    record (the chunk reads the held versions again after a record others wait for)."""
+    site = dict(country="DE", tax_id="DE136695976", registration_number="HRB 12345", city="Berlin",
+                website="https://acme-holding.example.com", address_line1="Hauptstr. 1", postal_code="10115")  # fmt: skip
+    spec = get_domain("legal_entity")
+    with audit_context(actor="pytest", channel=Channel.JOB):
+        (held,) = source_records_ingest(
+            system="crm", domain="legal_entity", envelopes=[envelope_parse(_row("A", 1, parent="P", **site), spec=spec)]
+        )
+        (named,) = source_records_ingest(
+            system="erp", domain="legal_entity",
+            envelopes=[envelope_parse(_row("E", 1, name="Acme Holding GmbH", **site), spec=spec)],
+        )  # fmt: skip
+    assert (held.outcome, named.outcome) == ("exception", "created")
+    again = [_row("P", 1, name="Acme Parent AG", country="DE"), _row("A", 1, parent="P", **site)]
+    one_by_one, state_a = run([("crm", "legal_entity", again)], source_records_ingest)
+    in_bulk, state_b = run([("crm", "legal_entity", again)], source_records_ingest_bulk)
+    assert one_by_one[1][2] == {"source_id": "A", "outcome": "unchanged", "golden_id": named.golden_id}
+    assert in_bulk[1] == one_by_one[1] and in_bulk[0][2]["outcome"] == one_by_one[0][2]["outcome"] == "created"
+    assert_same_state(state_a, state_b)

@@ -134,3 +134,35 @@ def test_a_link_refreshes_every_source_s_conflict_reading_the_open_exceptions_on
     assert sorted(e.source_record.source_id for e in open_now) == [f"E{i}" for i in range(7)]
     assert DataException.objects.filter(kind="ownership_conflict").count() == 8  # E0's resolved one and its new one
     assert all(e.detail["conflicts"]["name"]["owner_value"] == "Acme" for e in open_now)
+
+
+def test_with_two_open_conflict_exceptions_both_paths_refresh_the_one_exception_raise_finds():
+    from django.db import transaction
+
+    from canonical.audit import Channel, audit_context
+    from canonical.domains import get_domain
+    from canonical.services.bulk import source_records_ingest_bulk
+    from canonical.services.exceptions import open_exceptions
+    from canonical.services.ingest import envelope_parse, source_records_ingest
+
+    ingest("crm", "customer", record("C1", 0, name="Acme", website=SITE))
+    ingest("erp", "customer", record("E1", 1, name="ACME Holdings", website=SITE))
+    first = DataException.objects.get(kind="ownership_conflict", status="open")
+    second = DataException.objects.create(  # opened later for the same source record (a concurrent raise, say)
+        kind="ownership_conflict", message="dup", detail={}, source_record=first.source_record,
+        golden_id=first.golden_id, domain="customer", system_id="erp",
+    )  # fmt: skip
+    sid = first.source_record_id
+    looked_up = DataException.objects.filter(kind="ownership_conflict", source_record_id=sid, status="open").first()
+    assert looked_up == second and open_exceptions(kind="ownership_conflict", source_record_ids=[sid])[sid] == second
+    spec = get_domain("customer")
+    after = {}
+    for name, fn in (("record by record", source_records_ingest), ("bulk", source_records_ingest_bulk)):
+        point = transaction.savepoint()
+        with audit_context(actor="pytest", channel=Channel.JOB):
+            fn(system="crm", domain="customer", envelopes=[envelope_parse(record("C2", 3, name="Acme Inc", website=SITE), spec=spec)])  # fmt: skip
+        after[name] = sorted(DataException.objects.filter(kind="ownership_conflict").values_list("pk", "message"))
+        transaction.savepoint_rollback(point)
+    assert after["record by record"] == after["bulk"]
+    assert dict(after["bulk"])[first.pk] == first.message  # the newer one was refreshed, the older left as it was
+    assert dict(after["bulk"])[second.pk] != "dup"
