@@ -507,21 +507,20 @@ def _repoint_source_references(sr: SourceRecord, target: uuid.UUID) -> list[dict
     return moved
 
 
-def _repoint_golden_id_references(domain: str, restored: uuid.UUID) -> list[dict]:
-    """Source records of other domains that named `restored` by golden id (`{"golden_id": …}`) while it was merged
-    were resolved to its survivor then; now that an unmerge restored it, they resolve to it again (their sender
-    named this record). Those that named it before the merge still say so: the merge's reference log puts them
-    back (`_restore_references`)."""
+def _repoint_golden_id_references(domain: str, restored: uuid.UUID, through: set[uuid.UUID]) -> list[dict]:
+    """Source records of other domains that named a record by golden id (`{"golden_id": …}`) while it was merged were
+    resolved to its survivor then, one of `through` (the records the unmerged source came back through). Those whose
+    named record leads to `restored` now that an unmerge restored it (itself, or a record merged into it) resolve to
+    it again: their sender named it. References resolved before the merge still name their record; the merge's
+    reference log puts those back (`_restore_references`)."""
     moved = []
+    held = [str(g) for g in through]
     for ref_spec, fspec in referencing_fields(domain):
-        rows = SourceRecord.objects.filter(
-            domain=ref_spec.name, **{f"attributes__{fspec.name}__golden_id__iexact": str(restored)}
-        )
+        rows = SourceRecord.objects.filter(domain=ref_spec.name, **{f"values__{fspec.name}__golden_id__in": held})
         for other in rows:
             sent, ref = other.attributes.get(fspec.name), other.values.get(fspec.name)
-            if not isinstance(sent, dict) or _as_uuid(sent.get("golden_id")) != restored:
-                continue
-            if not isinstance(ref, dict) or ref.get("golden_id") == str(restored):
+            named = _as_uuid(sent.get("golden_id")) if isinstance(sent, dict) else None
+            if named is None or not isinstance(ref, dict) or golden_survivor_id(domain, named) != restored:
                 continue
             values = {**other.values, fspec.name: {**ref, "golden_id": str(restored)}}
             SourceRecord.objects.filter(pk=other.pk).update(values=values)  # not history-tracked
@@ -615,10 +614,11 @@ def golden_record_unmerge(
             xref.golden_id = target.pk
             xref.save()
         MatchKey.objects.filter(source_record=sr).update(golden_id=target.pk)
-        moved_refs = (
-            _restore_references(move, target.pk) + _repoint_golden_id_references(domain, target.pk) if restored else []
-        )
+        moved_refs = []
         if restored:
+            through = {step.to_golden_id for step in chain}
+            moved_refs = _restore_references(move, target.pk)
+            moved_refs += _repoint_golden_id_references(domain, target.pk, through)
             _merge_overrides_lift(move.merge, recomputed_here={current.pk, target.pk})
         # each of the two records: one new version, published as one event
         changed: dict[uuid.UUID, list[str]] = {target.pk: ["status"] if restored else [], current.pk: []}

@@ -315,8 +315,8 @@ def test_review_survivors_reads_statuses_with_the_chain(django_assert_num_querie
 def test_a_reference_by_golden_id_to_a_retired_record_follows_it_back_when_an_unmerge_restores_it(steward):
     a, b = customer("crm", "A1", "Alpha"), customer("crm", "B1", "Beta")
     merge(a, b, steward)
-    # sent while B was merged: resolved to its survivor A (the sender named B, in capitals)
-    ingest("erp", "contract", record("K1", 0, contract_number="SOW-1", customer={"golden_id": str(b).upper()}))
+    # sent while B was merged: resolved to its survivor A (the sender named B, in 32 hex digits)
+    ingest("erp", "contract", record("K1", 0, contract_number="SOW-1", customer={"golden_id": b.hex.upper()}))
     ingest("erp", "contract", record("K2", 0, contract_number="SOW-2", customer={"golden_id": str(a)}))
     k1, k2 = Contract.objects.get(contract_number="SOW-1"), Contract.objects.get(contract_number="SOW-2")
     assert (k1.customer_id, k2.customer_id) == (a, a)
@@ -328,3 +328,17 @@ def test_a_reference_by_golden_id_to_a_retired_record_follows_it_back_when_an_un
     assert Contract.objects.get(pk=k2.pk).customer_id == a
     assert {"domain": "contract", "golden_id": str(k1.pk), "field": "customer"} in result.moved_references
     assert SourceRecord.objects.get(system="erp", source_id="K1").values["customer"]["golden_id"] == str(b)
+
+
+@pytest.mark.django_db
+def test_a_reference_to_a_record_merged_into_the_restored_one_follows_it_back(steward):
+    a, b, c = customer("crm", "A1", "Alpha"), customer("crm", "B1", "Beta"), customer("crm", "C1", "Gamma")
+    merge(b, a, steward)  # A into B
+    merge(c, b, steward)  # B into C
+    ingest("erp", "contract", record("K1", 0, contract_number="SOW-1", customer={"golden_id": str(a)}))
+    assert Contract.objects.get(contract_number="SOW-1").customer_id == c
+
+    result = unmerge("B1", steward)  # B comes back (with B1 only); A, merged into B, leads to B again
+
+    assert (result.golden_id, result.restored) == (b, True)
+    assert Contract.objects.get(contract_number="SOW-1").customer_id == b
