@@ -497,14 +497,18 @@ def _repoint_source_references(sr: SourceRecord, target: uuid.UUID) -> list[dict
         )
         for other in rows:
             ref = other.values.get(fspec.name)
-            if not isinstance(ref, dict) or ref.get("golden_id") == str(target):
-                continue
-            values = {**other.values, fspec.name: {**ref, "golden_id": str(target)}}
-            SourceRecord.objects.filter(pk=other.pk).update(values=values)  # not history-tracked
-            if other.golden_id:
-                golden_record_recompute(domain=ref_spec.name, golden_id=other.golden_id)
-                moved.append({"domain": ref_spec.name, "golden_id": str(other.golden_id), "field": fspec.name})
+            if isinstance(ref, dict) and ref.get("golden_id") != str(target):
+                _resolve_to(other, ref_spec, fspec.name, target, moved)
     return moved
+
+
+def _resolve_to(other: SourceRecord, ref_spec: DomainSpec, name: str, target: uuid.UUID, moved: list[dict]) -> None:
+    """Point a source record's resolved reference `name` at `target`, and recompute its golden record."""
+    values = {**other.values, name: {**other.values[name], "golden_id": str(target)}}
+    SourceRecord.objects.filter(pk=other.pk).update(values=values)  # not history-tracked
+    if other.golden_id:
+        golden_record_recompute(domain=ref_spec.name, golden_id=other.golden_id)
+        moved.append({"domain": ref_spec.name, "golden_id": str(other.golden_id), "field": name})
 
 
 def _repoint_golden_id_references(domain: str, restored: uuid.UUID, through: set[uuid.UUID]) -> list[dict]:
@@ -520,13 +524,8 @@ def _repoint_golden_id_references(domain: str, restored: uuid.UUID, through: set
         for other in rows:
             sent, ref = other.attributes.get(fspec.name), other.values.get(fspec.name)
             named = _as_uuid(sent.get("golden_id")) if isinstance(sent, dict) else None
-            if named is None or not isinstance(ref, dict) or golden_survivor_id(domain, named) != restored:
-                continue
-            values = {**other.values, fspec.name: {**ref, "golden_id": str(restored)}}
-            SourceRecord.objects.filter(pk=other.pk).update(values=values)  # not history-tracked
-            if other.golden_id:
-                golden_record_recompute(domain=ref_spec.name, golden_id=other.golden_id)
-                moved.append({"domain": ref_spec.name, "golden_id": str(other.golden_id), "field": fspec.name})
+            if named is not None and isinstance(ref, dict) and golden_survivor_id(domain, named) == restored:
+                _resolve_to(other, ref_spec, fspec.name, restored, moved)
     return moved
 
 

@@ -534,7 +534,9 @@ def test_a_batch_sent_again_unchanged_or_stale_is_one_segment_with_nothing_writt
     assert_same_state(state_a, capture())
 
 
-def test_a_batch_of_updates_goes_on_in_one_process_once_its_segments_are_short(monkeypatch):
+def _updates_pipelined(monkeypatch) -> tuple[list, list[int], list[dict]]:
+    """400 customers, then the same with every other one updated, through the pipeline, compared with the bulk
+    path's state; returns the pipelined results, the segments' starts and the calls of the bulk path made in it."""
     batches = _resent(400, changed_every=2)
     in_bulk, state_a = run(batches, source_records_ingest_bulk)
     starts = _segments(monkeypatch)
@@ -544,30 +546,25 @@ def test_a_batch_of_updates_goes_on_in_one_process_once_its_segments_are_short(m
         bulk_module, "source_records_ingest_bulk", lambda **kw: in_one_process.append(kw) or real_bulk(**kw)
     )
     pipelined = run_pipelined(batches, batch_size=1000)
+    assert _outcomes(pipelined) == _outcomes(in_bulk)
+    assert_same_state(state_a, capture())
+    return pipelined, starts, in_one_process
+
+
+def test_a_batch_of_updates_goes_on_in_one_process_once_its_segments_are_short(monkeypatch):
+    pipelined, starts, in_one_process = _updates_pipelined(monkeypatch)
 
     # every update ends a segment: after 16 of them (two records each) the rest of the batch went to the bulk path
     assert starts[:2] == [0, 0] and len(starts) == 1 + pipeline_module._SHORT_AFTER
     assert [len(kw["envelopes"]) for kw in in_one_process] == [400 - (starts[-1] + 2)]  # after the last segment
     assert sum(r["outcome"] == "updated" for _, _, r in pipelined) == 200
-    assert _outcomes(pipelined) == _outcomes(in_bulk)
-    assert_same_state(state_a, capture())
 
 
 def test_after_records_taken_in_one_process_the_matcher_is_tried_again(monkeypatch):
-    batches = _resent(400, changed_every=2)
-    in_bulk, state_a = run(batches, source_records_ingest_bulk)
     monkeypatch.setattr(pipeline_module, "_SHORT_TAKE", 100)
-    starts = _segments(monkeypatch)
-    in_one_process = []
-    real_bulk = bulk_module.source_records_ingest_bulk
-    monkeypatch.setattr(
-        bulk_module, "source_records_ingest_bulk", lambda **kw: in_one_process.append(kw) or real_bulk(**kw)
-    )
-    pipelined = run_pipelined(batches, batch_size=1000)
+    _, starts, in_one_process = _updates_pipelined(monkeypatch)
 
     # 16 short segments, 100 records in one process, 16 short segments again, ...
     assert [len(kw["envelopes"]) for kw in in_one_process][:2] == [100, 100]
     first_taken = starts[pipeline_module._SHORT_AFTER] + 2  # where the first 100 began
     assert starts[1 + pipeline_module._SHORT_AFTER] == first_taken + 100  # the matcher again, after them
-    assert _outcomes(pipelined) == _outcomes(in_bulk)
-    assert_same_state(state_a, capture())
