@@ -513,15 +513,19 @@ def _segments(monkeypatch) -> list[int]:
     return starts
 
 
+def _calls(monkeypatch, module, name: str) -> list[dict]:
+    """The keyword arguments of every call of `module.name` from now on (the function still runs)."""
+    calls: list[dict] = []
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda **kw: calls.append(kw) or real(**kw))
+    return calls
+
+
 def test_a_batch_sent_again_unchanged_or_stale_is_one_segment_with_nothing_written(monkeypatch):
     batches = _resent(300, stale_every=7)
     in_bulk, state_a = run(batches, source_records_ingest_bulk)
     starts = _segments(monkeypatch)
-    by_record = []
-    real_by_record = pipeline_module.source_records_ingest
-    monkeypatch.setattr(
-        pipeline_module, "source_records_ingest", lambda **kw: by_record.append(kw) or real_by_record(**kw)
-    )
+    by_record = _calls(monkeypatch, pipeline_module, "source_records_ingest")
     pipelined = run_pipelined(batches, batch_size=1000)
 
     again = [r for _, _, r in pipelined[300:]]
@@ -540,11 +544,7 @@ def _updates_pipelined(monkeypatch) -> tuple[list, list[int], list[dict]]:
     batches = _resent(400, changed_every=2)
     in_bulk, state_a = run(batches, source_records_ingest_bulk)
     starts = _segments(monkeypatch)
-    in_one_process = []
-    real_bulk = bulk_module.source_records_ingest_bulk
-    monkeypatch.setattr(
-        bulk_module, "source_records_ingest_bulk", lambda **kw: in_one_process.append(kw) or real_bulk(**kw)
-    )
+    in_one_process = _calls(monkeypatch, bulk_module, "source_records_ingest_bulk")
     pipelined = run_pipelined(batches, batch_size=1000)
     assert _outcomes(pipelined) == _outcomes(in_bulk)
     assert_same_state(state_a, capture())
