@@ -264,20 +264,15 @@ def _chunk_ingest(
     system: System, spec: DomainSpec, matcher: FuzzyMatcher, envelopes: list[Envelope], results: list[IngestResult]
 ) -> None:
     ids = list(dict.fromkeys(env.source_id for env in envelopes))
-    existing = _held_versions(system, spec.name, ids)
-    new_ids = [sid for sid in ids if sid not in existing]
     chunk = _Chunk(
         system=system,
         spec=spec,
         batch=BatchMatch(domain=spec.name, matcher=matcher),
-        existing=existing,
-        pushed=set(
-            CrossReference.objects.filter(system=system, domain=spec.name, source_id__in=new_ids).values_list(
-                "source_id", flat=True
-            )
-        ),
-        waiting=_waiting_for(system, spec, ids),
+        existing={},
+        pushed=set(),
+        waiting=set(),
     )
+    _look_up(chunk, ids)
     self_referencing = any(f.ref_domain == spec.name for f in spec.ref_fields)
     prefetched_to = 0  # envelopes[:prefetched_to] have had their candidates read
     i, n = 0, len(envelopes)
@@ -346,6 +341,21 @@ def _chunk_ingest(
             chunk.waiting = _waiting_for(system, spec, ids)
         i += 1
     _flush(chunk, last=True)
+
+
+def _look_up(chunk: _Chunk, ids: list[str]) -> None:
+    """What the chunk needs to know of these source ids, added to what it knows: the held version of those the
+    database holds, which of the others a push gave a cross-reference, which pending references wait for."""
+    system, domain = chunk.system, chunk.spec.name
+    chunk.existing.update(_held_versions(system, domain, ids))
+    new = [sid for sid in ids if sid not in chunk.existing]
+    if new:
+        chunk.pushed.update(
+            CrossReference.objects.filter(system=system, domain=domain, source_id__in=new).values_list(
+                "source_id", flat=True
+            )
+        )
+    chunk.waiting.update(_waiting_for(system, chunk.spec, ids))
 
 
 def _waiting_for(system: System, spec: DomainSpec, ids: list[str]) -> set[str]:

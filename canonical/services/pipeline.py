@@ -62,7 +62,7 @@ from canonical.matching.base import Candidate, MatchOutcome, get_matcher, matche
 from canonical.matching.batch import BatchMatch, key_rows_bulk
 from canonical.matching.fuzzy import FuzzyMatcher, _private_population, population_cache_key
 from canonical.matching.fuzzy import _population as fuzzy_population
-from canonical.models import CrossReference, SourceRecord, SourceStatus, System
+from canonical.models import SourceRecord, SourceStatus, System
 from canonical.services import bulk
 from canonical.services.golden import golden_compute
 from canonical.services.ingest import Envelope, IngestResult, content_hash, match_lock, source_records_ingest
@@ -294,32 +294,16 @@ class _Lookups:
     Asked in growing steps rather than for the whole rest of the batch at the segment's start: a batch whose
     records end segments often (updates) would otherwise ask for the rest of the batch at every one of them."""
 
-    def __init__(self, chunk, system: System, spec, envelopes: list[Envelope], start: int):
-        self._chunk, self._system, self._spec, self._envelopes = chunk, system, spec, envelopes
+    def __init__(self, chunk, envelopes: list[Envelope], start: int):
+        self._chunk, self._envelopes = chunk, envelopes
         self._to, self._step = start, _LOOK_FIRST
 
     def cover(self, end: int) -> None:
-        """Make sure the records before `end` are looked up."""
-        from canonical.models import PendingReference
-
+        """Make sure the records before `end` are looked up (bulk's `_look_up`)."""
         end = min(end, len(self._envelopes))
         while self._to < end:
             stop = min(len(self._envelopes), max(end, self._to + self._step))
-            ids = list(dict.fromkeys(env.source_id for env in self._envelopes[self._to : stop]))
-            chunk, system, domain = self._chunk, self._system, self._spec.name
-            chunk.existing.update(bulk._held_versions(system, domain, ids))
-            new = [sid for sid in ids if sid not in chunk.existing]
-            if new:
-                chunk.pushed.update(
-                    CrossReference.objects.filter(system=system, domain=domain, source_id__in=new).values_list(
-                        "source_id", flat=True
-                    )
-                )
-            chunk.waiting.update(
-                PendingReference.objects.filter(
-                    target_system=system, target_domain=domain, target_source_id__in=ids
-                ).values_list("target_source_id", flat=True)
-            )
+            bulk._look_up(self._chunk, list(dict.fromkeys(env.source_id for env in self._envelopes[self._to : stop])))
             self._to, self._step = stop, min(self._step * 2, _LOOK_MOST)
 
 
@@ -340,7 +324,7 @@ def _match_segment(
         pushed=set(),
         waiting=set(),
     )
-    lookups = _Lookups(chunk, system, spec, envelopes, start)
+    lookups = _Lookups(chunk, envelopes, start)
     chunk.batch._db_population = population  # what the writer read under the locks (nothing written since)
     sent: list[tuple[int, dict]] = []  # (temporary id, values) of each record sent
     n = len(envelopes)
