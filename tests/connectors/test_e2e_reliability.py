@@ -31,7 +31,10 @@ def all_done(system: str) -> bool:
 
 def test_kill_9_a_worker_mid_push_loses_and_duplicates_nothing(sandbox, connect, workers):
     connect(sandbox, "erp")
-    first = workers(beat=True)  # beat claims what arrives later, whether or not a kick reaches the worker
+    # beat claims what arrives later, whether or not a kick reaches the worker. A few a claim: the lease of a slow
+    # push is held for the HTTP timeout of each request in its batch, so a worker killed holding all 27 of them
+    # held them for 84 s before another could take them over (right, but the test then waited for it).
+    first = workers(beat=True, extra_env={"MDM_RELAY_BATCH_SIZE": "4"})
     golden = customers(3)
     wait_for(lambda: Delivery.objects.filter(status=DeliveryStatus.DONE).count() >= 3, timeout=60,
              what="the first worker to deliver a few")  # fmt: skip
