@@ -174,6 +174,23 @@ class Connector:
         self.base_url = base_url.rstrip("/")
         self.secret = secret
         self.options = options or {}
+        # Set by the relay for a push: called with the items of each request just before it is sent, it holds
+        # their deliveries' leases for that request and returns the items still this worker's to send.
+        self.request_hold: Callable[[list[PushItem]], list[PushItem]] | None = None
+
+    def held(self, items: list[PushItem]) -> tuple[list[PushItem], list[PushResult]]:
+        """Before a request: the items still ours to send, and a result for each of the others (their lease ran
+        out and another worker may have taken them: the relay finds the delivery no longer its own)."""
+        if self.request_hold is None:
+            return items, []
+        kept = self.request_hold(items)
+        if len(kept) == len(items):
+            return items, []
+        ids = {item.delivery_id for item in kept}
+        lost = TransportError("the delivery's lease ran out before its request was sent", permanent=False)
+        return kept, [
+            PushResult(delivery_id=item.delivery_id, error=lost) for item in items if item.delivery_id not in ids
+        ]
 
     # --- the interface ------------------------------------------------------------------------------------
     def pull(self, *, domain: str, cursor: Cursor, overlap: dt.timedelta) -> Iterator[PullPage]:
@@ -214,11 +231,19 @@ def envelopes_parse(domain: str, payloads: list[tuple[str, dict]]) -> tuple[list
     return envelopes, errors
 
 
-def push_each(items: list[PushItem], push_one: Callable[[PushItem], str | None]) -> list[PushResult]:
+def push_each(
+    items: list[PushItem], push_one: Callable[[PushItem], str | None], connector: Connector | None = None
+) -> list[PushResult]:
     """Push items one call each. After a 429 the rest are not tried (they get the same answer), so a
-    rate-limited system is not hammered; `push_one` returns the remote id or raises TransportError."""
+    rate-limited system is not hammered; `push_one` returns the remote id or raises TransportError. Each item is
+    first held for its call (`connector.held`): one no longer ours is not sent."""
     results: list[PushResult] = []
     for n, item in enumerate(items):
+        if connector is not None:
+            _, lost = connector.held([item])
+            if lost:
+                results.extend(lost)
+                continue
         try:
             remote_id = push_one(item)
         except TransportError as exc:

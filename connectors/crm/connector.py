@@ -109,7 +109,10 @@ class CrmConnector(Connector):
         for domain, group in by_domain.items():
             m = mapping.PUSH[domain]
             for start in range(0, len(group), 200):
-                chunk = group[start : start + 200]
+                chunk, lost = self.held(group[start : start + 200])
+                results.extend(lost)
+                if not chunk:
+                    continue
                 bodies = [self._body(m, item) for item in chunk]
                 if len(chunk) == 1:
                     results.append(self._push_one(m, chunk[0], bodies[0]))

@@ -95,7 +95,7 @@ class ErpConnector(Connector):
                         raise  # gone from the ERP since: made again below, as before
             return self.client.upsert(m.remote_object, item.golden_id, body)
 
-        return push_each(items, one)
+        return push_each(items, one, self)
 
     def close(self) -> None:
         self.client.close()

@@ -81,7 +81,7 @@ class PsaConnector(Connector):
                     body.pop(name, None)
             return self.client.workspace_upsert(body)["project_code"]
 
-        return push_each(items, one)
+        return push_each(items, one, self)
 
     def close(self) -> None:
         self.client.close()

@@ -304,14 +304,42 @@ def relay_batch(*, ids: list[int], token: str, out: dict[str, RelayStats] | None
     return out
 
 
-def _lease_extend(ids: list[int], token: str, requests: int) -> None:
-    """Hold the leases for as long as the push may take (each request up to the HTTP timeout) before sending it: a
-    lease that ran out while a slow push was in flight let another worker take the record and push its newer
-    state, and the slow, older push then landed last, leaving the system stale with every delivery done."""
-    seconds = knobs.lease_seconds() + requests * float(getattr(settings, "MDM_HTTP_TIMEOUT", 10))
-    Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.LEASED, lease_token=token).update(
-        lease_until=timezone.now() + dt.timedelta(seconds=seconds)
-    )
+class _LeaseHold:
+    """Holds the leases of one push's deliveries one request ahead: before each request (`connector.held`) every
+    delivery of the batch still leased to `token` is held for the claim's lease plus one HTTP timeout from now, and
+    the request's items still held are sent.
+
+    - A lease that ran out while a slow push was in flight let another worker take the record and push its newer
+      state, and the slow, older push then landed last, leaving the system stale with every delivery done: so the
+      batch is held before each request, those pushed and not yet settled included.
+    - Held for the whole batch's worst case at once (a timeout per item: 60 + 50 x 10 s by default), a worker
+      killed mid-batch kept its deliveries from every other worker for up to ten minutes; now for one lease and
+      one request's timeout.
+    - The leases are only written again once half the claim's lease is used up (a query or two every ~30 s of
+      pushing, not two a request); until then the batch is still certainly ours."""
+
+    def __init__(self, ids: list[int], token: str) -> None:
+        self.ids, self.token = ids, token
+        self.held: set[int] = set()
+        self.until: dt.datetime | None = None
+
+    def __call__(self, items: list[PushItem]) -> list[PushItem]:
+        lease = knobs.lease_seconds()
+        now = timezone.now()
+        if self.until is None or (self.until - now).total_seconds() < _http_timeout() + lease / 2:
+            until = now + dt.timedelta(seconds=lease + _http_timeout())
+            with transaction.atomic():
+                held = Delivery.objects.select_for_update().filter(
+                    pk__in=self.ids, status=DeliveryStatus.LEASED, lease_token=self.token
+                )
+                self.held = set(held.values_list("pk", flat=True))
+                Delivery.objects.filter(pk__in=self.held).update(lease_until=until)
+            self.until = until
+        return [item for item in items if item.delivery_id in self.held]
+
+
+def _http_timeout() -> float:
+    return float(getattr(settings, "MDM_HTTP_TIMEOUT", 10))
 
 
 def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStats) -> None:
@@ -331,8 +359,7 @@ def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStat
                                         personal=bool(conn.options.get("personal")))  # fmt: skip
             except Exception as exc:  # noqa: BLE001  (a record that cannot be read is a dead letter, not a crash)
                 _dead(d, TransportError(f"cannot build the push: {exc}", permanent=True), token, stats)
-        if items:
-            _lease_extend(list(items), token, len(items))
+        connector.request_hold = _LeaseHold(list(items), token)
         results = connector.push(list(items.values())) if items else []
     except TransportError as exc:
         results = [PushResult(delivery_id=pk, error=exc) for pk in items]

@@ -30,7 +30,7 @@ class WebhookConnector(Connector):
             body = json.dumps(item.event, sort_keys=True, default=str).encode()
             self.client.send(item.event["id"], body)
 
-        return push_each(items, one)
+        return push_each(items, one, self)
 
     def close(self) -> None:
         self.client.close()

@@ -353,3 +353,118 @@ def test_a_slow_push_keeps_its_lease_so_no_newer_push_overtakes_it(sandbox, conn
     assert not Delivery.objects.exclude(status=DeliveryStatus.DONE).exists()
     (remote,) = sandbox.records("erp", "customer")
     assert remote["data"]["companyName"] == "Acme v2"
+
+
+def _push_in_thread(ids: list[int], token: str):
+    """relay_batch(ids, token) in a thread of its own (its own database connection); returns (thread, stats)."""
+    import threading
+
+    from django.db import connection as db_connection
+
+    from connectors.services.relay import relay_batch
+
+    out: dict = {}
+
+    def run():
+        try:
+            relay_batch(ids=ids, token=token, out=out)
+        finally:
+            db_connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def _wait(predicate, what: str, timeout: float = 10):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_is_held_one_request_ahead_so_a_dead_worker_frees_it_after_one_lease_and_one_timeout(
+    sandbox, connect, settings
+):
+    """A worker pushing a batch of 6 to a slow ERP (one request each) holds all 6 while it pushes (those sent and
+    not yet settled, and those still to send), but only for the claim's lease plus one request's timeout from now:
+    had it died, another worker could take them then, not after a timeout for every request of the batch."""
+    settings.MDM_DELIVERY_LEASE_SECONDS = 2
+    settings.MDM_HTTP_TIMEOUT = 3
+    connect(sandbox, "erp")
+    golden = customers(6)
+    ids = deliveries_claim(limit=10, token="A")
+    assert len(ids) == 6
+    sandbox.faults("erp", slow_ms=700)
+    thread, stats = _push_in_thread(ids, "A")
+    try:
+        _wait(lambda: sandbox.calls().get("erp", 0) >= 1, "the first request")
+        looked_at = timezone.now()
+        leases = list(Delivery.objects.filter(pk__in=ids).values_list("status", "lease_token", "lease_until"))
+        assert {(status, token) for status, token, _ in leases} == {(DeliveryStatus.LEASED, "A")}
+        # every lease runs beyond now, and none beyond one lease and one timeout (2 + 3 s) from the first request
+        # (for the whole batch at once it was 2 + 6 x 3 s)
+        assert all(looked_at < until <= looked_at + dt.timedelta(seconds=5) for _, _, until in leases)
+        # no other worker takes any of them meanwhile, the 2 s claim-time leases having run out or not
+        assert deliveries_claim(limit=10, token="B") == []
+    finally:
+        sandbox.faults("erp", slow_ms=0)
+        thread.join(30)
+    assert not thread.is_alive()
+    assert stats["erp"].delivered == 6 and stats["erp"].lost == 0
+    assert_delivered_once(sandbox, system="erp", obj="customer", domain="customer", golden_ids=golden)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_no_longer_leased_to_the_worker_is_left_out_of_its_next_request(sandbox, connect, settings):
+    """Mid-push, a delivery of the batch stops being this worker's (as if its lease had run out and another worker
+    took it): it is not sent, and the worker counts it lost without settling it; the rest are delivered."""
+    settings.MDM_DELIVERY_LEASE_SECONDS = 0.01  # so the leases are written again before every request
+    connect(sandbox, "erp")
+    golden = customers(3)
+    ids = deliveries_claim(limit=10, token="A")
+    sandbox.faults("erp", slow_ms=700)
+    thread, stats = _push_in_thread(ids, "A")
+    try:
+        _wait(lambda: sandbox.calls().get("erp", 0) >= 1, "the first request")
+        Delivery.objects.filter(pk=ids[2]).update(lease_token="B")  # the third, while the first is in flight
+    finally:
+        sandbox.faults("erp", slow_ms=0)
+        thread.join(30)
+    assert not thread.is_alive()
+    assert (stats["erp"].delivered, stats["erp"].lost, stats["erp"].retried) == (2, 1, 0)
+    taken = Delivery.objects.get(pk=ids[2])
+    assert (taken.status, taken.lease_token, taken.attempts) == (DeliveryStatus.LEASED, "B", 1)
+    assert sorted(r["ext_id"] for r in sandbox.records("erp", "customer")) == sorted(str(g) for g in golden[:2])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_composite_request_sends_only_the_records_still_held(sandbox, connect, settings):
+    """The CRM takes up to 200 records a request: the items whose lease is no longer the worker's are left out of
+    the request, each with a result saying why, and the others are sent together."""
+    from connectors.models import Connection
+    from connectors.registry import connector_for
+    from connectors.services.relay import _LeaseHold, push_item
+
+    connect(sandbox, "crm")
+    ingest("erp", "customer", rec("C1", name="Acme", website="https://acme.example"))
+    results = ingest("erp", "contract", *[rec(f"CN-{i}", contract_number=f"CN-{i}", customer="C1", title=f"SOW {i}")
+                                          for i in range(3)])  # fmt: skip
+    ids = deliveries_claim(limit=10, token="A", system="crm")
+    assert len(ids) == 3
+    Delivery.objects.filter(pk=ids[1]).update(lease_token="B")
+    connector = connector_for(Connection.objects.get(system_id="crm"))
+    connector.request_hold = _LeaseHold(ids, "A")
+    deliveries = Delivery.objects.filter(pk__in=ids).order_by("id")
+    items = [push_item(d, covers=connector.covers("contract")) for d in deliveries]
+    answers = {r.delivery_id: r for r in connector.push(items)}
+    connector.close()
+    assert answers[ids[0]].ok and answers[ids[2]].ok
+    assert not answers[ids[1]].ok and "lease" in str(answers[ids[1]].error)
+    assert answers[ids[1]].error.permanent is False
+    sent = sorted(r["ext_id"] for r in sandbox.records("crm", "Contract"))
+    assert sent == sorted(str(results[i].golden_id) for i in (0, 2))
+    assert sandbox.calls().get("crm") == 1, "the two held records went in one composite request"
