@@ -4,17 +4,19 @@ Each page's ingest and the cursor that covers it commit in one transaction, so a
 cursor past records that were not ingested. The next pull starts at the cursor's time minus the overlap
 window (inclusive), so rows that share the cursor's timestamp or were committed late in the source are
 read again; ingest ignores what it already holds. A lease on the cursor row keeps two pulls of the same
-(system, domain) from running together.
+(system, domain) from running together; a pull keeps it while it runs (`_LeaseKeeper`), however long a page takes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
 
+from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -42,12 +44,52 @@ class PullError(ValueError):
 
 def _lease(cursor: SyncCursor, token: str) -> bool:
     now = timezone.now()
-    until = now + dt.timedelta(seconds=max(knobs.lease_seconds(), 60))
+    until = now + dt.timedelta(seconds=knobs.lease_seconds())
     return bool(
         SyncCursor.objects.filter(pk=cursor.pk)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_token=token))
         .update(lease_until=until, lease_token=token)
     )
+
+
+class _LeaseKeeper:
+    """Keeps a running pull's cursor lease, from a thread of its own (its own database connection, so each renewal
+    commits at once, while the page's transaction is still open), every third of the lease.
+
+    A page's ingest can take longer than the lease (2,000 records record by record); a lease that ran out mid-page
+    let the next scheduled pull take the cursor, and the first pull's page was rolled back at its end (LeaseLost),
+    then the second's the same way: a pull slower than the lease never got anywhere. A killed worker's keeper dies
+    with it, so its lease runs out as before."""
+
+    def __init__(self, cursor_pk: int, token: str) -> None:
+        self.cursor_pk, self.token = cursor_pk, token
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"pull-lease-{cursor_pk}", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        # Inside a caller's transaction the lease is not seen by others before it commits, and a renewal would
+        # wait for that commit: nothing to keep.
+        if not db_connection.in_atomic_block:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(knobs.lease_seconds())
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(knobs.lease_seconds() / 3):
+                try:
+                    until = timezone.now() + dt.timedelta(seconds=knobs.lease_seconds())
+                    SyncCursor.objects.filter(pk=self.cursor_pk, lease_token=self.token).update(lease_until=until)
+                except Exception:  # noqa: BLE001 - a renewal that failed (the database restarting) is tried again
+                    logger.warning("could not renew the lease of a pull's cursor", exc_info=True,
+                                   extra={"event": "pull.lease_renewal_failed", "cursor": self.cursor_pk})  # fmt: skip
+                    db_connection.close()
+        finally:
+            db_connection.close()
 
 
 def pull_domains(connection: Connection) -> list[str]:
@@ -77,9 +119,13 @@ def pull_run(*, system: str, domain: str, trigger: str = "beat", progress=None) 
     errors: list[str] = []
     connector = None
     status = SyncRunStatus.SUCCEEDED
+    keeper = _LeaseKeeper(cursor.pk, token)
     try:
         connector = connector_for(conn)
-        with audit_context(actor=f"connector:{system}", channel=Channel.CONNECTOR, reason=f"pull {system} {domain}"):
+        with (
+            keeper,
+            audit_context(actor=f"connector:{system}", channel=Channel.CONNECTOR, reason=f"pull {system} {domain}"),
+        ):
             for page in connector.pull(domain=domain, cursor=position, overlap=knobs.pull_overlap()):
                 with transaction.atomic():
                     results = source_records_ingest(system=conn.system, domain=domain, envelopes=page.envelopes)
@@ -88,7 +134,7 @@ def pull_run(*, system: str, domain: str, trigger: str = "beat", progress=None) 
                     newer = page.cursor if page.cursor.after(position) else position
                     moved = SyncCursor.objects.filter(pk=cursor.pk, lease_token=token).update(
                         position=newer.as_json(),
-                        lease_until=timezone.now() + dt.timedelta(seconds=max(knobs.lease_seconds(), 60)),
+                        lease_until=timezone.now() + dt.timedelta(seconds=knobs.lease_seconds()),
                     )
                     if not moved:
                         raise LeaseLost(f"another pull of {system} {domain} took over; this one stops")

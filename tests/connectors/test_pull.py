@@ -166,3 +166,57 @@ def test_a_psa_workspace_changed_during_a_paged_pull_costs_no_other_one(sandbox,
     held = dict(SourceRecord.objects.filter(system_id="psa", domain="project").values_list("source_id", "values"))
     assert set(held) == {r["data"]["project_code"] for r in rows}
     assert held[rows[0]["data"]["project_code"]]["name"] == "Proj 0 renamed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_page_that_takes_longer_than_the_lease_keeps_it_and_a_pull_started_meanwhile_stands_aside(
+    sandbox, connect, settings, monkeypatch
+):
+    """A page's ingest can outlast the cursor's lease (2,000 records record by record). The pull keeps its lease
+    while it works, so the next scheduled pull of the same cursor finds it held and does nothing; had it taken the
+    lease, the first pull's page was rolled back at its end (LeaseLost), and a pull slower than the lease, taken
+    over every time, never got anywhere."""
+    import threading
+    import time
+
+    from django.db import connection as db_connection
+
+    from connectors.services import pull as pull_module
+
+    settings.MDM_DELIVERY_LEASE_SECONDS = 1
+    connect(sandbox, "crm", options={"crm": {"batch_size": 200}})
+    accounts(sandbox, 3)
+    real_ingest = pull_module.source_records_ingest
+    in_page = threading.Event()
+
+    def slow_ingest(**kwargs):
+        results = real_ingest(**kwargs)
+        in_page.set()
+        time.sleep(3)  # three leases
+        return results
+
+    monkeypatch.setattr(pull_module, "source_records_ingest", slow_ingest)
+    first: dict = {}
+
+    def run_first():
+        try:
+            first["run"] = pull_run(system="crm", domain="customer", trigger="test")
+        finally:
+            db_connection.close()
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    try:
+        assert in_page.wait(30)
+        time.sleep(1.5)  # the lease taken at the start has run out by now, had nothing kept it
+        monkeypatch.setattr(pull_module, "source_records_ingest", real_ingest)
+        assert pull_run(system="crm", domain="customer", trigger="test") is None, "the cursor is held by the first"
+    finally:
+        thread.join(30)
+    assert not thread.is_alive()
+    run = first["run"]
+    assert run.status == "succeeded" and run.counts == {"created": 3}, run.errors
+    assert Customer.objects.count() == 3
+    cursor = SyncCursor.objects.get(system_id="crm", domain="customer")
+    assert (cursor.lease_token, cursor.lease_until) == ("", None)
+    assert Cursor.from_json(cursor.position) == Cursor.from_json(run.cursor_after)
