@@ -79,14 +79,18 @@ class _LeaseKeeper:
             self._thread.join(knobs.lease_seconds())
 
     def _run(self) -> None:
+        failed = 0
         try:
             while not self._stop.wait(knobs.lease_seconds() / 3):
                 try:
                     until = timezone.now() + dt.timedelta(seconds=knobs.lease_seconds())
                     SyncCursor.objects.filter(pk=self.cursor_pk, lease_token=self.token).update(lease_until=until)
                 except Exception:  # noqa: BLE001 - a renewal that failed (the database restarting) is tried again
-                    logger.warning("could not renew the lease of a pull's cursor", exc_info=True,
-                                   extra={"event": "pull.lease_renewal_failed", "cursor": self.cursor_pk})  # fmt: skip
+                    # (on SQLite a page's transaction locks the database: renewals fail until it commits)
+                    failed += 1
+                    logger.log(logging.WARNING if failed == 1 else logging.DEBUG,
+                               "could not renew the lease of a pull's cursor; trying again", exc_info=failed == 1,
+                               extra={"event": "pull.lease_renewal_failed", "cursor": self.cursor_pk})  # fmt: skip
                     db_connection.close()
         finally:
             db_connection.close()

@@ -168,6 +168,7 @@ def test_a_psa_workspace_changed_during_a_paged_pull_costs_no_other_one(sandbox,
     assert held[rows[0]["data"]["project_code"]]["name"] == "Proj 0 renamed"
 
 
+@pytest.mark.postgres  # two pulls at once from two threads: SQLite's in-memory test database locks whole tables
 @pytest.mark.django_db(transaction=True)
 def test_a_page_that_takes_longer_than_the_lease_keeps_it_and_a_pull_started_meanwhile_stands_aside(
     sandbox, connect, settings, monkeypatch

@@ -392,6 +392,7 @@ def test_a_batch_is_held_one_request_ahead_so_a_dead_worker_frees_it_after_one_l
     """A worker pushing a batch of 6 to a slow ERP (one request each) holds all 6 while it pushes (those sent and
     not yet settled, and those still to send), but only for the claim's lease plus one request's timeout from now:
     had it died, another worker could take them then, not after a timeout for every request of the batch."""
+    settings.MDM_RELAY_KICK = False  # no relay run on commit (eager Celery would push at once)
     settings.MDM_DELIVERY_LEASE_SECONDS = 2
     settings.MDM_HTTP_TIMEOUT = 3
     connect(sandbox, "erp")
@@ -422,6 +423,7 @@ def test_a_batch_is_held_one_request_ahead_so_a_dead_worker_frees_it_after_one_l
 def test_a_delivery_no_longer_leased_to_the_worker_is_left_out_of_its_next_request(sandbox, connect, settings):
     """Mid-push, a delivery of the batch stops being this worker's (as if its lease had run out and another worker
     took it): it is not sent, and the worker counts it lost without settling it; the rest are delivered."""
+    settings.MDM_RELAY_KICK = False  # no relay run on commit (eager Celery would push at once)
     settings.MDM_DELIVERY_LEASE_SECONDS = 0.01  # so the leases are written again before every request
     connect(sandbox, "erp")
     golden = customers(3)
@@ -449,6 +451,7 @@ def test_a_composite_request_sends_only_the_records_still_held(sandbox, connect,
     from connectors.registry import connector_for
     from connectors.services.relay import _LeaseHold, push_item
 
+    settings.MDM_RELAY_KICK = False  # no relay run on commit (eager Celery would push at once)
     connect(sandbox, "crm")
     ingest("erp", "customer", rec("C1", name="Acme", website="https://acme.example"))
     results = ingest("erp", "contract", *[rec(f"CN-{i}", contract_number=f"CN-{i}", customer="C1", title=f"SOW {i}")
