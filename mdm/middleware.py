@@ -9,8 +9,9 @@ answer is the API's JSON error; elsewhere a plain 400.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpResponseBadRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 _NUL = "holds a NUL character (\\u0000), which cannot be stored; remove it"
@@ -47,10 +48,20 @@ class RefuseNulMiddleware:
             return _refused(request, "query", message, f"The query string has {message}.")
         if field is None and request.method == "POST" and request.content_type in _FORMS:
             try:
+                # Read whole first (it is capped at DATA_UPLOAD_MAX_MEMORY_SIZE): the form is then parsed from these
+                # bytes and the body stays readable. Parsing a multipart form from the stream used it up, and a view
+                # that reads the raw body (a webhook's signature, DRF's parsers) failed with a 500.
+                request.body  # noqa: B018
+            except RequestDataTooBig:
+                return self.get_response(request)  # answered where the body is read (the API's 413)
+            try:
                 where, field = "form", _nul_in(request.POST)
-            except (RequestDataTooBig, TooManyFieldsSent):
-                return self.get_response(request)  # answered where the body is read (the API's 413 / Django's 400)
-            except BadRequest as exc:  # e.g. a charset Python cannot decode
+            except (TooManyFieldsSent, TooManyFilesSent):
+                limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+                message = f"has more than {limit} fields (or too many files); send fewer, or send JSON"
+                return _refused(request, "form", message, f"The form body {message}.")
+            except (BadRequest, MultiPartParserError, LookupError, UnicodeDecodeError, ValueError) as exc:
+                # a charset Python cannot decode (or that is no text encoding), a multipart body without its boundary
                 message = f"cannot be read ({exc}); send it as UTF-8, or as JSON"
                 return _refused(request, "form", message, f"The form body {message}.")
         if field is None:

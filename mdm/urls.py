@@ -19,5 +19,6 @@ urlpatterns = [
     path("api/v1/", include("connectors.api.urls")),
 ]
 
+handler400 = "mdm.views.bad_request"
 handler404 = "mdm.views.not_found"
 handler500 = "mdm.views.server_error"

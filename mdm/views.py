@@ -17,6 +17,17 @@ def not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+def bad_request(request, exception=None):
+    """Django's own 400s (a Host header not in ALLOWED_HOSTS, a request it cannot parse) as JSON under /api/."""
+    if _wants_json(request):
+        return JsonResponse(
+            {"detail": "Bad request: the request could not be read as sent (check its Host header and body).",
+             "errors": {}},
+            status=400,
+        )  # fmt: skip
+    return defaults.bad_request(request, exception)
+
+
 def server_error(request):
     if _wants_json(request):
         request_id = getattr(request, "audit_request_id", "")

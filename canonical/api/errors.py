@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -60,6 +60,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             {"detail": f"Request body is larger than {limit} bytes; split it into smaller requests.", "errors": {}},
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
+    if isinstance(exc, (BadRequest, SuspiciousOperation)):  # Django refusing what it was sent (too many fields)
+        return Response({"detail": f"Bad request: {exc}", "errors": {}}, status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
     if response is None:
         request = context.get("request")

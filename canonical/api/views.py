@@ -476,7 +476,9 @@ class IngestView(AuditedApiMixin, APIView):
                 f"This key ingests only as its own system ({own}), not as {system_obj.code!r}.", status_code=403
             )
         if not system_obj.is_active:
-            raise ApiError(f"System {system_obj.code!r} is inactive; an administrator can reactivate it.", 403)
+            raise ApiError(
+                f"System {system_obj.code!r} is inactive; an administrator can reactivate it.", status_code=403
+            )
 
         key = request.headers.get("Idempotency-Key")
         if key is not None:

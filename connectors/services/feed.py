@@ -24,6 +24,7 @@ from connectors.webhooks.mapping import cloudevent
 
 _CURSOR = re.compile(r"^([0-9]{1,19})\.([0-9]{1,19})\Z")  # ASCII digits: \d would take "١.١" too
 MAX_LIMIT = 1000
+_MAX_PART = 2**63 - 1  # both parts are bigints (a transaction id, an event id)
 
 
 _PG_FEED = """
@@ -55,7 +56,7 @@ def cursor_parse(text: str | None) -> tuple[int, int]:
     if text in (None, ""):
         return (-1, 0)
     m = _CURSOR.match(text)
-    if not m:
+    if not m or max(int(m.group(1)), int(m.group(2))) > _MAX_PART:
         raise CursorError("not a feed cursor: use the `next_cursor` of the previous page (or leave it out)")
     return int(m.group(1)), int(m.group(2))
 

@@ -65,7 +65,9 @@ class AssignInputSerializer(serializers.Serializer):
 
 
 class BulkAcceptInputSerializer(serializers.Serializer):
-    tasks = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
+    tasks = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1, max_length=500
+    )
     reason = serializers.CharField(max_length=2000)
 
 

@@ -54,10 +54,13 @@ _ERRORS = {
 }
 
 
+_MAX_ID = 2**63 - 1  # a bigint: a larger number in a look-up by `pk__in` was a database error (a 500)
+
+
 def _an_id(value) -> bool:
-    """A row id in a URL: ASCII digits only ('²' is a digit to str.isdigit, not to int())."""
+    """A row id in a URL: ASCII digits only ('²' is a digit to str.isdigit, not to int()), within a bigint."""
     text = str(value)
-    return text.isascii() and text.isdigit()
+    return text.isascii() and text.isdigit() and int(text) <= _MAX_ID
 
 
 def _first(errors: dict) -> str:

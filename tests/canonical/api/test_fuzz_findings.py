@@ -167,3 +167,74 @@ def test_a_steward_override_holding_a_nul_is_refused():
         field_override_set(domain="customer", golden_id=made.golden_id, field="name", value="Acme\x00Corp",
                            reason="typo")  # fmt: skip
     assert Customer.objects.get().name == "Acme"
+
+
+# --- the fuzz sweep of 29 Nov 2026: bodies Django parses as forms, ids past a bigint, an inactive system -----
+
+
+def _multipart(fields: int, boundary: str = "X") -> bytes:
+    parts = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nv\r\n' for i in range(fields))
+    return f"{parts}--{boundary}--\r\n".encode()
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("multipart/form-data; boundary=X", _multipart(1001)),
+        ("application/x-www-form-urlencoded", "&".join(f"a{i}=1" for i in range(1001)).encode()),
+    ],
+    ids=["multipart", "urlencoded"],
+)
+def test_a_form_of_more_fields_than_django_takes_is_a_400_naming_the_limit(root, content_type, body):
+    for path in ("/api/v1/ingest/crm/customer/", "/api/v1/customers/explain/"):
+        refused = error(root.generic("POST", path, body, content_type), 400)
+        assert "more than 1000 fields" in refused["errors"]["form"][0]
+    assert not SourceRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("multipart/form-data; boundary=X; charset=zlib", _multipart(1)),  # a codec, but not a text encoding
+        ("multipart/form-data", b"x"),  # no boundary
+    ],
+    ids=["zlib-charset", "no-boundary"],
+)
+def test_a_form_body_django_cannot_parse_is_a_json_400(root, content_type, body):
+    refused = error(root.generic("POST", "/api/v1/ingest/crm/customer/", body, content_type), 400)
+    assert "cannot be read" in refused["errors"]["form"][0]
+    assert not SourceRecord.objects.exists()
+
+
+def test_row_ids_past_a_bigint_are_not_found_or_a_field_error(make_api):
+    steward = make_api("steward", "read:customer")
+    big = 2**63
+    for path in (f"/api/v1/exceptions/{big}/resolve/", f"/api/v1/review-tasks/{big}/defer/"):
+        error(steward.post(path, {"note": "x", "reason": "x"}, format="json"), 404)
+    error(steward.post(f"/api/v1/exceptions/{big - 1}/resolve/", {"note": "x"}, format="json"), 404)
+    body = error(steward.post("/api/v1/review-tasks/bulk-accept/", {"tasks": [big], "reason": "x"}, format="json"), 400)
+    assert "tasks" in body["errors"]
+
+
+def test_a_feed_cursor_past_a_bigint_is_a_400(make_api):
+    client = make_api("read:customer")
+    body = error(client.get("/api/v1/changes", {"after": f"0.{2**63}"}), 400)
+    assert "cursor" in body["detail"] or "after" in body["errors"]
+    assert client.get("/api/v1/changes", {"after": f"0.{2**63 - 1}"}).status_code == 200
+
+
+def test_ingest_as_an_inactive_system_is_a_403_saying_so(make_api):
+    from canonical.models import System
+
+    System.objects.filter(code="psa").update(is_active=False)
+    psa = make_api("ingest", system="psa")
+    body = error(psa.post("/api/v1/ingest/psa/project/", {"source_id": "x", "attributes": {}}, format="json"), 403)
+    assert "inactive" in body["detail"]
+    assert not SourceRecord.objects.exists()
+
+
+def test_a_host_not_allowed_is_a_json_400_under_the_api(root, settings):
+    settings.ALLOWED_HOSTS = ["hub.example"]
+    answer = root.get("/api/v1/customers/", HTTP_HOST="evil.example")
+    assert answer.status_code == 400 and answer["Content-Type"] == "application/json"
+    assert answer.json()["errors"] == {}
