@@ -93,6 +93,9 @@ class ErpConnector(Connector):
                 except TransportError as exc:
                     if exc.status != 404:
                         raise  # gone from the ERP since: made again below, as before
+                    _, lost = self.held([item])  # a second request: held for it too
+                    if lost:
+                        raise lost[0].error from exc
             return self.client.upsert(m.remote_object, item.golden_id, body)
 
         return push_each(items, one, self)

@@ -53,8 +53,9 @@ def _lease(cursor: SyncCursor, token: str) -> bool:
 
 
 class _LeaseKeeper:
-    """Keeps a running pull's cursor lease, from a thread of its own (its own database connection, so each renewal
-    commits at once, while the page's transaction is still open), every third of the lease.
+    """Keeps a running pull's cursor lease, from a thread of its own (its own database connection, so on PostgreSQL
+    each renewal commits at once, while the page's transaction is still open; on SQLite it waits for the page's
+    commit), every third of the lease.
 
     A page's ingest can take longer than the lease (2,000 records record by record); a lease that ran out mid-page
     let the next scheduled pull take the cursor, and the first pull's page was rolled back at its end (LeaseLost),
@@ -84,7 +85,11 @@ class _LeaseKeeper:
             while not self._stop.wait(knobs.lease_seconds() / 3):
                 try:
                     until = timezone.now() + dt.timedelta(seconds=knobs.lease_seconds())
-                    SyncCursor.objects.filter(pk=self.cursor_pk, lease_token=self.token).update(lease_until=until)
+                    # never shortened: a renewal that waited for a page's commit (SQLite's write lock) must not
+                    # write back a time the page's own renewal has passed, or one already gone
+                    SyncCursor.objects.filter(pk=self.cursor_pk, lease_token=self.token, lease_until__lt=until).update(
+                        lease_until=until
+                    )
                 except Exception:  # noqa: BLE001 - a renewal that failed (the database restarting) is tried again
                     # (on SQLite a page's transaction locks the database: renewals fail until it commits)
                     failed += 1

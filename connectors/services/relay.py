@@ -325,17 +325,21 @@ class _LeaseHold:
 
     def __call__(self, items: list[PushItem]) -> list[PushItem]:
         lease = knobs.lease_seconds()
-        now = timezone.now()
-        if self.until is None or (self.until - now).total_seconds() < _http_timeout() + lease / 2:
-            until = now + dt.timedelta(seconds=lease + _http_timeout())
-            with transaction.atomic():
-                held = Delivery.objects.select_for_update().filter(
-                    pk__in=self.ids, status=DeliveryStatus.LEASED, lease_token=self.token
-                )
-                self.held = set(held.values_list("pk", flat=True))
-                Delivery.objects.filter(pk__in=self.held).update(lease_until=until)
-            self.until = until
+        if self.until is None or (self.until - timezone.now()).total_seconds() < _http_timeout() + lease / 2:
+            self.renew()
         return [item for item in items if item.delivery_id in self.held]
+
+    def renew(self) -> None:
+        """Write the batch's leases again now: lease + one HTTP timeout from the moment the rows are locked (a wait
+        for the lock, as on SQLite, does not eat into the request's time)."""
+        with transaction.atomic():
+            held = Delivery.objects.select_for_update().filter(
+                pk__in=self.ids, status=DeliveryStatus.LEASED, lease_token=self.token
+            )
+            self.held = set(held.values_list("pk", flat=True))
+            until = timezone.now() + dt.timedelta(seconds=knobs.lease_seconds() + _http_timeout())
+            Delivery.objects.filter(pk__in=self.held).update(lease_until=until)
+        self.until = until
 
 
 def _http_timeout() -> float:
@@ -359,8 +363,14 @@ def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStat
                                         personal=bool(conn.options.get("personal")))  # fmt: skip
             except Exception as exc:  # noqa: BLE001  (a record that cannot be read is a dead letter, not a crash)
                 _dead(d, TransportError(f"cannot build the push: {exc}", permanent=True), token, stats)
-        connector.request_hold = _LeaseHold(list(items), token)
+        hold = connector.request_hold = _LeaseHold(list(items), token)
+        if items:
+            # held once for the push as a whole too (a connector that never asks `held` still gets one request's
+            # hold), then before each request by the connector
+            connector.held(list(items.values()))
         results = connector.push(list(items.values())) if items else []
+        if items:
+            hold.renew()  # pushed and not yet settled: held afresh while they are settled
     except TransportError as exc:
         results = [PushResult(delivery_id=pk, error=exc) for pk in items]
     finally:

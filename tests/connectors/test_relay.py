@@ -389,28 +389,36 @@ def _wait(predicate, what: str, timeout: float = 10):
 def test_a_batch_is_held_one_request_ahead_so_a_dead_worker_frees_it_after_one_lease_and_one_timeout(
     sandbox, connect, settings
 ):
-    """A worker pushing a batch of 6 to a slow ERP (one request each) holds all 6 while it pushes (those sent and
-    not yet settled, and those still to send), but only for the claim's lease plus one request's timeout from now:
-    had it died, another worker could take them then, not after a timeout for every request of the batch."""
+    """A worker pushing a batch of 6 to a slow ERP (one request each, longer in all than a lease and a timeout)
+    holds all 6 while it pushes (those sent and not yet settled, and those still to send), but each time only for
+    the claim's lease plus one request's timeout from then: had it died, another worker could take them then, not
+    after a timeout for every request of the batch."""
+    import time
+
     settings.MDM_RELAY_KICK = False  # no relay run on commit (eager Celery would push at once)
-    settings.MDM_DELIVERY_LEASE_SECONDS = 2
-    settings.MDM_HTTP_TIMEOUT = 3
+    settings.MDM_DELIVERY_LEASE_SECONDS = 1
+    settings.MDM_HTTP_TIMEOUT = 1
     connect(sandbox, "erp")
     golden = customers(6)
     ids = deliveries_claim(limit=10, token="A")
     assert len(ids) == 6
-    sandbox.faults("erp", slow_ms=700)
+    sandbox.faults("erp", slow_ms=700)  # 6 x 0.7 s: past the claim-time lease and past any one hold
     thread, stats = _push_in_thread(ids, "A")
     try:
         _wait(lambda: sandbox.calls().get("erp", 0) >= 1, "the first request")
         looked_at = timezone.now()
         leases = list(Delivery.objects.filter(pk__in=ids).values_list("status", "lease_token", "lease_until"))
         assert {(status, token) for status, token, _ in leases} == {(DeliveryStatus.LEASED, "A")}
-        # every lease runs beyond now, and none beyond one lease and one timeout (2 + 3 s) from the first request
-        # (for the whole batch at once it was 2 + 6 x 3 s)
-        assert all(looked_at < until <= looked_at + dt.timedelta(seconds=5) for _, _, until in leases)
-        # no other worker takes any of them meanwhile, the 2 s claim-time leases having run out or not
-        assert deliveries_claim(limit=10, token="B") == []
+        # none beyond one lease and one timeout (1 + 1 s) from the first request (for the whole batch up front it
+        # was 1 + 6 x 1 s)
+        assert all(until <= looked_at + dt.timedelta(seconds=2) for _, _, until in leases)
+        while sandbox.calls().get("erp", 0) < 6:
+            # no other worker takes any of them meanwhile: not those still to send, nor those sent and not settled
+            assert deliveries_claim(limit=10, token="B") == []
+            time.sleep(0.1)
+        first = Delivery.objects.get(pk=ids[0])  # sent first, settled only after the last
+        assert (first.status, first.lease_token) == (DeliveryStatus.LEASED, "A")
+        assert first.lease_until > timezone.now()
     finally:
         sandbox.faults("erp", slow_ms=0)
         thread.join(30)
