@@ -364,11 +364,10 @@ def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStat
             except Exception as exc:  # noqa: BLE001  (a record that cannot be read is a dead letter, not a crash)
                 _dead(d, TransportError(f"cannot build the push: {exc}", permanent=True), token, stats)
         hold = connector.request_hold = _LeaseHold(list(items), token)
-        if items:
-            # held once for the push as a whole too (a connector that never asks `held` still gets one request's
-            # hold), then before each request by the connector
-            connector.held(list(items.values()))
-        results = connector.push(list(items.values())) if items else []
+        # held once for the push as a whole too (a connector that never asks `held` still gets one request's hold
+        # and sends only what is still ours), then before each request by the connector
+        sendable, lost = connector.held(list(items.values())) if items else ([], [])
+        results = [*(connector.push(sendable) if sendable else []), *lost]
         if items:
             hold.renew()  # pushed and not yet settled: held afresh while they are settled
     except TransportError as exc:
