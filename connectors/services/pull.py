@@ -4,19 +4,17 @@ Each page's ingest and the cursor that covers it commit in one transaction, so a
 cursor past records that were not ingested. The next pull starts at the cursor's time minus the overlap
 window (inclusive), so rows that share the cursor's timestamp or were committed late in the source are
 read again; ingest ignores what it already holds. A lease on the cursor row keeps two pulls of the same
-(system, domain) from running together; a pull keeps it while it runs (`_LeaseKeeper`), however long a page takes.
+(system, domain) from running together; a pull keeps it while it runs (`LeaseKeeper`), however long a page takes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 import uuid
 from collections import Counter
 
-from django.db import connection as db_connection
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -30,6 +28,7 @@ from connectors.registry import connector_for
 
 from . import settings as knobs
 from .connections import connection_missing_message
+from .leases import LeaseKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -52,53 +51,16 @@ def _lease(cursor: SyncCursor, token: str) -> bool:
     )
 
 
-class _LeaseKeeper:
-    """Keeps a running pull's cursor lease, from a thread of its own (its own database connection, so on PostgreSQL
-    each renewal commits at once, while the page's transaction is still open; on SQLite it waits for the page's
-    commit), every third of the lease.
+def _lease_renew(cursor_pk: int, token: str) -> None:
+    """A running pull keeps its cursor's lease (`LeaseKeeper`, every third of it). A page's ingest can take longer
+    than the lease (2,000 records record by record); a lease that ran out mid-page let the next scheduled pull take
+    the cursor, and the first pull's page was rolled back at its end (LeaseLost), then the second's the same way: a
+    pull slower than the lease never got anywhere.
 
-    A page's ingest can take longer than the lease (2,000 records record by record); a lease that ran out mid-page
-    let the next scheduled pull take the cursor, and the first pull's page was rolled back at its end (LeaseLost),
-    then the second's the same way: a pull slower than the lease never got anywhere. A killed worker's keeper dies
-    with it, so its lease runs out as before."""
-
-    def __init__(self, cursor_pk: int, token: str) -> None:
-        self.cursor_pk, self.token = cursor_pk, token
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"pull-lease-{cursor_pk}", daemon=True)
-
-    def __enter__(self) -> _LeaseKeeper:
-        # Inside a caller's transaction the lease is not seen by others before it commits, and a renewal would
-        # wait for that commit: nothing to keep.
-        if not db_connection.in_atomic_block:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(knobs.lease_seconds())
-
-    def _run(self) -> None:
-        failed = 0
-        try:
-            while not self._stop.wait(knobs.lease_seconds() / 3):
-                try:
-                    until = timezone.now() + dt.timedelta(seconds=knobs.lease_seconds())
-                    # never shortened: a renewal that waited for a page's commit (SQLite's write lock) must not
-                    # write back a time the page's own renewal has passed, or one already gone
-                    SyncCursor.objects.filter(pk=self.cursor_pk, lease_token=self.token, lease_until__lt=until).update(
-                        lease_until=until
-                    )
-                except Exception:  # noqa: BLE001 - a renewal that failed (the database restarting) is tried again
-                    # (on SQLite a page's transaction locks the database: renewals fail until it commits)
-                    failed += 1
-                    logger.log(logging.WARNING if failed == 1 else logging.DEBUG,
-                               "could not renew the lease of a pull's cursor; trying again", exc_info=failed == 1,
-                               extra={"event": "pull.lease_renewal_failed", "cursor": self.cursor_pk})  # fmt: skip
-                    db_connection.close()
-        finally:
-            db_connection.close()
+    Never shortened: a renewal that waited for a page's commit (SQLite's write lock) must not write back a time the
+    page's own renewal has passed, or one already gone."""
+    until = timezone.now() + dt.timedelta(seconds=knobs.lease_seconds())
+    SyncCursor.objects.filter(pk=cursor_pk, lease_token=token, lease_until__lt=until).update(lease_until=until)
 
 
 def pull_domains(connection: Connection) -> list[str]:
@@ -128,7 +90,8 @@ def pull_run(*, system: str, domain: str, trigger: str = "beat", progress=None) 
     errors: list[str] = []
     connector = None
     status = SyncRunStatus.SUCCEEDED
-    keeper = _LeaseKeeper(cursor.pk, token)
+    keeper = LeaseKeeper(lambda: _lease_renew(cursor.pk, token), every=lambda: knobs.lease_seconds() / 3,
+                         what=f"the pull cursor of {system} {domain}")  # fmt: skip
     try:
         connector = connector_for(conn)
         with (

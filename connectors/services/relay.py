@@ -36,6 +36,7 @@ from connectors.registry import connector_class, connector_for
 from connectors.webhooks.mapping import cloudevent
 
 from . import settings as knobs
+from .leases import LeaseKeeper
 
 logger = logging.getLogger(__name__)
 OPEN = (DeliveryStatus.PENDING, DeliveryStatus.LEASED)
@@ -331,7 +332,8 @@ class _LeaseHold:
 
     def renew(self) -> None:
         """Write the batch's leases again now: lease + one HTTP timeout from the moment the rows are locked (a wait
-        for the lock, as on SQLite, does not eat into the request's time)."""
+        for the lock, as on SQLite, does not eat into the request's time). Called by the connector's requests and
+        by the push's `LeaseKeeper` thread."""
         with transaction.atomic():
             held = Delivery.objects.select_for_update().filter(
                 pk__in=self.ids, status=DeliveryStatus.LEASED, lease_token=self.token
@@ -355,6 +357,17 @@ def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStat
             )
         return
     connector = connector_for(conn)
+    hold = connector.request_hold = _LeaseHold([d.pk for d in group], token)
+    # held from a thread of its own too, every third of the lease, until every delivery is settled: settling takes
+    # the match lock, which a pull's page can hold for longer than the lease, and a batch pushed but not yet settled
+    # was then claimed and pushed again by another worker
+    with LeaseKeeper(hold.renew, every=lambda: knobs.lease_seconds() / 3, what=f"a push to {system}"):
+        _push_and_settle(system, group, token, stats, conn, connector, hold)
+
+
+def _push_and_settle(
+    system: str, group: list[Delivery], token: str, stats: RelayStats, conn: Connection, connector, hold: _LeaseHold
+) -> None:
     try:
         items: dict[int, PushItem] = {}
         for d in group:
@@ -363,7 +376,6 @@ def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStat
                                         personal=bool(conn.options.get("personal")))  # fmt: skip
             except Exception as exc:  # noqa: BLE001  (a record that cannot be read is a dead letter, not a crash)
                 _dead(d, TransportError(f"cannot build the push: {exc}", permanent=True), token, stats)
-        hold = connector.request_hold = _LeaseHold(list(items), token)
         # held once for the push as a whole too (a connector that never asks `held` still gets one request's hold
         # and sends only what is still ours), then before each request by the connector
         sendable, lost = connector.held(list(items.values())) if items else ([], [])

@@ -479,3 +479,52 @@ def test_a_composite_request_sends_only_the_records_still_held(sandbox, connect,
     sent = sorted(r["ext_id"] for r in sandbox.records("crm", "Contract"))
     assert sent == sorted(str(results[i].golden_id) for i in (0, 2))
     assert sandbox.calls().get("crm") == 1, "the two held records went in one composite request"
+
+
+@pytest.mark.postgres  # the match lock is PostgreSQL's advisory lock (SQLite serialises whole transactions)
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_pushed_and_waiting_to_be_settled_stays_held_however_long_the_wait(sandbox, connect, settings):
+    """Settling takes the match lock, which a pull's page may hold for longer than the lease. Meanwhile the records
+    pushed and not yet settled stay the pushing worker's (a thread keeps their leases): no other worker claims them
+    and pushes them again."""
+    import threading
+    import time
+
+    from django.db import connection as db_connection
+    from django.db import transaction
+
+    from canonical.services.ingest import match_lock
+
+    settings.MDM_RELAY_KICK = False
+    settings.MDM_DELIVERY_LEASE_SECONDS = 1
+    settings.MDM_HTTP_TIMEOUT = 1
+    connect(sandbox, "erp")
+    golden = customers(2)
+    ids = deliveries_claim(limit=10, token="A")
+    locked, release = threading.Event(), threading.Event()
+
+    def a_page_holding_the_match_lock():
+        try:
+            with transaction.atomic():
+                match_lock("customer")
+                locked.set()
+                release.wait(30)
+        finally:
+            db_connection.close()
+
+    page = threading.Thread(target=a_page_holding_the_match_lock)
+    page.start()
+    try:
+        assert locked.wait(10)
+        thread, stats = _push_in_thread(ids, "A")
+        _wait(lambda: sandbox.calls().get("erp", 0) >= 2, "both records pushed")
+        time.sleep(3)  # past one lease and one timeout (1 + 1 s) since the last hold written by a request
+        assert deliveries_claim(limit=10, token="B") == [], "pushed, waiting to be settled, and still A's"
+    finally:
+        release.set()
+        page.join(30)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert (stats["erp"].delivered, stats["erp"].lost) == (2, 0)
+    assert sandbox.calls().get("erp") == 2, "each record pushed once"
+    assert_delivered_once(sandbox, system="erp", obj="customer", domain="customer", golden_ids=golden)
