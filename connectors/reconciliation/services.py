@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -185,7 +186,48 @@ def reconciliation_run(
             )
         sent, received = [d for d in sent if d == domain], [d for d in received if d == domain]
     domains = [d for d in DOMAIN_ORDER if d in sent or d in received]
+    if not _run_lock_take(system):
+        running = ReconciliationRun.objects.filter(system_id=system, status=ReconciliationStatus.RUNNING).first()
+        since = f" (run {running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S} UTC)" if running else ""
+        raise ReconciliationError(
+            f"a reconciliation of '{system}' is already running{since}; wait for it to finish "
+            "(GET /api/v1/reconciliation-runs/ shows it), then run this one again"
+        )
+    try:
+        return _run(conn, system, domains, sent, trigger, progress)
+    finally:
+        _run_lock_release(system)
 
+
+# One reconciliation of a system at a time (the nightly job and an operator's command, or two commands): two at once
+# raised the same difference twice, and one's closing pass could resolve what the other had just raised. A session
+# advisory lock on PostgreSQL, let go when the run ends or its connection does (a killed worker); elsewhere (SQLite,
+# the demo: one process) nothing.
+_RUN_LOCK_CLASS = 0x52454331  # 'REC1'
+
+
+def _run_lock_id(system: str) -> int:
+    return zlib.crc32(system.encode()) - 2**31  # a signed 32-bit key
+
+
+def _run_lock_take(system: str) -> bool:
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", [_RUN_LOCK_CLASS, _run_lock_id(system)])
+        return bool(cur.fetchone()[0])
+
+
+def _run_lock_release(system: str) -> None:
+    if connection.vendor != "postgresql" or connection.connection is None:
+        return  # no connection left: the server let the lock go with it
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_unlock(%s, %s)", [_RUN_LOCK_CLASS, _run_lock_id(system)])
+
+
+def _run(
+    conn: Connection, system: str, domains: list[str], sent: list[str], trigger: str, progress
+) -> ReconciliationRun:
     t0 = time.monotonic()
     with audit_context(actor=ACTOR, channel=Channel.JOB, reason=f"reconciliation of {system}") as ctx:
         run = ReconciliationRun.objects.create(system_id=system, domains=domains, trigger=trigger,

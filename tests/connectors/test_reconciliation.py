@@ -278,3 +278,47 @@ def test_rows_of_the_snapshot_that_are_not_records_stay_on_the_finished_run(syst
 
     assert run.errors == ["customer: Account 001X: source_id: this field is required"]
     assert ReconciliationRun.objects.get(pk=run.pk).errors == run.errors
+
+
+@pytest.mark.postgres  # the run lock is PostgreSQL's advisory lock (the SQLite demo runs in one process)
+@pytest.mark.django_db(transaction=True)
+def test_a_second_reconciliation_of_a_system_while_one_runs_is_refused_saying_which_run(systems, capsys):
+    """The nightly job and an operator's command at once raised every difference twice, and one run's closing pass
+    could resolve what the other had just raised: the second is refused, naming the run in progress, and leaves no
+    run of its own; once the first is done, the next one runs."""
+    import threading
+
+    from django.db import connection as db_connection
+
+    seed(systems)
+    systems.faults("crm", slow_ms=1500)
+    first: dict = {}
+
+    def run_first():
+        try:
+            first["run"] = reconciliation_run(system="crm", trigger="test")
+        finally:
+            db_connection.close()
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while not ReconciliationRun.objects.filter(status="running").exists():
+            assert time.monotonic() < deadline, "the first run did not start"
+            time.sleep(0.05)
+        running = ReconciliationRun.objects.get(status="running")
+        with pytest.raises(ReconciliationError, match=rf"already running \(run {running.pk}, started "):
+            reconciliation_run(system="crm", trigger="test")
+        with pytest.raises(CommandError, match="already running"):
+            call_command("reconcile", "--system", "crm", "--no-progress")
+        assert reconciliation_run(system="erp", trigger="test").status == "succeeded", "another system runs"
+    finally:
+        systems.faults("crm", slow_ms=0)
+        thread.join(60)
+    assert not thread.is_alive() and first["run"].status == "succeeded"
+    assert ReconciliationRun.objects.filter(system_id="crm").count() == 1
+    again = reconciliation_run(system="crm", trigger="test")
+    assert again.status == "succeeded" and ReconciliationRun.objects.filter(system_id="crm").count() == 2
