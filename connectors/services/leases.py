@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from django.db import connection as db_connection
@@ -26,8 +27,14 @@ class LeaseKeeper:
     would wait for the commit. A renewal that fails (the database restarting; SQLite locked by the work's own
     transaction) is tried again at the next beat, with one warning a keeper."""
 
-    def __init__(self, renew: Callable[[], None], *, every: Callable[[], float], what: str) -> None:
-        self.renew, self.every, self.what = renew, every, what
+    MIN_PERIOD = 0.2  # seconds: a lease of a fraction of a second (tests) is not renewed in a busy loop
+
+    def __init__(
+        self, renew: Callable[[], None], *, every: Callable[[], float], what: str, max_seconds: float | None = None
+    ) -> None:
+        """`max_seconds`: stop renewing after that long (logged), so a worker stuck in its work while alive (a
+        response that trickles in past the HTTP timeout) loses the lease as a dead one would."""
+        self.renew, self.every, self.what, self.max_seconds = renew, every, what, max_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{what}", daemon=True)
 
@@ -43,8 +50,14 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         failed = 0
+        deadline = None if self.max_seconds is None else time.monotonic() + self.max_seconds
         try:
-            while not self._stop.wait(self.every()):
+            while not self._stop.wait(max(self.every(), self.MIN_PERIOD)):
+                if deadline is not None and time.monotonic() > deadline:
+                    logger.warning("stopped renewing the lease of %s after %.0f s: the work is taking longer than it "
+                                   "can; the lease now runs out as a dead worker's would", self.what, self.max_seconds,
+                                   extra={"event": "lease.renewal_stopped", "lease": self.what})  # fmt: skip
+                    return
                 try:
                     self.renew()
                 except Exception:  # noqa: BLE001 - tried again at the next beat

@@ -361,7 +361,11 @@ def _push_group(system: str, group: list[Delivery], token: str, stats: RelayStat
     # held from a thread of its own too, every third of the lease, until every delivery is settled: settling takes
     # the match lock, which a pull's page can hold for longer than the lease, and a batch pushed but not yet settled
     # was then claimed and pushed again by another worker
-    with LeaseKeeper(hold.renew, every=lambda: knobs.lease_seconds() / 3, what=f"a push to {system}"):
+    # at most as long as the batch could take with two requests a record each up to its timeout (the bound the
+    # leases were once written for up front)
+    longest = knobs.lease_seconds() + 2 * len(group) * _http_timeout()
+    with LeaseKeeper(hold.renew, every=lambda: knobs.lease_seconds() / 3, what=f"a push to {system}",
+                     max_seconds=longest):  # fmt: skip
         _push_and_settle(system, group, token, stats, conn, connector, hold)
 
 

@@ -238,3 +238,13 @@ def test_a_host_not_allowed_is_a_json_400_under_the_api(root, settings):
     answer = root.get("/api/v1/customers/", HTTP_HOST="evil.example")
     assert answer.status_code == 400 and answer["Content-Type"] == "application/json"
     assert answer.json()["errors"] == {}
+
+
+def test_a_form_whose_content_length_is_not_a_number_is_a_400(root, caplog):
+    body = b'--X\r\nContent-Disposition: form-data; name="a"\r\n\r\nv\r\n--X--\r\n'
+    answer = root.generic("POST", "/api/v1/ingest/crm/customer/", body, "multipart/form-data; boundary=X",
+                          CONTENT_LENGTH="abc")  # fmt: skip
+    refused = error(answer, 400)
+    assert "Content-Length" in refused["errors"]["header"][0]
+    assert any("Bad request" in r.getMessage() for r in caplog.records if r.name == "django.request")
+    assert not SourceRecord.objects.exists()
