@@ -11,12 +11,17 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.exceptions import BadRequest, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import (
+    BadRequest,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-logger = logging.getLogger("django.request")
 _NUL = "holds a NUL character (\\u0000), which cannot be stored; remove it"
 
 
@@ -58,27 +63,27 @@ class RefuseNulMiddleware:
             except RequestDataTooBig:
                 return self.get_response(request)  # answered where the body is read (the API's 413)
             except ValueError:  # int(Content-Length)
-                return self._bad(request, "header", "Content-Length is not a number", "ValueError")
+                return self._bad(request, "header", "Content-Length is not a number")
             try:
                 where, field = "form", _nul_in(request.POST)
-            except TooManyFieldsSent:
+            except TooManyFieldsSent as exc:
                 limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
-                return self._bad(request, "form", f"has more than {limit} fields; send fewer, or send JSON",
-                                 "TooManyFieldsSent")  # fmt: skip
-            except TooManyFilesSent:
+                return self._bad(request, "form", f"has more than {limit} fields; send fewer, or send JSON", exc)
+            except TooManyFilesSent as exc:
                 limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
-                return self._bad(request, "form", f"has more than {limit} files; send fewer", "TooManyFilesSent")
+                return self._bad(request, "form", f"has more than {limit} files; send fewer", exc)
             except (BadRequest, MultiPartParserError, LookupError, UnicodeError) as exc:
                 # a charset Python cannot decode (or that is no text encoding), a multipart body without its boundary
-                message = f"cannot be read ({exc}); send it as UTF-8, or as JSON"
-                return self._bad(request, "form", message, type(exc).__name__)
+                return self._bad(request, "form", f"cannot be read ({exc}); send it as UTF-8, or as JSON")
         if field is None:
             return self.get_response(request)
         return _refused(request, field, _NUL, f"A {where} field {_NUL}.")
 
     @staticmethod
-    def _bad(request, field: str, message: str, kind: str):
-        """A body Django could not take, refused here, logged as Django logs its own refusals of the kind."""
-        logger.warning("Bad request (%s): %s %s", kind, field, message, extra={"status_code": 400, "request": request})
+    def _bad(request, field: str, message: str, suspicious: SuspiciousOperation | None = None):
+        """A body Django could not take, refused here. Django logs the 400 (django.request); what it counts as
+        suspicious also goes where it logs such (django.security.<kind>), as when it refuses it itself."""
+        if suspicious is not None:
+            logging.getLogger(f"django.security.{type(suspicious).__name__}").warning("%s", suspicious)
         what = "The request's" if field == "header" else "The form body"
         return _refused(request, field, message, f"{what} {message}.")

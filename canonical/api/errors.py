@@ -61,9 +61,8 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
         )
     if isinstance(exc, (BadRequest, SuspiciousOperation)):  # Django refusing what it was sent (too many fields)
-        # logged where Django logs its own (django.security.<kind>, django.request)
-        name = f"django.security.{type(exc).__name__}" if isinstance(exc, SuspiciousOperation) else "django.request"
-        logging.getLogger(name).warning("Bad request: %s", exc)
+        if isinstance(exc, SuspiciousOperation):  # logged where Django logs its own (the 400 itself: django.request)
+            logging.getLogger(f"django.security.{type(exc).__name__}").warning("%s", exc)
         return Response({"detail": f"Bad request: {exc}", "errors": {}}, status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
     if response is None:
