@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict]:
+    """Start `work()` in a thread of its own, as another worker would run it (its own database connection, closed
+    at the end); returns the thread and a dict that holds its result under "result" once it is done."""
+    from django.db import connection as db_connection
+
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["result"] = work()
+        finally:
+            db_connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, interval: float = 0.2, what: str = "") -> Any:

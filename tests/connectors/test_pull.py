@@ -7,6 +7,8 @@ from connectors.base import Cursor
 from connectors.models import Connection, SyncCursor, SyncRun
 from connectors.services.pull import pull_run
 
+from .conftest import in_thread
+
 TS = "2026-02-01T09:00:00.000Z"
 
 
@@ -180,8 +182,6 @@ def test_a_page_that_takes_longer_than_the_lease_keeps_it_and_a_pull_started_mea
     import threading
     import time
 
-    from django.db import connection as db_connection
-
     from connectors.services import pull as pull_module
 
     settings.MDM_DELIVERY_LEASE_SECONDS = 1
@@ -197,16 +197,7 @@ def test_a_page_that_takes_longer_than_the_lease_keeps_it_and_a_pull_started_mea
         return results
 
     monkeypatch.setattr(pull_module, "source_records_ingest", slow_ingest)
-    first: dict = {}
-
-    def run_first():
-        try:
-            first["run"] = pull_run(system="crm", domain="customer", trigger="test")
-        finally:
-            db_connection.close()
-
-    thread = threading.Thread(target=run_first)
-    thread.start()
+    thread, first = in_thread(lambda: pull_run(system="crm", domain="customer", trigger="test"))
     try:
         assert in_page.wait(30)
         time.sleep(1.5)  # the lease taken at the start has run out by now, had nothing kept it
@@ -215,7 +206,7 @@ def test_a_page_that_takes_longer_than_the_lease_keeps_it_and_a_pull_started_mea
     finally:
         thread.join(30)
     assert not thread.is_alive()
-    run = first["run"]
+    run = first["result"]
     assert run.status == "succeeded" and run.counts == {"created": 3}, run.errors
     assert Customer.objects.count() == 3
     cursor = SyncCursor.objects.get(system_id="crm", domain="customer")

@@ -17,7 +17,7 @@ from connectors.reconciliation.services import ReconciliationError, reconciliati
 from connectors.services.pull import pull_run
 from connectors.services.relay import relay_run
 
-from .conftest import ingest, rec
+from .conftest import in_thread, ingest, rec
 
 TS = "2026-02-01T09:00:00.000Z"
 LATER = "2026-02-02T09:00:00.000Z"
@@ -286,22 +286,9 @@ def test_a_second_reconciliation_of_a_system_while_one_runs_is_refused_saying_wh
     """The nightly job and an operator's command at once raised every difference twice, and one run's closing pass
     could resolve what the other had just raised: the second is refused, naming the run in progress, and leaves no
     run of its own; once the first is done, the next one runs."""
-    import threading
-
-    from django.db import connection as db_connection
-
     seed(systems)
     systems.faults("crm", slow_ms=1500)
-    first: dict = {}
-
-    def run_first():
-        try:
-            first["run"] = reconciliation_run(system="crm", trigger="test")
-        finally:
-            db_connection.close()
-
-    thread = threading.Thread(target=run_first)
-    thread.start()
+    thread, first = in_thread(lambda: reconciliation_run(system="crm", trigger="test"))
     try:
         import time
 
@@ -318,7 +305,7 @@ def test_a_second_reconciliation_of_a_system_while_one_runs_is_refused_saying_wh
     finally:
         systems.faults("crm", slow_ms=0)
         thread.join(60)
-    assert not thread.is_alive() and first["run"].status == "succeeded"
+    assert not thread.is_alive() and first["result"].status == "succeeded"
     assert ReconciliationRun.objects.filter(system_id="crm").count() == 1
     again = reconciliation_run(system="crm", trigger="test")
     assert again.status == "succeeded" and ReconciliationRun.objects.filter(system_id="crm").count() == 2

@@ -11,7 +11,7 @@ from connectors.models import DeadLetter, Delivery, DeliveryStatus, SyncRun
 from connectors.services.dead_letters import dead_letter_replay_for_exception
 from connectors.services.relay import deliveries_claim, relay_run
 
-from .conftest import assert_delivered_once, ingest, rec
+from .conftest import assert_delivered_once, in_thread, ingest, rec
 
 
 @pytest.fixture
@@ -357,23 +357,11 @@ def test_a_slow_push_keeps_its_lease_so_no_newer_push_overtakes_it(sandbox, conn
 
 def _push_in_thread(ids: list[int], token: str):
     """relay_batch(ids, token) in a thread of its own (its own database connection); returns (thread, stats)."""
-    import threading
-
-    from django.db import connection as db_connection
-
     from connectors.services.relay import relay_batch
 
-    out: dict = {}
-
-    def run():
-        try:
-            relay_batch(ids=ids, token=token, out=out)
-        finally:
-            db_connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, out
+    stats: dict = {}
+    thread, _ = in_thread(lambda: relay_batch(ids=ids, token=token, out=stats))
+    return thread, stats
 
 
 def _taken_over(pk: int, token: str) -> None:
@@ -507,7 +495,6 @@ def test_a_batch_pushed_and_waiting_to_be_settled_stays_held_however_long_the_wa
     import threading
     import time
 
-    from django.db import connection as db_connection
     from django.db import transaction
 
     from canonical.services.ingest import match_lock
@@ -521,16 +508,12 @@ def test_a_batch_pushed_and_waiting_to_be_settled_stays_held_however_long_the_wa
     locked, release = threading.Event(), threading.Event()
 
     def a_page_holding_the_match_lock():
-        try:
-            with transaction.atomic():
-                match_lock("customer")
-                locked.set()
-                release.wait(30)
-        finally:
-            db_connection.close()
+        with transaction.atomic():
+            match_lock("customer")
+            locked.set()
+            release.wait(30)
 
-    page = threading.Thread(target=a_page_holding_the_match_lock)
-    page.start()
+    page, _ = in_thread(a_page_holding_the_match_lock)
     try:
         assert locked.wait(10)
         thread, stats = _push_in_thread(ids, "A")
