@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.models import BigIntegerField
 
 from canonical.models import ChangeEvent
 from connectors.models import FeedEntry
@@ -24,7 +25,6 @@ from connectors.webhooks.mapping import cloudevent
 
 _CURSOR = re.compile(r"^([0-9]{1,19})\.([0-9]{1,19})\Z")  # ASCII digits: \d would take "١.١" too
 MAX_LIMIT = 1000
-_MAX_PART = 2**63 - 1  # both parts are bigints (a transaction id, an event id)
 
 
 _PG_FEED = """
@@ -56,7 +56,7 @@ def cursor_parse(text: str | None) -> tuple[int, int]:
     if text in (None, ""):
         return (-1, 0)
     m = _CURSOR.match(text)
-    if not m or max(int(m.group(1)), int(m.group(2))) > _MAX_PART:
+    if not m or max(int(m.group(1)), int(m.group(2))) > BigIntegerField.MAX_BIGINT:  # both parts are bigints
         raise CursorError("not a feed cursor: use the `next_cursor` of the previous page (or leave it out)")
     return int(m.group(1)), int(m.group(2))
 

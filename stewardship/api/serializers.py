@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import BigIntegerField
 from rest_framework import serializers
 
 from canonical.models import DataException
@@ -66,7 +67,7 @@ class AssignInputSerializer(serializers.Serializer):
 
 class BulkAcceptInputSerializer(serializers.Serializer):
     tasks = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1, max_length=500
+        child=serializers.IntegerField(min_value=1, max_value=BigIntegerField.MAX_BIGINT), min_length=1, max_length=500
     )
     reason = serializers.CharField(max_length=2000)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth import get_user_model
+from django.db.models import BigIntegerField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, viewsets
@@ -54,13 +55,11 @@ _ERRORS = {
 }
 
 
-_MAX_ID = 2**63 - 1  # a bigint: a larger number in a look-up by `pk__in` was a database error (a 500)
-
-
 def _an_id(value) -> bool:
-    """A row id in a URL: ASCII digits only ('²' is a digit to str.isdigit, not to int()), within a bigint."""
+    """A row id in a URL: ASCII digits only ('²' is a digit to str.isdigit, not to int()), within a bigint (a larger
+    number in a look-up by `pk__in` was a database error: a 500)."""
     text = str(value)
-    return text.isascii() and text.isdigit() and int(text) <= _MAX_ID
+    return text.isascii() and text.isdigit() and int(text) <= BigIntegerField.MAX_BIGINT
 
 
 def _first(errors: dict) -> str:
